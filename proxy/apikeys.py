@@ -1,0 +1,130 @@
+"""API keys: the key format, its HMAC digest, and the record the gateway keeps of each key."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+from .model_names import model_allowed
+
+KEY_PREFIX = "olg_"
+_ALPHABET = string.digits + string.ascii_letters
+_BODY_LENGTH = 32  # 32 base62 characters = 190 bits of randomness
+_CHECK_LENGTH = 6  # base62 CRC32, as in GitHub's token format: typos are refused offline
+KEY_LENGTH = len(KEY_PREFIX) + _BODY_LENGTH + _CHECK_LENGTH
+DISPLAY_PREFIX_LENGTH = 12
+MAX_PRESENTED_LENGTH = 256
+ROLES = ("admin", "user")
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, rest = divmod(number, 62)
+        digits.append(_ALPHABET[rest])
+    return "".join(reversed(digits))
+
+
+def _checksum(body: str) -> str:
+    return _base62(zlib.crc32(body.encode()), _CHECK_LENGTH)
+
+
+def generate_key() -> str:
+    body = "".join(secrets.choice(_ALPHABET) for _ in range(_BODY_LENGTH))
+    return f"{KEY_PREFIX}{body}{_checksum(body)}"
+
+
+def plausible_key(presented: str) -> bool:
+    """Cheap checks before any lookup: junk and mistyped gateway keys never reach the database.
+
+    Keys of our own format must carry a valid checksum; other strings (operator-chosen demo
+    keys) only have to look like a token.
+    """
+    if not presented or len(presented) > MAX_PRESENTED_LENGTH or not presented.isascii():
+        return False
+    if presented.startswith(KEY_PREFIX) and len(presented) == KEY_LENGTH:
+        body, check = presented[len(KEY_PREFIX) : -_CHECK_LENGTH], presented[-_CHECK_LENGTH:]
+        return hmac.compare_digest(_checksum(body), check)
+    return presented.isprintable()
+
+
+def key_digest(secret_key: str, presented: str) -> bytes:
+    """HMAC-SHA256 keyed by SECRET_KEY: a database dump alone cannot check a guessed key."""
+    return hmac.new(secret_key.encode(), presented.encode(), hashlib.sha256).digest()
+
+
+def display_prefix(key: str) -> str:
+    """Enough to tell keys apart in a listing; operator-chosen keys show only 4 characters."""
+    if key.startswith(KEY_PREFIX) and len(key) == KEY_LENGTH:
+        return key[:DISPLAY_PREFIX_LENGTH]
+    return key[:4]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """What the gateway knows of a key; never the key itself nor its digest."""
+
+    id: UUID
+    prefix: str
+    name: str
+    role: str
+    rate_limit: int
+    models: tuple[str, ...] | None
+    is_active: bool
+    expires_at: datetime | None
+    created_at: datetime
+    last_used_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> KeyRecord:
+        models = row["models"]
+        return cls(
+            id=row["id"],
+            prefix=row["prefix"],
+            name=row["name"],
+            role=row["role"],
+            rate_limit=row["rate_limit"],
+            models=tuple(models) if models is not None else None,
+            is_active=row["is_active"],
+            expires_at=row["expires_at"],
+            created_at=row["created_at"],
+            last_used_at=row["last_used_at"],
+        )
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def usable(self, now: datetime | None = None) -> bool:
+        if not self.is_active:
+            return False
+        if self.expires_at is None:
+            return True
+        return self.expires_at > (now or datetime.now(timezone.utc))
+
+    def allows_model(self, model: str) -> bool:
+        return model_allowed(self.models, model)
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "id": str(self.id),
+            "prefix": self.prefix,
+            "name": self.name,
+            "role": self.role,
+            "rate_limit": self.rate_limit,
+            "models": list(self.models) if self.models is not None else None,
+            "is_active": self.is_active,
+            "expires_at": iso(self.expires_at),
+            "created_at": iso(self.created_at),
+            "last_used_at": iso(self.last_used_at),
+        }

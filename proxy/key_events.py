@@ -1,0 +1,76 @@
+"""Listens for key changes from any process (NOTIFY api_keys_changed) and drops them from the cache."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import asyncpg
+from aiohttp import web
+
+from .db import DATABASE_ERRORS
+from .key_cache import KeyCache
+from .typedefs import KEY_CACHE, SETTINGS
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "api_keys_changed"
+MAX_BACKOFF = 30.0
+
+
+class KeyEventListener:
+    """One dedicated connection (LISTEN does not survive a pool's connection reuse).
+
+    NOTIFY has no replay: whenever the connection is (re)made, events may have been missed,
+    so the whole cache is flushed. The cache TTL covers the time the listener is down.
+    """
+
+    def __init__(self, dsn: str, cache: KeyCache) -> None:
+        self._dsn = dsn
+        self._cache = cache
+        self._lost = asyncio.Event()
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        try:
+            self._cache.invalidate(UUID(payload))
+        except ValueError:
+            self._cache.clear()
+
+    def _on_terminate(self, conn: object) -> None:
+        self._lost.set()
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=10)
+            except DATABASE_ERRORS as exc:
+                log.warning("key change listener cannot connect (%s); retrying in %.0fs", type(exc).__name__, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            backoff = 0.5
+            self._lost.clear()
+            try:
+                conn.add_termination_listener(self._on_terminate)
+                await conn.add_listener(CHANNEL, self._on_notify)
+                self._cache.clear()
+                await self._lost.wait()
+                log.warning("key change listener lost its connection; reconnecting")
+            except DATABASE_ERRORS:
+                pass
+            finally:
+                with contextlib.suppress(*DATABASE_ERRORS):
+                    await conn.close(timeout=2)
+
+
+async def key_events_context(app: web.Application) -> AsyncIterator[None]:
+    listener = KeyEventListener(app[SETTINGS].database_url, app[KEY_CACHE])
+    task = asyncio.create_task(listener.run(), name="key-events")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,83 @@
+"""Validation of the editable fields of a key, shared by the admin API and the CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from .apikeys import ROLES
+
+MAX_NAME_LENGTH = 200
+MAX_RATE_LIMIT = 10_000_000
+
+
+def parse_name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
+        raise ValueError(f"name must be a non-empty string of at most {MAX_NAME_LENGTH} characters")
+    return value.strip()
+
+
+def parse_role(value: Any) -> str:
+    if value not in ROLES:
+        raise ValueError(f"role must be one of: {', '.join(ROLES)}")
+    return value
+
+
+def parse_positive_int(field: str, value: Any, maximum: int = MAX_RATE_LIMIT) -> int:
+    # bool is an int in Python; `true` is not a rate.
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
+        raise ValueError(f"{field} must be a whole number from 1 to {maximum}")
+    return value
+
+
+def parse_models(value: Any) -> list[str] | None:
+    """None (every model) or a list of names."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(m, str) and m.strip() for m in value):
+        raise ValueError("models must be null or a list of model names")
+    return sorted({m.strip() for m in value})
+
+
+def parse_models_list(value: str) -> list[str] | None:
+    """The CLI's form: `a,b,c`."""
+    return parse_models([part.strip() for part in value.split(",") if part.strip()])
+
+
+def parse_expires_at(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("expires_at must be an ISO 8601 timestamp or null")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"expires_at: {value!r} is not an ISO 8601 timestamp") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def parse_is_active(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("is_active must be true or false")
+    return value
+
+
+PARSERS = {
+    "name": parse_name,
+    "role": parse_role,
+    "rate_limit": lambda v: parse_positive_int("rate_limit", v),
+    "models": parse_models,
+    "expires_at": parse_expires_at,
+    "is_active": parse_is_active,
+}
+CREATE_FIELDS = ("name", "role", "rate_limit", "models", "expires_at")
+
+
+def parse_key_fields(data: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+    """Validate the given fields; unknown fields are refused, so a typo is never silently ignored."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    return {field: PARSERS[field](value) for field, value in data.items()}

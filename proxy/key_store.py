@@ -1,0 +1,117 @@
+"""API keys in PostgreSQL: create, read, update, revoke; only digests are stored."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from .apikeys import KeyRecord, display_prefix, generate_key, key_digest
+
+_COLUMNS = "id, prefix, name, role, rate_limit, models, is_active, expires_at, created_at, last_used_at"
+
+INSERT_KEY = f"""
+INSERT INTO api_keys (id, key_hash, prefix, name, role, rate_limit, models, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING {_COLUMNS}
+"""
+SELECT_BY_DIGEST = f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = $1"
+SELECT_BY_ID = f"SELECT {_COLUMNS} FROM api_keys WHERE id = $1"
+SELECT_BY_ID_FOR_UPDATE = f"SELECT {_COLUMNS} FROM api_keys WHERE id = $1 FOR UPDATE"
+SELECT_BY_PREFIX = f"SELECT {_COLUMNS} FROM api_keys WHERE prefix LIKE $1 || '%' ORDER BY created_at"
+SELECT_ALL = f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, id"
+UPDATE_KEY = f"""
+UPDATE api_keys
+SET name = $2, role = $3, rate_limit = $4, models = $5, expires_at = $6, is_active = $7
+WHERE id = $1
+RETURNING {_COLUMNS}
+"""
+# A demo key set in the environment is made usable again at every start, whatever was done to it.
+ENSURE_KEY = f"""
+INSERT INTO api_keys (id, key_hash, prefix, name, role, rate_limit)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (key_hash) DO UPDATE SET is_active = true, role = EXCLUDED.role, expires_at = NULL
+RETURNING {_COLUMNS}
+"""
+COUNT_ACTIVE_ADMINS = """
+SELECT count(*) FROM api_keys
+WHERE role = 'admin' AND is_active AND (expires_at IS NULL OR expires_at > now())
+"""
+
+UPDATABLE = ("name", "role", "rate_limit", "models", "expires_at", "is_active")
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A freshly created key: the plaintext exists only here, to be shown once."""
+
+    key: str
+    record: KeyRecord
+
+
+class KeyStore:
+    def __init__(self, pool: asyncpg.Pool, secret_key: str) -> None:
+        self._pool = pool
+        self._secret_key = secret_key
+
+    def __repr__(self) -> str:
+        return "KeyStore()"  # SECURITY: the secret stays out of reprs
+
+    def digest(self, presented: str) -> bytes:
+        return key_digest(self._secret_key, presented)
+
+    async def create(self, *, name: str, role: str, rate_limit: int,
+                     models: list[str] | None = None, expires_at: Any = None) -> NewKey:
+        key = generate_key()
+        row = await self._pool.fetchrow(
+            INSERT_KEY, uuid.uuid4(), self.digest(key), display_prefix(key),
+            name, role, rate_limit, models, expires_at,
+        )
+        return NewKey(key, KeyRecord.from_row(row))
+
+    async def ensure(self, key: str, *, name: str, role: str, rate_limit: int) -> KeyRecord:
+        row = await self._pool.fetchrow(
+            ENSURE_KEY, uuid.uuid4(), self.digest(key), display_prefix(key), name, role, rate_limit
+        )
+        return KeyRecord.from_row(row)
+
+    async def find_by_digest(self, digest: bytes) -> KeyRecord | None:
+        row = await self._pool.fetchrow(SELECT_BY_DIGEST, digest)
+        return KeyRecord.from_row(row) if row else None
+
+    async def get(self, key_id: UUID) -> KeyRecord | None:
+        row = await self._pool.fetchrow(SELECT_BY_ID, key_id)
+        return KeyRecord.from_row(row) if row else None
+
+    async def find(self, id_or_prefix: str) -> list[KeyRecord]:
+        """For the CLI: a full id, or the display prefix (or its start) shown by `keys list`."""
+        try:
+            record = await self.get(UUID(id_or_prefix))
+            return [record] if record else []
+        except ValueError:
+            rows = await self._pool.fetch(SELECT_BY_PREFIX, id_or_prefix)
+            return [KeyRecord.from_row(row) for row in rows]
+
+    async def list(self) -> list[KeyRecord]:
+        return [KeyRecord.from_row(row) for row in await self._pool.fetch(SELECT_ALL)]
+
+    async def update(self, key_id: UUID, changes: dict[str, Any]) -> KeyRecord | None:
+        unknown = set(changes) - set(UPDATABLE)
+        if unknown:
+            raise ValueError(f"not updatable: {', '.join(sorted(unknown))}")
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(SELECT_BY_ID_FOR_UPDATE, key_id)
+            if row is None:
+                return None
+            merged = {field: changes.get(field, row[field]) for field in UPDATABLE}
+            row = await conn.fetchrow(UPDATE_KEY, key_id, *(merged[f] for f in UPDATABLE))
+        return KeyRecord.from_row(row)
+
+    async def revoke(self, key_id: UUID) -> KeyRecord | None:
+        return await self.update(key_id, {"is_active": False})
+
+    async def count_active_admins(self) -> int:
+        return await self._pool.fetchval(COUNT_ACTIVE_ADMINS)

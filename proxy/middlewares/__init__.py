@@ -1,0 +1,1 @@
+"""The middleware chain; its order is declared once, in app.py."""

@@ -1,0 +1,27 @@
+"""Model names as Ollama resolves them, so an allow-list entry `llama3` also admits `llama3:latest`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def normalize_model(name: str) -> str:
+    """`llama3` and `llama3:latest` are one model to Ollama; `ns/m` and `ns/m:latest` too."""
+    name = name.strip()
+    if ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return name
+
+
+def model_allowed(allow_list: Iterable[str] | None, model: str) -> bool:
+    """None allows every model; an entry ending in `*` allows every name that starts with it."""
+    if allow_list is None:
+        return True
+    wanted = normalize_model(model)
+    for entry in allow_list:
+        if entry.endswith("*"):
+            if wanted.startswith(entry[:-1]):
+                return True
+        elif normalize_model(entry) == wanted:
+            return True
+    return False

@@ -1,0 +1,51 @@
+"""One request's usage record, filled along the middleware chain and handed to a sink when done."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """Columns of request_log; never prompt or response content."""
+
+    id: UUID
+    created_at: datetime
+    endpoint: str
+    method: str
+    client_ip: str | None
+    bytes_in: int = 0
+    api_key_id: UUID | None = None
+    model: str | None = None
+    status_code: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    usage_estimated: bool = False
+    response_time: float | None = None  # ms
+    ttfb: float | None = None  # ms, first upstream byte
+    bytes_out: int = 0
+    error: str | None = None
+
+    @property
+    def tokens_used(self) -> int | None:
+        if self.prompt_tokens is None and self.completion_tokens is None:
+            return None
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+
+class RecordSink(Protocol):
+    def enqueue(self, record: RequestRecord) -> None:
+        """Take a finished record without blocking the request."""
+
+
+class LoggingSink:
+    """Stand-in sink before the database writer exists: records go to the debug log."""
+
+    def enqueue(self, record: RequestRecord) -> None:
+        log.debug("request %s %s %s -> %s", record.id, record.method, record.endpoint, record.status_code)

@@ -1,0 +1,82 @@
+"""Admin API for keys: create (the plaintext is returned this once), list, show, edit, revoke."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from aiohttp import web
+
+from ..access import require_admin
+from ..apikeys import KeyRecord
+from ..gateway_error import GatewayError
+from ..json_body import read_json_object
+from ..key_fields import CREATE_FIELDS, PARSERS, parse_key_fields
+from ..typedefs import KEY_CACHE, KEY_STORE, SETTINGS
+
+
+def _key_id(request: web.Request) -> UUID:
+    try:
+        return UUID(request.match_info["key_id"])
+    except ValueError:
+        raise GatewayError(404, "no such key") from None
+
+
+def _found(record: KeyRecord | None) -> KeyRecord:
+    if record is None:
+        raise GatewayError(404, "no such key")
+    return record
+
+
+def _fields(data: dict, allowed: tuple[str, ...]) -> dict:
+    try:
+        return parse_key_fields(data, allowed)
+    except ValueError as exc:
+        raise GatewayError(400, str(exc)) from None
+
+
+async def create_key(request: web.Request) -> web.Response:
+    require_admin(request)
+    fields = _fields(await read_json_object(request), CREATE_FIELDS)
+    if "name" not in fields:
+        raise GatewayError(400, "name is required")
+    fields.setdefault("role", "user")
+    fields.setdefault("rate_limit", request.app[SETTINGS].default_rate_limit)
+    new = await request.app[KEY_STORE].create(**fields)
+    return web.json_response({**new.record.to_json(), "key": new.key}, status=201)
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    require_admin(request)
+    records = await request.app[KEY_STORE].list()
+    return web.json_response({"keys": [record.to_json() for record in records]})
+
+
+async def show_key(request: web.Request) -> web.Response:
+    require_admin(request)
+    record = _found(await request.app[KEY_STORE].get(_key_id(request)))
+    return web.json_response(record.to_json())
+
+
+async def update_key(request: web.Request) -> web.Response:
+    require_admin(request)
+    key_id = _key_id(request)
+    changes = _fields(await read_json_object(request), tuple(PARSERS))
+    record = _found(await request.app[KEY_STORE].update(key_id, changes))
+    request.app[KEY_CACHE].invalidate(key_id)  # this process at once; others hear NOTIFY
+    return web.json_response(record.to_json())
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    require_admin(request)
+    key_id = _key_id(request)
+    record = _found(await request.app[KEY_STORE].revoke(key_id))
+    request.app[KEY_CACHE].invalidate(key_id)
+    return web.json_response(record.to_json())
+
+
+def setup_key_routes(app: web.Application) -> None:
+    app.router.add_post("/api/keys", create_key)
+    app.router.add_get("/api/keys", list_keys)
+    app.router.add_get("/api/keys/{key_id}", show_key)
+    app.router.add_patch("/api/keys/{key_id}", update_key)
+    app.router.add_delete("/api/keys/{key_id}", revoke_key)

@@ -1,0 +1,167 @@
+"""Settings: read once from the environment (and `.env`), validated, frozen, secrets out of repr."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from yarl import URL
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; `str()` is the one line shown to the user."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+
+
+def _secret() -> Any:
+    # SECURITY: secrets never appear in repr(), so never in a log line or a traceback.
+    return field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    ollama_base_url: URL = URL("http://127.0.0.1:11434")
+    database_url: str | None = field(default=None, repr=False)
+    data_dir: Path = Path("~/.local/share/ollama-gateway").expanduser()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str | None = _secret()
+    demo_admin_key: str | None = _secret()
+    demo_user_key: str | None = _secret()
+    access_token_expire_minutes: int = 60
+    log_level: str = "INFO"
+    log_format: str = "text"
+    default_rate_limit: int = 1000
+    key_cache_ttl: float = 30.0
+    upstream_connect_timeout: float = 10.0
+    upstream_read_timeout: float = 300.0
+    max_body_size: int = 100 * 1024 * 1024
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """CLI flags win over the environment; None means "flag not given"."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _default_data_dir(env: Mapping[str, str]) -> Path:
+    home = env.get("HOME") or os.path.expanduser("~")
+    base = env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    return Path(base) / "ollama-gateway"
+
+
+def parse_port(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ValueError(f"{value!r} is not a port number (1-65535)")
+    return int(value)
+
+
+def parse_http_url(value: str) -> URL:
+    try:
+        url = URL(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"{value!r} is not an http(s) URL with a host")
+    return url
+
+
+def parse_database_url(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must start with postgresql:// (the value is not shown: it may hold a password)")
+    return value
+
+
+def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
+    def parse(value: str) -> T:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a {kind.__name__}") from None
+        if number <= 0:  # type: ignore[operator]
+            raise ValueError(f"{value!r} must be greater than 0")
+        return number
+
+    return parse
+
+
+def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        normal = value.upper() if upper else value.lower()
+        if normal not in options:
+            raise ValueError(f"{value!r} is not one of {', '.join(options)}")
+        return normal
+
+    return parse
+
+
+def _secret_value(value: str) -> str:
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+    return value
+
+
+def _key_value(value: str) -> str:
+    if len(value) < 16 or not value.isascii() or not value.isprintable() or " " in value:
+        raise ValueError("must be at least 16 printable ASCII characters without spaces")
+    return value
+
+
+# Environment variable -> (field, parser). The table is the documentation's source of truth.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "OLLAMA_BASE_URL": ("ollama_base_url", parse_http_url),
+    "DATABASE_URL": ("database_url", parse_database_url),
+    "GATEWAY_DATA_DIR": ("data_dir", lambda v: Path(v).expanduser()),
+    "GATEWAY_HOST": ("host", str),
+    "GATEWAY_PORT": ("port", parse_port),
+    "SECRET_KEY": ("secret_key", _secret_value),
+    "DEMO_ADMIN_KEY": ("demo_admin_key", _key_value),
+    "DEMO_USER_KEY": ("demo_user_key", _key_value),
+    "ACCESS_TOKEN_EXPIRE_MINUTES": ("access_token_expire_minutes", _positive(int)),
+    "LOG_LEVEL": ("log_level", _choice(LOG_LEVELS, upper=True)),
+    "LOG_FORMAT": ("log_format", _choice(LOG_FORMATS)),
+    "DEFAULT_RATE_LIMIT": ("default_rate_limit", _positive(int)),
+    "KEY_CACHE_TTL": ("key_cache_ttl", _positive(float)),
+    "OLLAMA_CONNECT_TIMEOUT": ("upstream_connect_timeout", _positive(float)),
+    "OLLAMA_READ_TIMEOUT": ("upstream_read_timeout", _positive(float)),
+    "MAX_BODY_SIZE": ("max_body_size", _positive(int)),
+}
+_FIELDS = {f.name for f in fields(Settings)}
+assert {name for name, _ in ENVIRONMENT.values()} <= _FIELDS
+
+
+def parse_setting(variable: str, value: str) -> Any:
+    """Parse one variable's value; raise SettingsError naming the variable."""
+    _, parser = ENVIRONMENT[variable]
+    try:
+        return parser(value.strip())
+    except ValueError as exc:
+        raise SettingsError(variable, str(exc)) from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from `env` (default: os.environ); empty values count as unset."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {"data_dir": _default_data_dir(env)}
+    for variable, (name, _) in ENVIRONMENT.items():
+        raw = env.get(variable, "").strip()
+        if raw:
+            values[name] = parse_setting(variable, raw)
+    settings = Settings(**values)
+    if settings.database_url and not settings.secret_key:
+        raise SettingsError("SECRET_KEY", "is required with an external DATABASE_URL")
+    return settings

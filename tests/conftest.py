@@ -1,0 +1,32 @@
+"""Fixtures: a real PostgreSQL database per session, and a clean slate per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from tests.database import create_database, drop_database, server_dsn
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = server_dsn(tmp_path_factory.mktemp("pg"))
+    dsn = create_database(server)
+    yield dsn
+    drop_database(server, dsn)
+
+
+@pytest.fixture
+async def db(database_url: str) -> asyncpg.Connection:
+    """A connection to the test database, emptied of rows first (the schema stays)."""
+    conn = await asyncpg.connect(database_url)
+    tables = await conn.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+    )
+    if tables:
+        names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+        await conn.execute(f"TRUNCATE {names}")
+    yield conn
+    await conn.close()

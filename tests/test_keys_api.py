@@ -1,0 +1,170 @@
+"""The admin key API and authentication, through the real app on a real socket."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import aiohttp
+import pytest
+
+from tests.factories import ADMIN_KEY, USER_KEY, bearer, make_settings, start_gateway
+
+
+@pytest.fixture
+async def gateway(aiohttp_server, database_url, db):
+    return await start_gateway(aiohttp_server, make_settings(database_url))
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def _json(response: aiohttp.ClientResponse):
+    assert response.content_type == "application/json"
+    return await response.json()
+
+
+async def test_health_needs_no_key(gateway, http):
+    async with http.get(gateway.u("/health")) as r:
+        assert r.status == 200
+        assert (await r.json()) == {"status": "ok"}
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"Authorization": "Bearer not-a-key-at-all-0000"},
+    {"Authorization": "Bearer olg_0000000000000000000000000000000000000000"},  # bad checksum
+    {"x-api-key": "unknown-key-unknown-key"},
+    {"Authorization": "Basic dXNlcjpwYXNz"},
+    {"Authorization": "Bearer"},
+    {"Authorization": "Bearer " + "a" * 5000},
+])
+async def test_every_bad_key_gets_the_same_401(gateway, http, headers):
+    async with http.get(gateway.u("/api/keys"), headers=headers) as r:
+        assert r.status == 401
+        assert await _json(r) == {"error": "invalid or missing API key"}
+        assert r.headers["x-should-retry"] == "false"
+
+
+async def test_two_credentials_are_refused_as_ambiguous(gateway, http):
+    headers = {**bearer(ADMIN_KEY), "x-api-key": USER_KEY}
+    async with http.get(gateway.u("/api/keys"), headers=headers) as r:
+        assert r.status == 401
+
+
+async def test_user_key_gets_403_and_admin_key_lists_without_secrets(gateway, http, db):
+    async with http.get(gateway.u("/api/keys"), headers=bearer(USER_KEY)) as r:
+        assert r.status == 403
+        assert "admin" in (await _json(r))["error"]
+    async with http.get(gateway.u("/api/keys"), headers={"x-api-key": ADMIN_KEY}) as r:
+        assert r.status == 200
+        body = await r.text()
+    assert ADMIN_KEY not in body and USER_KEY not in body
+    assert "key_hash" not in body
+    listed = json.loads(body)["keys"]
+    assert {k["name"] for k in listed} == {"demo-admin", "demo-user"}
+
+
+async def test_created_key_is_shown_once_works_at_once_and_revokes(gateway, http, db):
+    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY),
+                         json={"name": "alice", "role": "user", "rate_limit": 60, "models": ["llama3"]}) as r:
+        assert r.status == 201
+        created = await r.json()
+    key = created.pop("key")
+    assert key.startswith("olg_") and len(key) == 42
+    assert created["models"] == ["llama3"] and created["rate_limit"] == 60
+
+    async with http.get(gateway.u(f"/api/keys/{created['id']}"), headers=bearer(ADMIN_KEY)) as r:
+        shown = await r.json()
+    assert "key" not in shown and shown["prefix"] == key[:12]
+
+    # No plaintext anywhere in the table.
+    rows = await db.fetch("SELECT * FROM api_keys")
+    assert all(key not in str(dict(row)) for row in rows)
+
+    async with http.get(gateway.u("/api/keys"), headers=bearer(key)) as r:
+        assert r.status == 403  # authenticated (not 401) but not an admin
+
+    async with http.delete(gateway.u(f"/api/keys/{created['id']}"), headers=bearer(ADMIN_KEY)) as r:
+        assert r.status == 200
+        assert (await r.json())["is_active"] is False
+    async with http.get(gateway.u("/api/keys"), headers=bearer(key)) as r:
+        assert r.status == 401
+    assert await db.fetchval("SELECT count(*) FROM api_keys WHERE id = $1", uuid.UUID(created["id"])) == 1
+
+
+async def test_patch_edits_fields_and_deactivation_applies_next_request(gateway, http):
+    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "bob"}) as r:
+        created = await r.json()
+    assert created["role"] == "user" and created["rate_limit"] == 1000  # the defaults
+    url = gateway.u(f"/api/keys/{created['id']}")
+    async with http.patch(url, headers=bearer(ADMIN_KEY), json={"role": "admin", "models": None}) as r:
+        assert r.status == 200
+        assert (await r.json())["role"] == "admin"
+    async with http.get(gateway.u("/api/keys"), headers=bearer(created["key"])) as r:
+        assert r.status == 200  # now an admin
+    async with http.patch(url, headers=bearer(ADMIN_KEY), json={"is_active": False}) as r:
+        assert r.status == 200
+    async with http.get(gateway.u("/api/keys"), headers=bearer(created["key"])) as r:
+        assert r.status == 401
+
+
+async def test_expired_key_gets_the_same_401(gateway, http):
+    past = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
+    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY),
+                         json={"name": "old", "role": "admin", "expires_at": past}) as r:
+        key = (await r.json())["key"]
+    async with http.get(gateway.u("/api/keys"), headers=bearer(key)) as r:
+        assert r.status == 401
+        assert await r.json() == {"error": "invalid or missing API key"}
+
+
+@pytest.mark.parametrize("body, fragment", [
+    (b"{not json", "invalid JSON"),
+    (b"", "missing request body"),
+    (b"[1, 2]", "JSON object"),
+    (b'{"name": "x", "role": "root"}', "role must be one of"),
+    (b'{"name": "x", "rate_limit": -5}', "rate_limit"),
+    (b'{"name": "x", "rate_limit": true}', "rate_limit"),
+    (b'{"name": "x", "models": "llama3"}', "models"),
+    (b'{"name": "x", "expires_at": "tomorrow"}', "ISO 8601"),
+    (b'{"name": "x", "colour": "red"}', "unknown field"),
+    (b'{"role": "user"}', "name is required"),
+    (b'{"name": "\xff\xfe"}', "invalid JSON"),
+])
+async def test_bad_key_bodies_get_a_clear_400(gateway, http, body, fragment):
+    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), data=body) as r:
+        assert r.status == 400
+        assert fragment in (await _json(r))["error"]
+
+
+async def test_huge_admin_body_gets_413(gateway, http):
+    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), data=b"x" * (2 * 1024 * 1024)) as r:
+        assert r.status == 413
+        assert "exceeds" in (await _json(r))["error"]
+
+
+async def test_unknown_routes_and_ids_get_json_404(gateway, http):
+    async with http.get(gateway.u("/no/such/route"), headers=bearer(ADMIN_KEY)) as r:
+        assert r.status == 404
+        assert "no route" in (await _json(r))["error"]
+    for key_id in ("not-a-uuid", "00000000-0000-0000-0000-000000000000"):
+        async with http.get(gateway.u(f"/api/keys/{key_id}"), headers=bearer(ADMIN_KEY)) as r:
+            assert r.status == 404
+            assert (await _json(r)) == {"error": "no such key"}
+    async with http.put(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY)) as r:
+        assert r.status == 405
+        assert "error" in await _json(r)
+
+
+async def test_request_id_is_returned_and_a_well_formed_one_kept(gateway, http):
+    mine = "6f1c7a52-3c1e-4a57-9d55-0a5f6b1c2d3e"
+    async with http.get(gateway.u("/health"), headers={"X-Request-ID": mine}) as r:
+        assert r.headers["X-Request-ID"] == mine
+    async with http.get(gateway.u("/health"), headers={"X-Request-ID": "<script>"}) as r:
+        assert r.headers["X-Request-ID"] != "<script>"
+        assert len(r.headers["X-Request-ID"]) == 36
