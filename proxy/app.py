@@ -15,13 +15,17 @@ from .middlewares.auth import auth_middleware
 from .middlewares.errors import errors_middleware
 from .middlewares.timing import add_request_id, timing_middleware
 from .request_record import LoggingSink, RecordSink
+from .ollama_routes import PUBLIC_PATHS as OLLAMA_PUBLIC_PATHS
+from .routes.health import PATH as HEALTH_PATH
 from .routes.health import setup_health_routes
+from .routes.passthrough import setup_passthrough_routes
 from .routes.keys import setup_key_routes
 from .settings import Settings
+from .upstream import upstream_session_context
 from .typedefs import KEY_CACHE, KEY_STORE, POOL, RECORD_SINK, SETTINGS
 
 # Reachable without a key: liveness, and the probes the stock `ollama` CLI sends without one.
-PUBLIC_PATHS = ("/health", "/", "/api/version")
+PUBLIC_PATHS = (HEALTH_PATH, *OLLAMA_PUBLIC_PATHS)
 
 
 def create_app(settings: Settings, *, sink: RecordSink | None = None) -> web.Application:
@@ -36,6 +40,7 @@ def create_app(settings: Settings, *, sink: RecordSink | None = None) -> web.App
     app.cleanup_ctx.append(_key_store_context)
     app.cleanup_ctx.append(key_events_context)
     app.cleanup_ctx.append(startup_keys_context)
+    app.cleanup_ctx.append(upstream_session_context)
 
     # Timing is outermost so it sees (and records) every rejection; errors render rejections
     # as JSON before timing reads the status; auth comes before anything that is per key.
@@ -48,6 +53,7 @@ def create_app(settings: Settings, *, sink: RecordSink | None = None) -> web.App
 
     setup_health_routes(app)
     setup_key_routes(app)
+    setup_passthrough_routes(app)
     return app
 
 

@@ -10,6 +10,8 @@ from uuid import UUID
 
 log = logging.getLogger(__name__)
 
+CLIENT_CLOSED = 499  # nginx's code for "the client closed the request before the answer"
+
 
 @dataclass(slots=True)
 class RequestRecord:

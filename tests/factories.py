@@ -54,3 +54,13 @@ async def start_gateway(aiohttp_server: Any, settings: Settings, **app_options: 
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+class RecordingSink:
+    """Keeps finished request records in memory, for tests that inspect what was measured."""
+
+    def __init__(self) -> None:
+        self.records: list = []
+
+    def enqueue(self, record) -> None:
+        self.records.append(record)

@@ -10,10 +10,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from ..request_id import HEADER, request_id_from
-from ..request_record import RecordSink, RequestRecord
+from ..request_record import CLIENT_CLOSED, RecordSink, RequestRecord
 from ..typedefs import RECORD
 
-CLIENT_CLOSED = 499  # nginx's code for "client closed the request before the answer"
 
 
 def timing_middleware(*, sink: RecordSink) -> Middleware:
@@ -37,7 +36,8 @@ def timing_middleware(*, sink: RecordSink) -> Middleware:
         request[RECORD] = record
         try:
             response = await handler(request)
-            record.status_code = response.status
+            # A relay that saw its client leave has already said so (499); keep that.
+            record.status_code = record.status_code or response.status
             return response
         except asyncio.CancelledError:
             record.status_code = CLIENT_CLOSED

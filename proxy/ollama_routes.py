@@ -1,0 +1,72 @@
+"""Ollama's route table (ollama-api.md §1) with the access each route needs at the gateway."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Access(enum.Enum):
+    PUBLIC = "public"  # the stock `ollama` CLI probes these and cannot send a key
+    ANY_KEY = "any key"
+    ADMIN = "admin"  # mutates the server or uses its ollama.com identity (ollama-api.md §7.9)
+
+
+class Listing(enum.Enum):
+    """Responses that list models, filtered down to a key's allow-list."""
+
+    NONE = 0
+    NATIVE = 1  # {"models": [{"name", "model", ...}]}: /api/tags, /api/ps
+    OPENAI = 2  # {"object": "list", "data": [{"id", ...}]}: /v1/models
+
+
+@dataclass(frozen=True, slots=True)
+class OllamaRoute:
+    methods: tuple[str, ...]
+    path: str  # aiohttp pattern
+    access: Access
+    json_body: bool = False  # a JSON body that may name models
+    listing: Listing = Listing.NONE
+    path_model: bool = False  # the model is the last path segment (/v1/models/{model})
+
+
+_GET = ("GET",)  # aiohttp adds HEAD to every GET route
+_POST = ("POST",)
+
+ROUTES: tuple[OllamaRoute, ...] = (
+    OllamaRoute(_GET, "/", Access.PUBLIC),
+    OllamaRoute(_GET, "/api/version", Access.PUBLIC),
+    OllamaRoute(_GET, "/api/status", Access.ANY_KEY),
+    OllamaRoute(_GET, "/api/tags", Access.ANY_KEY, listing=Listing.NATIVE),
+    OllamaRoute(_GET, "/api/ps", Access.ANY_KEY, listing=Listing.NATIVE),
+    OllamaRoute(_POST, "/api/show", Access.ANY_KEY, json_body=True),
+    OllamaRoute(_POST, "/api/generate", Access.ANY_KEY, json_body=True),
+    OllamaRoute(_POST, "/api/chat", Access.ANY_KEY, json_body=True),
+    OllamaRoute(_POST, "/api/embed", Access.ANY_KEY, json_body=True),
+    OllamaRoute(_POST, "/api/embeddings", Access.ANY_KEY, json_body=True),
+    OllamaRoute(_POST, "/api/pull", Access.ADMIN, json_body=True),
+    OllamaRoute(_POST, "/api/push", Access.ADMIN, json_body=True),
+    OllamaRoute(_POST, "/api/create", Access.ADMIN, json_body=True),
+    OllamaRoute(_POST, "/api/copy", Access.ADMIN, json_body=True),
+    OllamaRoute(("DELETE",), "/api/delete", Access.ADMIN, json_body=True),
+    OllamaRoute(_POST, "/api/me", Access.ADMIN),
+    OllamaRoute(_POST, "/api/signout", Access.ADMIN),
+    OllamaRoute(("DELETE",), "/api/user/keys/{encoded_key}", Access.ADMIN),
+    # Blobs are multi-GB model files: streamed through, never read (ollama-api.md §7.5).
+    OllamaRoute(("POST", "HEAD"), "/api/blobs/{digest}", Access.ADMIN),
+    OllamaRoute(("GET", "POST"), "/api/experimental/{tail:.+}", Access.ADMIN),
+    OllamaRoute(_POST, "/v1/chat/completions", Access.ANY_KEY, json_body=True),
+    OllamaRoute(_POST, "/v1/completions", Access.ANY_KEY, json_body=True),
+    OllamaRoute(_POST, "/v1/embeddings", Access.ANY_KEY, json_body=True),
+    OllamaRoute(_POST, "/v1/responses", Access.ANY_KEY, json_body=True),
+    OllamaRoute(_POST, "/v1/messages", Access.ANY_KEY, json_body=True),
+    OllamaRoute(_POST, "/v1/images/generations", Access.ANY_KEY, json_body=True),
+    OllamaRoute(_POST, "/v1/images/edits", Access.ANY_KEY, json_body=True),
+    # multipart/form-data: its model field is not read (see model_policy.py).
+    OllamaRoute(_POST, "/v1/audio/transcriptions", Access.ANY_KEY),
+    OllamaRoute(_GET, "/v1/models", Access.ANY_KEY, listing=Listing.OPENAI),
+    # `{model:.+}`: the OpenAI SDK sends `/` inside a model id as %2F (ollama-api.md §5).
+    OllamaRoute(_GET, "/v1/models/{model:.+}", Access.ANY_KEY, path_model=True),
+)
+
+PUBLIC_PATHS = tuple(route.path for route in ROUTES if route.access is Access.PUBLIC)

@@ -1,0 +1,109 @@
+"""Every Ollama route, forwarded unchanged once the key may use it (ollama-api.md §7)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import partial
+from typing import Any
+
+from aiohttp import ClientResponse, web
+
+from ..apikeys import KeyRecord
+from ..gateway_error import GatewayError, forbidden
+from ..json_body import parse_json_object, read_body
+from ..listing_filter import filter_listing
+from ..model_policy import key_may_use, requested_models
+from ..ollama_routes import ROUTES, Access, Listing, OllamaRoute
+from ..relay import relay_response
+from ..request_record import RequestRecord
+from ..typedefs import API_KEY, RECORD, SETTINGS, UPSTREAM_SESSION
+from ..upstream import UPSTREAM_ERRORS, upstream_failure, upstream_request_headers, upstream_url
+
+# Above this, parsing the JSON body to find its model moves off the event loop, so one request
+# with large base64 images does not stall every stream in flight.
+_INLINE_PARSE_LIMIT = 256 * 1024
+_LISTING_LIMIT = 16 * 1024 * 1024
+
+
+async def _json_body(request: web.Request) -> tuple[bytes, dict[str, Any] | None]:
+    body = await read_body(request, request.app[SETTINGS].max_body_size)
+    if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+        return body, None  # zstd on /v1 (ollama-api.md §2): the model cannot be read
+    if len(body) <= _INLINE_PARSE_LIMIT:
+        return body, parse_json_object(body)
+    return body, await asyncio.to_thread(parse_json_object, body)
+
+
+def _check_access(request: web.Request, route: OllamaRoute, data: dict[str, Any] | None) -> str | None:
+    """Raise 403 when the key may not do this; return the model the request names, for the log."""
+    key = request.get(API_KEY)
+    if route.access is Access.PUBLIC or key is None:
+        return None
+    if route.access is Access.ADMIN and not key.is_admin:
+        raise forbidden(f"{request.method} {request.path} needs an admin key")
+    models = [request.match_info["model"]] if route.path_model else requested_models(data or {})
+    for model in models:
+        if not key_may_use(key, model):
+            raise forbidden(f"model '{model}' is not allowed for this key")
+    if route.json_body and data is None and key.models is not None:
+        raise GatewayError(400, "compressed request bodies cannot be checked against this key's model allow-list")
+    if route.path == "/v1/audio/transcriptions" and key.models is not None:
+        raise forbidden("transcriptions are not available to keys with a model allow-list")
+    return models[0] if models else None
+
+
+async def forward(route: OllamaRoute, request: web.Request) -> web.StreamResponse:
+    record = request[RECORD]
+    if route.json_body:
+        body, data = await _json_body(request)
+        payload: Any = body
+        record.bytes_in = len(body)
+    else:
+        body, data = b"", None
+        # Streamed straight through: blob uploads of several GB never sit in memory.
+        payload = request.content if request.body_exists else None
+    record.model = _check_access(request, route, data)
+
+    settings = request.app[SETTINGS]
+    started = time.perf_counter()
+    try:
+        upstream = await request.app[UPSTREAM_SESSION].request(
+            request.method, upstream_url(settings.ollama_base_url, request.raw_path),
+            headers=upstream_request_headers(request.headers, drop_length=route.json_body),
+            data=payload, allow_redirects=False,
+        )
+    except UPSTREAM_ERRORS as exc:
+        raise upstream_failure(exc, settings) from None
+    try:
+        key = request.get(API_KEY)
+        if route.listing is not Listing.NONE and key is not None and key.models is not None:
+            return await _filtered_listing(upstream, route.listing, key, record)
+        return await relay_response(request, upstream, record, started=started, request_bytes=len(body))
+    except BaseException:
+        # Cancelled (the client left) or failed: close the upstream connection now, so Ollama
+        # stops generating for nobody (reliability.md §4).
+        upstream.close()
+        raise
+    finally:
+        upstream.release()
+
+
+async def _filtered_listing(upstream: ClientResponse, kind: Listing, key: KeyRecord,
+                            record: RequestRecord) -> web.Response:
+    body = await upstream.content.read(_LISTING_LIMIT)
+    filtered = filter_listing(body, kind, partial(key_may_use, key)) if upstream.status == 200 else None
+    body = filtered if filtered is not None else body
+    record.bytes_out = len(body)
+    return web.Response(status=upstream.status, body=body,
+                        headers={"Content-Type": upstream.headers.get("Content-Type", "application/json")})
+
+
+def setup_passthrough_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        handler = partial(forward, route)
+        for method in route.methods:
+            if method == "GET":
+                app.router.add_get(route.path, handler)  # HEAD too, passed through as HEAD (§7.7)
+            else:
+                app.router.add_route(method, route.path, handler)

@@ -1,0 +1,80 @@
+"""The connection to Ollama: one client session, the request headers sent, and what failures mean."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from .gateway_error import GatewayError
+from .settings import Settings
+from .typedefs import SETTINGS, UPSTREAM_SESSION
+
+# RFC 9110 §7.6.1 hop-by-hop fields, plus the gateway's own credentials: Ollama must never see a
+# gateway key (a cloud model would even forward it to ollama.com; ollama-api.md §1).
+_REQUEST_DROP = frozenset({
+    "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
+    "proxy-authorization", "proxy-authenticate", "host", "authorization", "x-api-key",
+})
+_RESPONSE_DROP = frozenset({
+    "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
+    "proxy-authenticate", "content-length", "date", "server",
+})
+
+
+def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    tokens = ",".join(headers.getall("Connection", ()))
+    return frozenset(t.strip().lower() for t in tokens.split(",") if t.strip())
+
+
+def upstream_request_headers(headers: CIMultiDictProxy[str], *, drop_length: bool) -> CIMultiDict[str]:
+    """The client's headers less hop-by-hop ones and its credentials; Host comes from the upstream URL,
+    since Ollama on loopback answers 403 to a foreign Host (ollama-api.md §1)."""
+    drop = _REQUEST_DROP | _connection_tokens(headers)
+    if drop_length:  # the body is re-sent from memory; aiohttp sets the length itself
+        drop = drop | {"content-length"}
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
+
+
+def downstream_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    drop = _RESPONSE_DROP | _connection_tokens(headers)
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
+
+
+def upstream_url(base: URL, raw_path: str) -> URL:
+    """Base URL (with any path prefix) + the client's raw path and query, `%2F` and all."""
+    return URL(str(base).rstrip("/") + raw_path, encoded=True)
+
+
+def upstream_failure(exc: BaseException, settings: Settings) -> GatewayError:
+    """Ollama refused, vanished or stayed silent before answering: 502 or 504, never a traceback."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return GatewayError(504, f"Ollama did not answer within {settings.upstream_read_timeout:g}s")
+    return GatewayError(502, "Ollama is unreachable")
+
+
+UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+async def upstream_session_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+        # No total: pulls and long generations run for many minutes. sock_read is the longest
+        # silence allowed between two reads (reliability.md §4).
+        timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=settings.upstream_connect_timeout, sock_read=settings.upstream_read_timeout
+        ),
+        auto_decompress=False,  # relay bytes as Ollama sent them
+        cookie_jar=aiohttp.DummyCookieJar(),
+        # Send exactly the client's headers: no User-Agent, Accept or Accept-Encoding of our own.
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        read_bufsize=256 * 1024,
+    )
+    app[UPSTREAM_SESSION] = session
+    yield
+    await session.close()
