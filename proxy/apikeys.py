@@ -81,6 +81,10 @@ class KeyRecord:
     expires_at: datetime | None
     created_at: datetime
     last_used_at: datetime | None
+    # Limits beyond rate_limit (sql/002); None = none, except burst: None = default_burst(rate_limit).
+    burst: int | None = None
+    max_concurrent: int | None = None
+    tokens_per_day: int | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> KeyRecord:
@@ -96,6 +100,9 @@ class KeyRecord:
             expires_at=row["expires_at"],
             created_at=row["created_at"],
             last_used_at=row["last_used_at"],
+            burst=row["burst"],
+            max_concurrent=row["max_concurrent"],
+            tokens_per_day=row["tokens_per_day"],
         )
 
     @property
@@ -122,6 +129,9 @@ class KeyRecord:
             "name": self.name,
             "role": self.role,
             "rate_limit": self.rate_limit,
+            "burst": self.burst,
+            "max_concurrent": self.max_concurrent,
+            "tokens_per_day": self.tokens_per_day,
             "models": list(self.models) if self.models is not None else None,
             "is_active": self.is_active,
             "expires_at": iso(self.expires_at),

@@ -2,41 +2,82 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 from aiohttp import web
 
+from .access_log import log_access
+from .access_tokens import TokenSigner
 from .bootstrap_keys import startup_keys_context
 from .db import pool_context
 from .key_cache import KeyCache
 from .key_events import key_events_context
 from .key_store import KeyStore
+from .limits import KeyLimiter
+from .metrics import GatewayMetrics
 from .middlewares.auth import auth_middleware
+from .middlewares.cors import add_cors_headers, cors_middleware
 from .middlewares.errors import errors_middleware
+from .middlewares.rate_limit import add_rate_limit_headers, rate_limit_middleware
 from .middlewares.timing import add_request_id, timing_middleware
-from .request_record import LoggingSink, RecordSink
+from .plugins import load_plugins
+from .quota_seed import quota_seed_context
+from .record_observers import ObservedSink
+from .request_log import create_writer, request_log_context, tokens_used_today
+from .request_record import RecordSink
 from .ollama_routes import PUBLIC_PATHS as OLLAMA_PUBLIC_PATHS
+from .routes.auth_token import setup_auth_token_routes
+from .routes.docs import ASSET_PATHS as DOCS_ASSET_PATHS
+from .routes.docs import PAGE_PATH as DOCS_PATH
+from .routes.docs import SPEC_PATH as OPENAPI_PATH
+from .routes.docs import setup_docs_routes
 from .routes.health import PATH as HEALTH_PATH
 from .routes.health import setup_health_routes
+from .routes.metrics import PATH as METRICS_PATH
+from .routes.metrics import setup_metrics_routes
+from .routes.models import setup_model_routes
 from .routes.passthrough import setup_passthrough_routes
+from .routes.ready import PATH as READY_PATH
+from .routes.ready import setup_ready_routes
 from .routes.keys import setup_key_routes
+from .routes.logs import setup_log_routes
+from .routes.stats import setup_stats_routes
+from .server_timing import add_server_timing
 from .settings import Settings
 from .upstream import upstream_session_context
-from .typedefs import KEY_CACHE, KEY_STORE, POOL, RECORD_SINK, SETTINGS
+from .typedefs import KEY_CACHE, KEY_LIMITER, KEY_STORE, METRICS, POOL, RECORD_SINK, SETTINGS, TOKEN_SIGNER
 
-# Reachable without a key: liveness, and the probes the stock `ollama` CLI sends without one.
-PUBLIC_PATHS = (HEALTH_PATH, *OLLAMA_PUBLIC_PATHS)
+# Reachable without a key: liveness, readiness, the API docs, and the probes the stock `ollama` CLI
+# sends without one. /metrics authenticates itself (an admin key, or METRICS_TOKEN).
+PUBLIC_PATHS = (HEALTH_PATH, READY_PATH, OPENAPI_PATH, DOCS_PATH, *DOCS_ASSET_PATHS, METRICS_PATH,
+                *OLLAMA_PUBLIC_PATHS)
 
 
-def create_app(settings: Settings, *, sink: RecordSink | None = None) -> web.Application:
-    """Build the gateway. `settings.database_url` and `settings.secret_key` must be resolved."""
+def create_app(settings: Settings, *, sink: RecordSink | None = None,
+               limits_clock: Callable[[], float] = time.time) -> web.Application:
+    """Build the gateway. `settings.database_url` and `settings.secret_key` must be resolved.
+
+    `limits_clock` is the wall clock the per-key limits run on; tests inject a fake one.
+    """
     assert settings.database_url and settings.secret_key, "resolve the database and secret first (cli.py)"
+    plugins = load_plugins(settings)  # first: a bad GATEWAY_PLUGINS stops startup before anything opens
     app = web.Application(client_max_size=settings.max_body_size)
     app[SETTINGS] = settings
-    app[RECORD_SINK] = sink or LoggingSink()
+    app[RECORD_SINK] = sink or create_writer(settings)  # tests may pass their own sink
+    app[KEY_LIMITER] = KeyLimiter()  # in memory, per process: see README "Limits"
+    app[METRICS] = GatewayMetrics(writer=app[RECORD_SINK], pool=partial(app.get, POOL))
+    app[TOKEN_SIGNER] = TokenSigner(settings.secret_key)
+    # The timing middleware's sink: the usage log, then metrics and the access line from the same record.
+    observers = [app[METRICS].observe, log_access] if settings.access_log else [app[METRICS].observe]
+    observed = ObservedSink(app[RECORD_SINK], observers)
 
     # Resources in dependency order; cleanup runs in reverse, so the pool closes last.
     app.cleanup_ctx.append(pool_context)
+    app.cleanup_ctx.append(request_log_context)  # drains before the pool closes
+    # After the writer's journal replay, so the day's token counts include what it replayed.
+    app.cleanup_ctx.append(quota_seed_context(tokens_used_today, clock=limits_clock))
     app.cleanup_ctx.append(_key_store_context)
     app.cleanup_ctx.append(key_events_context)
     app.cleanup_ctx.append(startup_keys_context)
@@ -45,15 +86,30 @@ def create_app(settings: Settings, *, sink: RecordSink | None = None) -> web.App
     # Timing is outermost so it sees (and records) every rejection; errors render rejections
     # as JSON before timing reads the status; auth comes before anything that is per key.
     app.middlewares.extend([
-        timing_middleware(sink=app[RECORD_SINK]),
+        timing_middleware(sink=observed, trusted_proxies=settings.trusted_proxies),
         errors_middleware(),
-        auth_middleware(public_paths=PUBLIC_PATHS),
+        cors_middleware(origins=settings.cors_origins),  # before auth: browsers send preflights without a key
+        auth_middleware(public_paths=PUBLIC_PATHS, signer=app[TOKEN_SIGNER]),
+        rate_limit_middleware(limiter=app[KEY_LIMITER], clock=limits_clock),  # after auth: limits are per key
+        *plugins,  # GATEWAY_PLUGINS last: they see the key, within its limits
     ])
     app.on_response_prepare.append(add_request_id)
+    app.on_response_prepare.append(add_rate_limit_headers)
+    app.on_response_prepare.append(add_cors_headers)
+    app.on_response_prepare.append(add_server_timing)
+    app.on_response_prepare.append(app[METRICS].on_response_prepare)
+    app.on_startup.append(app[METRICS].on_startup)
 
     setup_health_routes(app)
+    setup_ready_routes(app)
+    setup_metrics_routes(app)
+    setup_docs_routes(app)
+    setup_auth_token_routes(app)
     setup_key_routes(app)
-    setup_passthrough_routes(app)
+    setup_stats_routes(app)
+    setup_log_routes(app)
+    setup_model_routes(app)
+    setup_passthrough_routes(app)  # last: Ollama's own routes
     return app
 
 

@@ -10,9 +10,11 @@ from aiohttp import web
 
 from .key_store import KeyStore
 from .settings import Settings
-from .typedefs import KEY_STORE, SETTINGS
+from .typedefs import KEY_STORE, POOL, SETTINGS
 
 log = logging.getLogger(__name__)
+
+STARTUP_KEYS_LOCK_ID = 0x6F6C6B657973  # "olkeys"; migrations.ADVISORY_LOCK_ID is another lock
 
 
 async def ensure_startup_keys(store: KeyStore, settings: Settings) -> None:
@@ -36,5 +38,12 @@ async def ensure_startup_keys(store: KeyStore, settings: Settings) -> None:
 
 
 async def startup_keys_context(app: web.Application) -> AsyncIterator[None]:
-    await ensure_startup_keys(app[KEY_STORE], app[SETTINGS])
+    # Gateways starting together (serve --workers, replicas) would each count no admin and each
+    # create one: a session advisory lock makes them take turns, so the later ones find it.
+    async with app[POOL].acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", STARTUP_KEYS_LOCK_ID)
+        try:
+            await ensure_startup_keys(app[KEY_STORE], app[SETTINGS])
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", STARTUP_KEYS_LOCK_ID)
     yield

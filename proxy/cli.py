@@ -1,4 +1,4 @@
-"""Command line: serve, migrate, keys. `python -m proxy` is the same as `ollama-gateway`."""
+"""Command line: serve, migrate, keys, stats. `python -m proxy` is the same as `ollama-gateway`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ from .key_fields import parse_key_fields, parse_models_list
 from .key_store import KeyStore
 from .logging_setup import setup_logging
 from .migrations import migrate
+from .query_params import day_range, parse_moment
+from .request_log_partitions import utc_today
 from .settings import Settings, SettingsError, load_settings, parse_setting
+from .stats_table import format_stats
+from .usage_stats import fetch_daily_usage, summarize
 
 log = logging.getLogger("proxy")
 
@@ -61,6 +65,26 @@ def _key_field(name: str) -> Callable[[str], Any]:
     return parse
 
 
+# (field, flag that clears it, help, help of the clearing flag); DEFAULT_* settings apply on create.
+_LIMIT_FLAGS = [
+    ("burst", "--auto-burst",
+     "requests the key may send at once (new keys: DEFAULT_BURST, else a minute of the rate)",
+     "burst back to the default rule: a minute of the rate"),
+    ("max_concurrent", "--no-max-concurrent",
+     "requests the key may have in flight at once (new keys: DEFAULT_MAX_CONCURRENT)",
+     "no limit on requests in flight"),
+    ("tokens_per_day", "--no-tokens-per-day",
+     "prompt + completion tokens per UTC day (new keys: DEFAULT_TOKENS_PER_DAY)",
+     "no daily token quota"),
+]
+
+
+def _limit_changes(args: argparse.Namespace) -> dict[str, int | None]:
+    changes = {field: getattr(args, field) for field, *_ in _LIMIT_FLAGS if getattr(args, field) is not None}
+    changes.update({field: None for field, *_ in _LIMIT_FLAGS if getattr(args, f"clear_{field}")})
+    return changes
+
+
 def _add_key_field_flags(parser: argparse.ArgumentParser, *, creating: bool) -> None:
     parser.add_argument("--name", type=_key_field("name"), required=creating, help="a label for the key")
     parser.add_argument("--role", type=_key_field("role"), default="user" if creating else None,
@@ -69,6 +93,10 @@ def _add_key_field_flags(parser: argparse.ArgumentParser, *, creating: bool) -> 
     parser.add_argument("--models", type=_key_field("models"),
                         help="comma-separated allow-list of models (default: every model)")
     parser.add_argument("--expires-at", type=_key_field("expires_at"), help="ISO 8601 time the key stops working")
+    for field, clear_flag, help_text, clear_help in _LIMIT_FLAGS:
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--" + field.replace("_", "-"), type=_key_field(field), help=help_text)
+        group.add_argument(clear_flag, dest=f"clear_{field}", action="store_true", help=clear_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                            ("--data-dir", "GATEWAY_DATA_DIR"), ("--log-level", "LOG_LEVEL"),
                            ("--log-format", "LOG_FORMAT")]:
         serve.add_argument(flag, type=_setting_flag(variable), help=f"overrides {variable}")
+    serve.add_argument("--workers", type=_workers_flag, default=1,
+                       help="processes sharing the port (default: 1); limits are per process, see README")
     serve.set_defaults(handler=_serve)
 
     migrate_cmd = commands.add_parser("migrate", help="apply pending database migrations",
@@ -122,15 +152,43 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Revoke a key. Its record and usage history stay.")
     revoke.add_argument("key", help="the key's id or display prefix")
     revoke.set_defaults(handler=_keys_revoke)
+
+    stats = commands.add_parser("stats", help="show usage from the daily rollups",
+                                description="Show usage totals, per model and per day (UTC days, inclusive).")
+    stats.add_argument("--key", help="the key's id or display prefix (default: every key)")
+    stats.add_argument("--since", type=_moment_flag("since"), help="first day, ISO 8601 (default: 29 days ago)")
+    stats.add_argument("--until", type=_moment_flag("until"), help="last day, ISO 8601 (default: today)")
+    stats.add_argument("--json", action="store_true", help="print the JSON of GET /api/stats instead")
+    stats.set_defaults(handler=_stats)
     return parser
+
+
+def _moment_flag(name: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        try:
+            parse_moment(name, value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
 # --- commands ------------------------------------------------------------------------------
 
 
+def _workers_flag(value: str) -> int:
+    from .workers import MAX_WORKERS
+
+    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of workers from 1 to {MAX_WORKERS}")
+    return int(value)
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from .app import create_app
-    from .server import serve_app
+    from .server import event_loop_name, run_event_loop, serve_app
 
     settings = settings.with_overrides(
         host=args.host, port=args.port, ollama_base_url=args.ollama_base_url,
@@ -147,18 +205,32 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         f"database: {describe_database(settings, embedded)}",
         f"upstream Ollama: {settings.ollama_base_url}",
         f"demo keys: {demo}",
+        f"event loop: {event_loop_name()}",
     ]
-    asyncio.run(serve_app(create_app(settings), settings.host, settings.port, banner))
+    if args.workers > 1:
+        from .workers import serve_workers
+
+        for line in banner:
+            log.info("%s", line)
+        # After resolve_database: an embedded PostgreSQL is started once, here, for every worker.
+        if serve_workers(settings, args.workers) != 0:
+            raise CommandError("a worker failed; all workers stopped (see the lines above)")
+        return
+    run_event_loop(serve_app(create_app(settings), settings.host, settings.port, banner))
 
 
-async def _with_store(settings: Settings, action: Callable[[KeyStore], Awaitable[None]]) -> None:
+async def _with_pool(settings: Settings, action: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:
     pool = await create_pool(settings.database_url or "")
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
-        await action(KeyStore(pool, settings.secret_key or ""))
+        await action(pool)
     finally:
         await pool.close()
+
+
+async def _with_store(settings: Settings, action: Callable[[KeyStore], Awaitable[None]]) -> None:
+    await _with_pool(settings, lambda pool: action(KeyStore(pool, settings.secret_key or "")))
 
 
 def _run_with_store(settings: Settings, action: Callable[[KeyStore], Awaitable[None]]) -> None:
@@ -179,10 +251,13 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _keys_create(settings: Settings, args: argparse.Namespace) -> None:
+    limits = {"burst": settings.default_burst, "max_concurrent": settings.default_max_concurrent,
+              "tokens_per_day": settings.default_tokens_per_day, **_limit_changes(args)}
+
     async def action(store: KeyStore) -> None:
         new = await store.create(
             name=args.name, role=args.role, rate_limit=args.rate_limit or settings.default_rate_limit,
-            models=args.models, expires_at=args.expires_at,
+            models=args.models, expires_at=args.expires_at, **limits,
         )
         print(new.key)
         print(f"created {new.record.role} key {new.record.id} ({new.record.name}); "
@@ -226,6 +301,7 @@ def _keys_update(settings: Settings, args: argparse.Namespace) -> None:
         changes["models"] = None
     if args.no_expiry:
         changes["expires_at"] = None
+    changes.update(_limit_changes(args))
     if not changes:
         raise CommandError("nothing to change: give at least one field flag (see --help)")
 
@@ -244,10 +320,28 @@ def _keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
     _run_with_store(settings, action)
 
 
+def _stats(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        since, until = day_range(args.since, args.until, utc_today())
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+    async def action(pool: asyncpg.Pool) -> None:
+        key = await _one_key(KeyStore(pool, settings.secret_key or ""), args.key) if args.key else None
+        rows = await fetch_daily_usage(pool, since, until, key.id if key else None)
+        summary = {"key_id": str(key.id) if key else None, "since": since.isoformat(), "until": until.isoformat(),
+                   **summarize(rows)}
+        print(json.dumps(summary, indent=2) if args.json else format_stats(summary))
+
+    asyncio.run(_with_pool(resolve_database(settings), action))
+
+
 def format_table(records: Sequence[KeyRecord]) -> str:
-    header = ("ID", "PREFIX", "NAME", "ROLE", "RATE/H", "MODELS", "ACTIVE", "EXPIRES", "LAST USED")
+    header = ("ID", "PREFIX", "NAME", "ROLE", "RATE/H", "BURST", "CONC", "TOKENS/DAY", "MODELS", "ACTIVE",
+              "EXPIRES", "LAST USED")
     rows = [header] + [
         (str(r.id), r.prefix + "…", r.name, r.role, str(r.rate_limit),
+         str(r.burst or "auto"), str(r.max_concurrent or "-"), str(r.tokens_per_day or "-"),
          ",".join(r.models) if r.models is not None else "*", "yes" if r.usable() else "no",
          r.expires_at.isoformat(timespec="minutes") if r.expires_at else "-",
          r.last_used_at.isoformat(timespec="minutes") if r.last_used_at else "-")

@@ -5,24 +5,31 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from .gateway_error import GatewayError
 
 ADMIN_BODY_LIMIT = 64 * 1024
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, refusing with 413 as soon as it passes `limit` (declared or streamed)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise GatewayError(413, f"request body exceeds {limit} bytes")
+async def read_stream(stream: StreamReader, limit: int) -> bytes | None:
+    """Everything the stream holds, or None as soon as it passes `limit` bytes."""
     chunks, size = [], 0
-    async for chunk in request.content.iter_any():
+    async for chunk in stream.iter_any():
         size += len(chunk)
         if size > limit:
-            raise GatewayError(413, f"request body exceeds {limit} bytes")
+            return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, refusing with 413 as soon as it passes `limit` (declared or streamed)."""
+    declared = request.content_length
+    body = None if declared is not None and declared > limit else await read_stream(request.content, limit)
+    if body is None:
+        raise GatewayError(413, f"request body exceeds {limit} bytes")
+    return body
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:

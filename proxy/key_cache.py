@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from uuid import UUID
 
 from .apikeys import KeyRecord, plausible_key
@@ -23,7 +24,7 @@ class KeyStoreUnavailable(RuntimeError):
 
 
 class KeyCache:
-    """digest -> KeyRecord (or None for an unknown key), each entry fresh for `ttl` seconds.
+    """digest (or key id, for tokens) -> KeyRecord (or None if unknown), each entry fresh for `ttl` seconds.
 
     Changes reach the cache three ways: the admin API invalidates directly, other processes
     through NOTIFY (see key_events.py), and the TTL as the backstop for a lost notification.
@@ -34,24 +35,33 @@ class KeyCache:
         self._store = store
         self._ttl = ttl
         self._clock = clock
-        self._entries: dict[bytes, tuple[KeyRecord | None, float]] = {}
+        # Keyed by digest (bytes) for presented keys, by id (UUID) for short-lived tokens.
+        self._entries: dict[bytes | UUID, tuple[KeyRecord | None, float]] = {}
         self._negative_count = 0
-        self._loading: dict[bytes, asyncio.Future[KeyRecord | None]] = {}
+        self._loading: dict[bytes | UUID, asyncio.Future[KeyRecord | None]] = {}
 
     async def lookup(self, presented: str) -> KeyRecord | None:
         if not plausible_key(presented):
             return None
         digest = self._store.digest(presented)
-        entry = self._entries.get(digest)
+        return await self._cached(digest, partial(self._store.find_by_digest, digest))
+
+    async def lookup_id(self, key_id: UUID) -> KeyRecord | None:
+        """The key a verified token names: cached like a presented key, and invalidated with it."""
+        return await self._cached(key_id, partial(self._store.get, key_id))
+
+    async def _cached(self, cache_key: bytes | UUID,
+                      load: Callable[[], Awaitable[KeyRecord | None]]) -> KeyRecord | None:
+        entry = self._entries.get(cache_key)
         if entry is not None and entry[1] > self._clock():
             return entry[0]
-        loading = self._loading.get(digest)
+        loading = self._loading.get(cache_key)
         if loading is not None:  # one database query however many requests missed at once
             return await asyncio.shield(loading)
         future: asyncio.Future[KeyRecord | None] = asyncio.get_running_loop().create_future()
-        self._loading[digest] = future
+        self._loading[cache_key] = future
         try:
-            record = await self._load(digest, entry)
+            record = await self._load(cache_key, load, entry)
             future.set_result(record)
             return record
         except BaseException as exc:
@@ -59,20 +69,21 @@ class KeyCache:
             future.exception()  # consumed here; waiters get it through shield
             raise
         finally:
-            del self._loading[digest]
+            del self._loading[cache_key]
 
-    async def _load(self, digest: bytes, stale: tuple[KeyRecord | None, float] | None) -> KeyRecord | None:
+    async def _load(self, cache_key: bytes | UUID, load: Callable[[], Awaitable[KeyRecord | None]],
+                    stale: tuple[KeyRecord | None, float] | None) -> KeyRecord | None:
         try:
-            record = await self._store.find_by_digest(digest)
+            record = await load()
         except DATABASE_ERRORS as exc:
             if stale is not None and stale[0] is not None:
                 log.warning("key store unreachable (%s); serving a known key from cache", type(exc).__name__)
                 return stale[0]
             raise KeyStoreUnavailable(str(type(exc).__name__)) from exc
-        self._store_entry(digest, record)
+        self._store_entry(cache_key, record)
         return record
 
-    def _store_entry(self, digest: bytes, record: KeyRecord | None) -> None:
+    def _store_entry(self, digest: bytes | UUID, record: KeyRecord | None) -> None:
         if record is None:
             if self._negative_count >= MAX_NEGATIVE_ENTRIES:
                 self._drop_negatives()

@@ -9,11 +9,20 @@ from .apikeys import ROLES
 
 MAX_NAME_LENGTH = 200
 MAX_RATE_LIMIT = 10_000_000
+MAX_BURST = 10_000_000
+MAX_CONCURRENT = 100_000
+MAX_TOKENS_PER_DAY = 10**15  # tokens_per_day is a bigint; this is far below its range
+
+
+def _printable(value: str) -> bool:
+    """No control characters (PostgreSQL refuses a NUL; others garble tables and logs) and no lone
+    surrogates (valid as JSON escapes, not encodable as UTF-8): schemathesis found both as 500s."""
+    return value.isprintable()
 
 
 def parse_name(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
-        raise ValueError(f"name must be a non-empty string of at most {MAX_NAME_LENGTH} characters")
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH or not _printable(value):
+        raise ValueError(f"name must be a non-empty string of printable characters, at most {MAX_NAME_LENGTH}")
     return value.strip()
 
 
@@ -32,11 +41,16 @@ def parse_positive_int(field: str, value: Any, maximum: int = MAX_RATE_LIMIT) ->
     return value
 
 
+def parse_optional_limit(field: str, value: Any, maximum: int) -> int | None:
+    """A positive whole number, or null for "no such limit" (burst: the default rule)."""
+    return None if value is None else parse_positive_int(field, value, maximum)
+
+
 def parse_models(value: Any) -> list[str] | None:
     """None (every model) or a list of names."""
     if value is None:
         return None
-    if not isinstance(value, list) or not all(isinstance(m, str) and m.strip() for m in value):
+    if not isinstance(value, list) or not all(isinstance(m, str) and m.strip() and _printable(m) for m in value):
         raise ValueError("models must be null or a list of model names")
     return sorted({m.strip() for m in value})
 
@@ -71,8 +85,12 @@ PARSERS = {
     "models": parse_models,
     "expires_at": parse_expires_at,
     "is_active": parse_is_active,
+    "burst": lambda v: parse_optional_limit("burst", v, MAX_BURST),
+    "max_concurrent": lambda v: parse_optional_limit("max_concurrent", v, MAX_CONCURRENT),
+    "tokens_per_day": lambda v: parse_optional_limit("tokens_per_day", v, MAX_TOKENS_PER_DAY),
 }
-CREATE_FIELDS = ("name", "role", "rate_limit", "models", "expires_at")
+LIMIT_FIELDS = ("burst", "max_concurrent", "tokens_per_day")
+CREATE_FIELDS = ("name", "role", "rate_limit", "models", "expires_at", *LIMIT_FIELDS)
 
 
 def parse_key_fields(data: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:

@@ -11,11 +11,13 @@ import asyncpg
 
 from .apikeys import KeyRecord, display_prefix, generate_key, key_digest
 
-_COLUMNS = "id, prefix, name, role, rate_limit, models, is_active, expires_at, created_at, last_used_at"
+_COLUMNS = """id, prefix, name, role, rate_limit, models, is_active, expires_at, created_at, last_used_at,
+    burst, max_concurrent, tokens_per_day"""
 
 INSERT_KEY = f"""
-INSERT INTO api_keys (id, key_hash, prefix, name, role, rate_limit, models, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+INSERT INTO api_keys (id, key_hash, prefix, name, role, rate_limit, models, expires_at,
+                      burst, max_concurrent, tokens_per_day)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 RETURNING {_COLUMNS}
 """
 SELECT_BY_DIGEST = f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = $1"
@@ -25,7 +27,8 @@ SELECT_BY_PREFIX = f"SELECT {_COLUMNS} FROM api_keys WHERE prefix LIKE $1 || '%'
 SELECT_ALL = f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, id"
 UPDATE_KEY = f"""
 UPDATE api_keys
-SET name = $2, role = $3, rate_limit = $4, models = $5, expires_at = $6, is_active = $7
+SET name = $2, role = $3, rate_limit = $4, models = $5, expires_at = $6, is_active = $7,
+    burst = $8, max_concurrent = $9, tokens_per_day = $10
 WHERE id = $1
 RETURNING {_COLUMNS}
 """
@@ -41,7 +44,8 @@ SELECT count(*) FROM api_keys
 WHERE role = 'admin' AND is_active AND (expires_at IS NULL OR expires_at > now())
 """
 
-UPDATABLE = ("name", "role", "rate_limit", "models", "expires_at", "is_active")
+UPDATABLE = ("name", "role", "rate_limit", "models", "expires_at", "is_active",
+             "burst", "max_concurrent", "tokens_per_day")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +68,12 @@ class KeyStore:
         return key_digest(self._secret_key, presented)
 
     async def create(self, *, name: str, role: str, rate_limit: int,
-                     models: list[str] | None = None, expires_at: Any = None) -> NewKey:
+                     models: list[str] | None = None, expires_at: Any = None, burst: int | None = None,
+                     max_concurrent: int | None = None, tokens_per_day: int | None = None) -> NewKey:
         key = generate_key()
         row = await self._pool.fetchrow(
             INSERT_KEY, uuid.uuid4(), self.digest(key), display_prefix(key),
-            name, role, rate_limit, models, expires_at,
+            name, role, rate_limit, models, expires_at, burst, max_concurrent, tokens_per_day,
         )
         return NewKey(key, KeyRecord.from_row(row))
 

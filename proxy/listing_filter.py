@@ -8,6 +8,8 @@ from typing import Any
 
 from .ollama_routes import Listing
 
+LISTING_LIMIT = 16 * 1024 * 1024  # far above any real model list; a bound all the same
+
 
 def filter_listing(body: bytes, kind: Listing, allowed: Callable[[str], bool]) -> bytes | None:
     """The body with disallowed models removed, or None if it is not a listing we understand."""

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import importlib.util
 import logging
 import signal
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Handlers whose client went away are cancelled, which closes their upstream request, so
 # Ollama stops generating for nobody (reliability.md §4).
@@ -20,7 +24,39 @@ RUNNER_OPTIONS: dict[str, Any] = {
 }
 
 
-async def serve_app(app: web.Application, host: str, port: int, banner: list[str]) -> None:
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on uvloop when it is installed (fewer CPU µs per request: README "Benchmarks"),
+    else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+def event_loop_name() -> str:
+    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+
+
+# Objects allocated minus freed before a young-generation collection (CPython's default is 700).
+# Almost everything a request allocates is freed by reference counting when it ends; at 700 the
+# collector ran every request or two, tracing the objects of every request in flight and promoting
+# them, for ~25 µs a request (README "Benchmarks"). Cycles still go at most 20,000 objects later.
+GC_THRESHOLD = (20_000, 20, 10)
+
+
+def _tune_gc() -> None:
+    # What exists once the app is up (modules, routes, pools) lives as long as the process: freeze
+    # it out of the collector's scans.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
+async def serve_app(app: web.Application, host: str, port: int, banner: list[str], *,
+                    reuse_port: bool = False) -> None:
+    """Serve until SIGTERM/SIGINT. `reuse_port`: several processes share the port (serve --workers)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -28,8 +64,9 @@ async def serve_app(app: web.Application, host: str, port: int, banner: list[str
     runner = web.AppRunner(app, **RUNNER_OPTIONS)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
         await site.start()
+        _tune_gc()
         for line in banner:
             log.info("%s", line)
         log.info("listening on http://%s:%d", host, port)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
 from yarl import URL
+
+from .client_address import Network
+from .key_fields import MAX_BURST, MAX_CONCURRENT, MAX_TOKENS_PER_DAY
 
 T = TypeVar("T")
 
@@ -44,10 +49,20 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     default_rate_limit: int = 1000
+    # Limits given to keys created without them; None = no such limit (burst: a minute of the rate).
+    default_burst: int | None = None
+    default_max_concurrent: int | None = None
+    default_tokens_per_day: int | None = None
     key_cache_ttl: float = 30.0
     upstream_connect_timeout: float = 10.0
     upstream_read_timeout: float = 300.0
     max_body_size: int = 100 * 1024 * 1024
+    log_retention_days: int = 90  # request_log rows; 0 keeps them forever (rollups are always kept)
+    trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For is believed
+    metrics_token: str | None = _secret()  # bearer token for GET /metrics, besides an admin key
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the gateway; "*" = any
+    plugins: tuple[str, ...] = ()  # `package.module:factory` paths of extra middlewares
+    access_log: bool = True  # one `proxy.access` line per request
 
     @property
     def embedded_database(self) -> bool:
@@ -99,6 +114,25 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
     return parse
 
 
+def _non_negative_int(value: str) -> int:
+    if not value.isdigit():
+        raise ValueError(f"{value!r} is not a whole number of 0 or more")
+    return int(value)
+
+
+def _limit(maximum: int) -> Callable[[str], int]:
+    """A key limit default: bounded as the key API bounds it, so no default fails a key's INSERT."""
+    positive = _positive(int)
+
+    def parse(value: str) -> int:
+        number = positive(value)
+        if number > maximum:
+            raise ValueError(f"{value!r} is more than {maximum}")
+        return number
+
+    return parse
+
+
 def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
     def parse(value: str) -> str:
         normal = value.upper() if upper else value.lower()
@@ -121,6 +155,49 @@ def _key_value(value: str) -> str:
     return value
 
 
+def _networks(value: str) -> tuple[Network, ...]:
+    networks = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            # SECURITY: strict, so 10.1.2.3/8 is refused rather than silently read as 10.0.0.0/8.
+            networks.append(ip_network(item))
+        except ValueError as exc:
+            raise ValueError(f"{item!r} is not an IP address or CIDR network ({exc})") from None
+    return tuple(networks)
+
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    origins = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        if item != "*":
+            url = URL(item)
+            if url.scheme not in ("http", "https") or not url.host or url.raw_path not in ("", "/") \
+                    or url.query_string or url.fragment:
+                raise ValueError(f"{item!r} is not an origin like https://app.example.com")
+            item = str(url.origin())  # the form a browser sends: lower case, no default port, no slash
+        origins.append(item)
+    return tuple(dict.fromkeys(origins))
+
+
+_PLUGIN_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+
+
+def _plugin_paths(value: str) -> tuple[str, ...]:
+    paths = tuple(filter(None, (part.strip() for part in value.split(","))))
+    for path in paths:
+        if not _PLUGIN_PATH.fullmatch(path):
+            raise ValueError(f"{path!r} is not a dotted path like package.module:factory")
+    return paths
+
+
+def _boolean(value: str) -> bool:
+    normal = value.lower()
+    if normal not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise ValueError(f"{value!r} is not true or false")
+    return normal in ("true", "1", "yes", "on")
+
+
 # Environment variable -> (field, parser). The table is the documentation's source of truth.
 ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "OLLAMA_BASE_URL": ("ollama_base_url", parse_http_url),
@@ -135,10 +212,19 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LOG_LEVEL": ("log_level", _choice(LOG_LEVELS, upper=True)),
     "LOG_FORMAT": ("log_format", _choice(LOG_FORMATS)),
     "DEFAULT_RATE_LIMIT": ("default_rate_limit", _positive(int)),
+    "DEFAULT_BURST": ("default_burst", _limit(MAX_BURST)),
+    "DEFAULT_MAX_CONCURRENT": ("default_max_concurrent", _limit(MAX_CONCURRENT)),
+    "DEFAULT_TOKENS_PER_DAY": ("default_tokens_per_day", _limit(MAX_TOKENS_PER_DAY)),
     "KEY_CACHE_TTL": ("key_cache_ttl", _positive(float)),
     "OLLAMA_CONNECT_TIMEOUT": ("upstream_connect_timeout", _positive(float)),
     "OLLAMA_READ_TIMEOUT": ("upstream_read_timeout", _positive(float)),
     "MAX_BODY_SIZE": ("max_body_size", _positive(int)),
+    "LOG_RETENTION_DAYS": ("log_retention_days", _non_negative_int),
+    "TRUSTED_PROXIES": ("trusted_proxies", _networks),
+    "METRICS_TOKEN": ("metrics_token", _key_value),
+    "CORS_ORIGINS": ("cors_origins", _origins),
+    "GATEWAY_PLUGINS": ("plugins", _plugin_paths),
+    "ACCESS_LOG": ("access_log", _boolean),
 }
 _FIELDS = {f.name for f in fields(Settings)}
 assert {name for name, _ in ENVIRONMENT.values()} <= _FIELDS

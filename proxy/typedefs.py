@@ -8,10 +8,14 @@ import asyncpg
 from aiohttp import ClientSession, web
 
 if TYPE_CHECKING:
+    from .access_tokens import TokenSigner
     from .apikeys import KeyRecord
     from .key_cache import KeyCache
     from .key_store import KeyStore
+    from .limits import KeyLimiter
+    from .metrics import GatewayMetrics
     from .request_record import RecordSink, RequestRecord
+    from .server_timing import UpstreamTiming
     from .settings import Settings
 
 SETTINGS = web.AppKey("settings", "Settings")
@@ -20,6 +24,13 @@ KEY_STORE = web.AppKey("key_store", "KeyStore")
 KEY_CACHE = web.AppKey("key_cache", "KeyCache")
 UPSTREAM_SESSION = web.AppKey("upstream_session", ClientSession)
 RECORD_SINK = web.AppKey("record_sink", "RecordSink")
+KEY_LIMITER = web.AppKey("key_limiter", "KeyLimiter")
+METRICS = web.AppKey("metrics", "GatewayMetrics")
+TOKEN_SIGNER = web.AppKey("token_signer", "TokenSigner")
 
 API_KEY = web.RequestKey("api_key", "KeyRecord")
 RECORD = web.RequestKey("record", "RequestRecord")
+RATE_LIMIT_HEADERS = web.RequestKey("rate_limit_headers", dict[str, str])
+CORS_ORIGIN = web.RequestKey("cors_origin", str)  # an allowed Origin, echoed on the response
+TOKEN_AUTH = web.RequestKey("token_auth", bool)  # authenticated by a short-lived token, not the key
+UPSTREAM_TIMING = web.RequestKey("upstream_timing", "UpstreamTiming")

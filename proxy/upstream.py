@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -16,33 +17,40 @@ from .typedefs import SETTINGS, UPSTREAM_SESSION
 
 # RFC 9110 §7.6.1 hop-by-hop fields, plus the gateway's own credentials: Ollama must never see a
 # gateway key (a cloud model would even forward it to ollama.com; ollama-api.md §1).
+# CORS is the gateway's alone (CORS_ORIGINS): Ollama answers 403 to an Origin outside its own
+# list, and its Access-Control-* fields would grant localhost origins the gateway does not.
 _REQUEST_DROP = frozenset({
     "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
-    "proxy-authorization", "proxy-authenticate", "host", "authorization", "x-api-key",
+    "proxy-authorization", "proxy-authenticate", "host", "authorization", "x-api-key", "origin",
 })
 _RESPONSE_DROP = frozenset({
     "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
     "proxy-authenticate", "content-length", "date", "server",
+    "access-control-allow-origin", "access-control-allow-credentials", "access-control-allow-headers",
+    "access-control-allow-methods", "access-control-expose-headers", "access-control-max-age",
 })
 
 
-def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
-    tokens = ",".join(headers.getall("Connection", ()))
-    return frozenset(t.strip().lower() for t in tokens.split(",") if t.strip())
+# The body is re-sent from memory: aiohttp sets its length itself.
+_REQUEST_DROP_LENGTH = _REQUEST_DROP | {"content-length"}
+
+
+@functools.lru_cache(maxsize=256)  # per request, and nearly always "" or "keep-alive"
+def _dropped(fixed: frozenset[str], connection: str) -> frozenset[str]:
+    """`fixed` and every field the Connection header names (RFC 9110 §7.6.1)."""
+    return fixed | frozenset(t.strip().lower() for t in connection.split(",") if t.strip())
 
 
 def upstream_request_headers(headers: CIMultiDictProxy[str], *, drop_length: bool) -> CIMultiDict[str]:
     """The client's headers less hop-by-hop ones and its credentials; Host comes from the upstream URL,
     since Ollama on loopback answers 403 to a foreign Host (ollama-api.md §1)."""
-    drop = _REQUEST_DROP | _connection_tokens(headers)
-    if drop_length:  # the body is re-sent from memory; aiohttp sets the length itself
-        drop = drop | {"content-length"}
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
+    drop = _dropped(_REQUEST_DROP_LENGTH if drop_length else _REQUEST_DROP, ",".join(headers.getall("Connection", ())))
+    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
 
 
 def downstream_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    drop = _RESPONSE_DROP | _connection_tokens(headers)
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
+    drop = _dropped(_RESPONSE_DROP, ",".join(headers.getall("Connection", ())))
+    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
 
 
 def upstream_url(base: URL, raw_path: str) -> URL:

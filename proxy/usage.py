@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -133,15 +134,15 @@ class UsageTap:
         if self._mode == "ndjson":
             # Every native chunk before the last says "done":false, compact as Go's encoder writes it.
             self._chunks += block.count(b'"done":false')
-            if b'"done":true' in block or b'{"error"' in block:
+            if b'{"error"' in block:  # rare: every line, in order
                 for line in block.split(b"\n"):
                     if line.startswith(b'{"error"'):
                         self._take_event(_loads(line))
                     elif b'"done":true' in line:
-                        # No json.loads: this line may be megabytes of `context`. The top-level metrics
-                        # come last, so the last occurrence of a key is the real one.
-                        self._prompt = _last_int(line, ("prompt_eval_count",)) or 0
-                        self._completion = _last_int(line, ("eval_count",)) or 0
+                        self._take_done(line)
+            elif (at := block.rfind(b'"done":true')) >= 0:  # only its line, not a split of the block
+                end = block.find(b"\n", at)
+                self._take_done(block[block.rfind(b"\n", 0, at) + 1:end if end >= 0 else len(block)])
             return
         for line in block.split(b"\n"):
             if not line.startswith(b"data:"):  # event:, id:, comments and blank separators
@@ -152,6 +153,12 @@ class UsageTap:
                     continue
             if (b'delta"' in line or b'"text_completion"' in line) and b'"finish_reason":"' not in line:
                 self._chunks += 1  # chat/responses/anthropic deltas and completion text; not finish chunks
+
+    def _take_done(self, line: bytes | bytearray) -> None:
+        # No json.loads: this line may be megabytes of `context`. The top-level metrics come last,
+        # so the last occurrence of a key is the real one.
+        self._prompt = _last_int(line, ("prompt_eval_count",)) or 0
+        self._completion = _last_int(line, ("eval_count",)) or 0
 
     def _take_event(self, obj: object) -> None:
         if not isinstance(obj, dict):
@@ -202,10 +209,15 @@ def _loads(data: bytes | bytearray) -> object:
         return None
 
 
+@functools.lru_cache(maxsize=None)  # a handful of field names
+def _json_key(name: str) -> bytes:
+    return b'"%s":' % name.encode()
+
+
 def _last_int(data: bytes | bytearray, names: tuple[str, ...]) -> int | None:
     """The number after the last `"name":` of the first name that has one: a scan, not a parse."""
     for name in names:
-        key = b'"%s":' % name.encode()
+        key = _json_key(name)
         at = data.rfind(key)
         if at >= 0 and (match := _DIGITS.match(data, at + len(key))):
             return int(match.group())

@@ -9,10 +9,11 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from proxy.settings import ENVIRONMENT
+
 REPO = Path(__file__).resolve().parent.parent
 # Variables that would make a run depend on the developer's own shell.
-_GATEWAY_VARIABLES = ("DATABASE_URL", "SECRET_KEY", "DEMO_ADMIN_KEY", "DEMO_USER_KEY", "GATEWAY_DATA_DIR",
-                      "GATEWAY_HOST", "GATEWAY_PORT", "OLLAMA_BASE_URL", "LOG_LEVEL", "LOG_FORMAT")
+_GATEWAY_VARIABLES = frozenset(ENVIRONMENT)
 
 
 def cli_env(extra: Mapping[str, str]) -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +18,7 @@ from proxy.settings import Settings
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 USER_KEY = "test-user-key-0123456789abcdef"
 SECRET = "test-secret-" + "x" * 40
+_SCRATCH = tempfile.TemporaryDirectory(prefix="ogw-tests-")  # removed when the test process exits
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
@@ -27,6 +30,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "ollama_base_url": URL("http://127.0.0.1:9"),  # nothing listens on the discard port
     }
     values.update(overrides)
+    if "data_dir" not in values:
+        # Never the developer's own data dir: the usage log journal would be shared with it.
+        values["data_dir"] = Path(tempfile.mkdtemp(dir=_SCRATCH.name))
     return Settings(**values)
 
 

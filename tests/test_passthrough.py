@@ -193,7 +193,11 @@ async def test_allow_list_is_enforced_and_filters_listings(gateway, http):
         assert [m["name"] for m in (await r.json())["models"]] == ["llama3.2:latest"]
     async with http.get(gateway.u("/v1/models"), headers=bearer(key)) as r:
         assert [m["id"] for m in (await r.json())["data"]] == ["llama3.2:latest"]
+    async with http.get(gateway.u("/api/models"), headers=bearer(key)) as r:
+        assert [m["name"] for m in (await r.json())["models"]] == ["llama3.2:latest"]
     async with http.get(gateway.u("/api/tags"), headers=bearer(USER_KEY)) as r:
+        assert len((await r.json())["models"]) == 3
+    async with http.get(gateway.u("/api/models"), headers=bearer(USER_KEY)) as r:
         assert len((await r.json())["models"]) == 3
 
 

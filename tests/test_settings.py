@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+from pathlib import Path
+
 import pytest
 from yarl import URL
 
-from proxy.settings import SettingsError, load_settings
+from proxy.settings import ENVIRONMENT, SettingsError, load_settings
 
 
 def test_defaults_are_the_documented_ones():
@@ -28,6 +31,8 @@ def test_defaults_are_the_documented_ones():
     ("ACCESS_TOKEN_EXPIRE_MINUTES", "-1", "greater than 0"),
     ("SECRET_KEY", "short", "at least 32"),
     ("DEMO_ADMIN_KEY", "has spaces in it ok", "without spaces"),
+    ("LOG_RETENTION_DAYS", "-1", "0 or more"),
+    ("LOG_RETENTION_DAYS", "90d", "0 or more"),
 ])
 def test_a_bad_value_names_its_variable(variable, value, fragment):
     with pytest.raises(SettingsError) as caught:
@@ -63,3 +68,59 @@ def test_secrets_stay_out_of_repr():
 def test_cli_overrides_win_and_none_means_not_given():
     settings = load_settings({"GATEWAY_PORT": "9000"}).with_overrides(port=9100, host=None)
     assert (settings.port, settings.host) == (9100, "127.0.0.1")
+
+
+def test_trusted_proxies_setting_parses_addresses_and_networks():
+    settings = load_settings({"TRUSTED_PROXIES": " 127.0.0.1, 172.28.0.0/24 ,,::1 "})
+    expected = ("127.0.0.1/32", "172.28.0.0/24", "::1/128")
+    assert settings.trusted_proxies == tuple(ipaddress.ip_network(n) for n in expected)
+    assert load_settings({}).trusted_proxies == ()
+
+
+@pytest.mark.parametrize("value", ["nginx", "10.1.2.3/8", "1.2.3.4:80", "10.0.0.0/33"])
+def test_a_bad_trusted_proxy_names_the_variable(value):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"TRUSTED_PROXIES": value})
+    assert str(caught.value).startswith("TRUSTED_PROXIES: ")
+
+
+def test_operator_settings_parse():
+    settings = load_settings({
+        "CORS_ORIGINS": "https://App.Example.com:443, http://localhost:3000/, https://app.example.com",
+        "GATEWAY_PLUGINS": "examples.tenant_tag:tenant_required, pkg.mod:factory",
+        "METRICS_TOKEN": "scrape-token-0123456789",
+        "ACCESS_LOG": "off",
+    })
+    # The form a browser sends in Origin: lower case, no default port, no trailing slash.
+    assert settings.cors_origins == ("https://app.example.com", "http://localhost:3000")
+    assert settings.plugins == ("examples.tenant_tag:tenant_required", "pkg.mod:factory")
+    assert settings.access_log is False
+    assert "scrape-token" not in repr(settings)
+    assert (load_settings({}).cors_origins, load_settings({}).access_log) == ((), True)
+
+
+@pytest.mark.parametrize("variable, value, fragment", [
+    ("CORS_ORIGINS", "app.example.com", "not an origin"),
+    ("CORS_ORIGINS", "https://app.example.com/path", "not an origin"),
+    ("GATEWAY_PLUGINS", "examples/tenant_tag.py", "package.module:factory"),
+    ("GATEWAY_PLUGINS", "examples.tenant_tag", "package.module:factory"),
+    ("METRICS_TOKEN", "short", "at least 16"),
+    ("ACCESS_LOG", "maybe", "true or false"),
+])
+def test_a_bad_operator_setting_names_its_variable(variable, value, fragment):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({variable: value})
+    assert str(caught.value).startswith(f"{variable}: ") and fragment in str(caught.value)
+
+
+def test_every_variable_is_documented_in_env_example_and_readme():
+    repo = Path(__file__).resolve().parent.parent
+    example, readme = (repo / ".env.example").read_text(), (repo / "README.md").read_text()
+    for variable in ENVIRONMENT:
+        assert f"{variable}=" in example, f"{variable} missing from .env.example"
+        assert f"`{variable}`" in readme, f"{variable} missing from the README's configuration table"
+
+
+def test_log_retention_defaults_to_90_days_and_0_keeps_everything():
+    assert load_settings({}).log_retention_days == 90
+    assert load_settings({"LOG_RETENTION_DAYS": "0"}).log_retention_days == 0

@@ -1,16 +1,19 @@
-"""Key authentication: `Authorization: Bearer <key>` or `x-api-key: <key>`, resolved from the cache."""
+"""Key authentication: `Authorization: Bearer <key or token>` or `x-api-key: <key>`, resolved from the cache."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from ..access_tokens import TokenSigner, looks_like_token
+from ..apikeys import KeyRecord
 from ..gateway_error import GatewayError, unauthorized
 from ..key_cache import KeyStoreUnavailable
-from ..typedefs import API_KEY, KEY_CACHE, RECORD
+from ..typedefs import API_KEY, KEY_CACHE, RECORD, TOKEN_AUTH
 
 log = logging.getLogger(__name__)
 
@@ -28,32 +31,60 @@ def presented_key(request: web.Request) -> str | None:
     return api_keys[0].strip()
 
 
-def auth_middleware(*, public_paths: Iterable[str]) -> Middleware:
-    """Admit only holders of a usable key, except on `public_paths` (GET/HEAD only).
+def auth_middleware(*, public_paths: Iterable[str], signer: TokenSigner,
+                    clock: Callable[[], float] = time.time) -> Middleware:
+    """Admit only holders of a usable key or of a token exchanged for one, except on `public_paths`
+    (GET/HEAD only).
 
-    Rejects: missing, malformed, unknown, inactive and expired keys, all with the same 401
-    body (the reason is logged, never the key). A known key costs no database round trip.
+    Rejects: missing, malformed, unknown, inactive and expired keys, and tokens that are expired,
+    tampered with or whose key is no longer usable, all with the same 401 body (the reason is
+    logged, never the credential). A known key costs no database round trip.
     """
+    if not isinstance(signer, TokenSigner):
+        raise TypeError(f"signer must be a TokenSigner, not {type(signer).__name__}")
     public = frozenset(public_paths)
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in public and request.method in ("GET", "HEAD"):
             return await handler(request)
-        key = presented_key(request)
-        if key is None:
-            log.info("401 %s %s: no usable credentials", request.method, request.path)
-            raise unauthorized()
-        try:
-            record = await request.app[KEY_CACHE].lookup(key)
-        except KeyStoreUnavailable:
-            raise GatewayError(503, "key store unavailable; try again shortly", {"Retry-After": "5"}) from None
-        if record is None or not record.usable():
-            reason = "unknown key" if record is None else f"key {record.id} inactive or expired"
-            log.info("401 %s %s: %s", request.method, request.path, reason)
-            raise unauthorized()
-        request[API_KEY] = record
-        request[RECORD].api_key_id = record.id
+        await authenticate(request, signer, clock())
         return await handler(request)
 
     return auth
+
+
+async def authenticate(request: web.Request, signer: TokenSigner, now: float) -> KeyRecord:
+    """Resolve the request's credential to a usable key, note it on the request, or raise 401/503.
+
+    Also for routes that are public to the middleware but take a key besides their own credential
+    (GET /metrics).
+    """
+    credential = presented_key(request)
+    if credential is None:
+        log.info("401 %s %s: no usable credentials", request.method, request.path)
+        raise unauthorized()
+    token = None
+    if looks_like_token(credential):
+        token = signer.verify(credential, now)
+        if token is None:
+            log.info("401 %s %s: token expired, tampered with or not ours", request.method, request.path)
+            raise unauthorized()
+    cache = request.app[KEY_CACHE]
+    try:
+        record = await (cache.lookup_id(token.key_id) if token else cache.lookup(credential))
+    except KeyStoreUnavailable:
+        raise GatewayError(503, "key store unavailable; try again shortly", {"Retry-After": "5"}) from None
+    if record is None or not record.usable():
+        reason = "unknown key" if record is None else f"key {record.id} inactive or expired"
+        log.info("401 %s %s: %s", request.method, request.path, reason)
+        raise unauthorized()
+    if token is not None:
+        if token.role != record.role:  # a token never outlives a change of its key's role
+            log.info("401 %s %s: token issued to key %s as %s", request.method, request.path, record.id,
+                     token.role)
+            raise unauthorized()
+        request[TOKEN_AUTH] = True
+    request[API_KEY] = record
+    request[RECORD].api_key_id = record.id
+    return record

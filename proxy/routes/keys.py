@@ -40,7 +40,12 @@ async def create_key(request: web.Request) -> web.Response:
     if "name" not in fields:
         raise GatewayError(400, "name is required")
     fields.setdefault("role", "user")
-    fields.setdefault("rate_limit", request.app[SETTINGS].default_rate_limit)
+    settings = request.app[SETTINGS]
+    fields.setdefault("rate_limit", settings.default_rate_limit)
+    # An explicit null in the body means "no such limit" and wins over the default.
+    fields.setdefault("burst", settings.default_burst)
+    fields.setdefault("max_concurrent", settings.default_max_concurrent)
+    fields.setdefault("tokens_per_day", settings.default_tokens_per_day)
     new = await request.app[KEY_STORE].create(**fields)
     return web.json_response({**new.record.to_json(), "key": new.key}, status=201)
 

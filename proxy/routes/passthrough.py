@@ -11,19 +11,19 @@ from aiohttp import ClientResponse, web
 
 from ..apikeys import KeyRecord
 from ..gateway_error import GatewayError, forbidden
-from ..json_body import parse_json_object, read_body
-from ..listing_filter import filter_listing
+from ..json_body import parse_json_object, read_body, read_stream
+from ..listing_filter import LISTING_LIMIT, filter_listing
 from ..model_policy import key_may_use, requested_models
 from ..ollama_routes import ROUTES, Access, Listing, OllamaRoute
 from ..relay import relay_response
 from ..request_record import RequestRecord
-from ..typedefs import API_KEY, RECORD, SETTINGS, UPSTREAM_SESSION
+from ..server_timing import upstream_timing
+from ..typedefs import API_KEY, RECORD, SETTINGS, UPSTREAM_SESSION, UPSTREAM_TIMING
 from ..upstream import UPSTREAM_ERRORS, upstream_failure, upstream_request_headers, upstream_url
 
 # Above this, parsing the JSON body to find its model moves off the event loop, so one request
 # with large base64 images does not stall every stream in flight.
 _INLINE_PARSE_LIMIT = 256 * 1024
-_LISTING_LIMIT = 16 * 1024 * 1024
 
 
 async def _json_body(request: web.Request) -> tuple[bytes, dict[str, Any] | None]:
@@ -75,6 +75,7 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
         )
     except UPSTREAM_ERRORS as exc:
         raise upstream_failure(exc, settings) from None
+    request[UPSTREAM_TIMING] = upstream_timing(record, started)  # Server-Timing, overhead metric
     try:
         key = request.get(API_KEY)
         if route.listing is not Listing.NONE and key is not None and key.models is not None:
@@ -91,7 +92,9 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
 
 async def _filtered_listing(upstream: ClientResponse, kind: Listing, key: KeyRecord,
                             record: RequestRecord) -> web.Response:
-    body = await upstream.content.read(_LISTING_LIMIT)
+    body = await read_stream(upstream.content, LISTING_LIMIT)
+    if body is None:
+        raise GatewayError(502, "Ollama's model list is too large to filter")
     filtered = filter_listing(body, kind, partial(key_may_use, key)) if upstream.status == 200 else None
     body = filtered if filtered is not None else body
     record.bytes_out = len(body)

@@ -1,0 +1,47 @@
+"""GATEWAY_PLUGINS: extra middlewares named by `package.module:factory`, run after the built-in chain.
+
+Each factory is called once at startup with the Settings and returns an aiohttp middleware. It
+runs after auth and rate limiting: `request[API_KEY]` (proxy.typedefs) is the caller's key on
+keyed routes, `request[RECORD]` the usage record; it rejects by raising
+proxy.gateway_error.GatewayError, which is rendered in the route family's error shape. Any
+failure to load one stops startup with one line naming GATEWAY_PLUGINS (exit code 2).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from aiohttp.typedefs import Middleware
+
+from .settings import Settings, SettingsError
+
+VARIABLE = "GATEWAY_PLUGINS"
+
+
+def load_plugins(settings: Settings) -> list[Middleware]:
+    return [_load(path, settings) for path in settings.plugins]
+
+
+def _load(path: str, settings: Settings) -> Middleware:
+    module_name, _, attribute = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or whatever the module raises while importing
+        raise SettingsError(VARIABLE, f"cannot import {module_name!r} ({_one_line(exc)})") from None
+    factory = getattr(module, attribute, None)
+    if factory is None:
+        raise SettingsError(VARIABLE, f"{module_name!r} has no attribute {attribute!r}")
+    if not callable(factory):
+        raise SettingsError(VARIABLE, f"{path} is not callable")
+    try:
+        middleware = factory(settings)
+    except Exception as exc:
+        raise SettingsError(VARIABLE, f"{path} failed ({_one_line(exc)})") from None
+    if not callable(middleware):
+        raise SettingsError(VARIABLE, f"{path} returned {type(middleware).__name__}, not a middleware")
+    return middleware
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -1,0 +1,32 @@
+"""POST /api/auth/token: a short-lived bearer token for the key presented, e.g. for a browser app."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from ..gateway_error import forbidden
+from ..typedefs import API_KEY, SETTINGS, TOKEN_AUTH, TOKEN_SIGNER
+
+PATH = "/api/auth/token"
+
+
+async def issue_token(request: web.Request) -> web.Response:
+    """Valid ACCESS_TOKEN_EXPIRE_MINUTES, never past the key's own expiry, with the key's role."""
+    if request.get(TOKEN_AUTH):
+        # Otherwise a token could renew itself forever, outliving the intent of its lifetime.
+        raise forbidden("a token cannot be exchanged for another; present the key itself")
+    key = request[API_KEY]
+    now = int(time.time())
+    expires_at = now + request.app[SETTINGS].access_token_expire_minutes * 60
+    if key.expires_at is not None:
+        expires_at = min(expires_at, int(key.expires_at.timestamp()))
+    token = request.app[TOKEN_SIGNER].issue(key.id, key.role, expires_at)
+    # RFC 6749 §5.1: a response carrying a token must not be cached.
+    return web.json_response({"access_token": token, "token_type": "bearer", "expires_in": expires_at - now},
+                             headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def setup_auth_token_routes(app: web.Application) -> None:
+    app.router.add_post(PATH, issue_token)

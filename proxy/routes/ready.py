@@ -1,0 +1,83 @@
+"""GET /ready (no key): 200 when the gateway can serve, 503 with the reasons when it cannot.
+
+Can serve = Ollama answers GET /api/version, and usage records have somewhere to go: PostgreSQL
+answers SELECT 1, or else the journal directory is writable (records wait there; known keys keep
+working from the cache). Each check is bounded by CHECK_TIMEOUT. GET /health stays plain liveness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from ..request_log import JOURNAL_DIR, RequestLogWriter
+from ..typedefs import POOL, RECORD_SINK, SETTINGS, UPSTREAM_SESSION
+from ..upstream import UPSTREAM_ERRORS, upstream_url
+
+PATH = "/ready"
+CHECK_TIMEOUT = 2.0
+OK = "ok"
+
+
+async def ready(request: web.Request) -> web.Response:
+    app = request.app
+    database, ollama = await asyncio.gather(_database(app), _ollama(app))
+    checks = {"database": database, "ollama": ollama}
+    if database != OK:
+        checks["journal"] = await _journal(app)
+    serving = ollama == OK and OK in (database, checks.get("journal"))
+    return web.json_response({"status": "ready" if serving else "unavailable", "checks": checks},
+                             status=200 if serving else 503, headers={"Cache-Control": "no-store"})
+
+
+async def _database(app: web.Application) -> str:
+    pool = app.get(POOL)
+    if pool is None:
+        return "not connected"
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            await pool.fetchval("SELECT 1")
+    except TimeoutError:
+        return f"no answer within {CHECK_TIMEOUT:g}s"
+    except Exception as exc:  # whatever the driver raises, the answer is "not ready", never a 500
+        return f"unreachable ({type(exc).__name__})"
+    return OK
+
+
+async def _ollama(app: web.Application) -> str:
+    url = upstream_url(app[SETTINGS].ollama_base_url, "/api/version")
+    try:
+        timeout = aiohttp.ClientTimeout(total=CHECK_TIMEOUT)
+        async with app[UPSTREAM_SESSION].get(url, timeout=timeout) as response:
+            await response.read()
+            status = response.status
+    except TimeoutError:
+        return f"no answer within {CHECK_TIMEOUT:g}s"
+    except UPSTREAM_ERRORS as exc:
+        return f"unreachable ({type(exc).__name__})"
+    return OK if status == 200 else f"answered {status}"
+
+
+async def _journal(app: web.Application) -> str:
+    sink = app[RECORD_SINK]
+    if isinstance(sink, RequestLogWriter):
+        directory = sink.journal.directory
+    else:  # a test's own sink: where the writer would keep it
+        directory = app[SETTINGS].data_dir / JOURNAL_DIR
+    return OK if await asyncio.to_thread(_writable, directory) else f"{directory} is not writable"
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK)
+
+
+def setup_ready_routes(app: web.Application) -> None:
+    app.router.add_get(PATH, ready)

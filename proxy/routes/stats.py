@@ -1,0 +1,44 @@
+"""GET /api/stats: usage totals, per model and per day, from the daily rollups.
+
+Any key sees its own usage; an admin key sees every key's, or one key's with ?key_id=.
+since/until (ISO dates or timestamps) select whole UTC days, the rollups' grain.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from ..gateway_error import GatewayError, forbidden
+from ..query_params import day_range, parse_uuid, refuse_unknown
+from ..typedefs import API_KEY, POOL
+from ..usage_stats import fetch_daily_usage, summarize
+
+PARAMS = ("key_id", "since", "until")
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    key = request[API_KEY]
+    params = request.query
+    try:
+        refuse_unknown(params, PARAMS)
+        key_id = parse_uuid("key_id", params["key_id"]) if "key_id" in params else None
+        since, until = day_range(params.get("since"), params.get("until"), datetime.now(timezone.utc).date())
+    except ValueError as exc:
+        raise GatewayError(400, str(exc)) from None
+    if not key.is_admin:
+        if key_id not in (None, key.id):
+            raise forbidden("a user key sees only its own usage")
+        key_id = key.id
+    rows = await fetch_daily_usage(request.app[POOL], since, until, key_id)
+    return web.json_response({
+        "key_id": str(key_id) if key_id else None,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        **summarize(rows),
+    })
+
+
+def setup_stats_routes(app: web.Application) -> None:
+    app.router.add_get("/api/stats", get_stats)

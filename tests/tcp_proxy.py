@@ -1,0 +1,87 @@
+"""A TCP proxy that tests put between the gateway and PostgreSQL, to cut the database off and back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+
+class TcpProxy:
+    """Relays 127.0.0.1:<port> to a TCP target or a unix socket (the embedded server's).
+
+    `cut()` closes every connection and refuses new ones (the listening socket is closed, so
+    connects fail at once); `restore()` listens again on the same port.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task] = set()
+
+    @classmethod
+    async def to_dsn(cls, dsn: str) -> tuple[TcpProxy, str]:
+        """A proxy in front of `dsn`'s server, and the DSN that goes through it."""
+        parts = urlsplit(dsn)
+        query = dict(parse_qsl(parts.query))
+        socket_dir = query.pop("host", None)  # libpq style: ?host=/dir means a unix socket there
+        if socket_dir and socket_dir.startswith("/"):
+            proxy = cls(f"{socket_dir}/.s.PGSQL.{query.pop('port', parts.port or 5432)}", 0)
+        else:
+            proxy = cls(parts.hostname or "127.0.0.1", parts.port or 5432)
+        await proxy.restore()
+        auth = parts.netloc.rpartition("@")[0]
+        netloc = f"{auth}@127.0.0.1:{proxy.port}" if auth else f"127.0.0.1:{proxy.port}"
+        return proxy, urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
+
+    async def restore(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+            self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+    async def close(self) -> None:
+        await self.cut()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            host, port = self.target
+            if host.startswith("/"):
+                up_reader, up_writer = await asyncio.open_unix_connection(host)
+            else:
+                up_reader, up_writer = await asyncio.open_connection(host, port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+        pipes = [asyncio.create_task(self._pipe(reader, up_writer)), asyncio.create_task(self._pipe(up_reader, writer))]
+        self._tasks.update(pipes)
+        try:
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pipes:
+                task.cancel()
+            for w in (writer, up_writer):
+                w.transport.abort()
+                self._writers.discard(w)
+            self._tasks.difference_update(pipes)
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()

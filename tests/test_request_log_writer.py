@@ -1,0 +1,119 @@
+"""The writer on its own: batches, PostgreSQL cut off and back, shutdown into the journal, replay at start."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.db import create_pool
+from proxy.request_log_journal import Journal
+from proxy.request_log_writer import RequestLogWriter
+from tests.records import make_record, migrated_pool, wait_until
+from tests.tcp_proxy import TcpProxy
+
+
+@pytest.fixture
+async def proxied(database_url, db):
+    """(proxy, pool through it): the writer's only way to the database, which tests can cut."""
+    (await migrated_pool(database_url)).terminate()
+    proxy, dsn = await TcpProxy.to_dsn(database_url)
+    pool = await create_pool(dsn)
+    yield proxy, pool
+    await proxy.restore()
+    await pool.close()
+    await proxy.close()
+
+
+async def _ids(db) -> list:
+    return [row["id"] for row in await db.fetch("SELECT id FROM request_log")]
+
+
+async def test_records_arrive_in_batches_exactly_once(proxied, db, tmp_path):
+    _, pool = proxied
+    writer = RequestLogWriter(Journal(tmp_path), batch_size=100)
+    await writer.start(pool)
+    records = [make_record() for _ in range(2_500)]
+    for record in records:
+        writer.enqueue(record)
+    await wait_until(lambda: writer.idle, "writer drained")
+    await writer.stop()
+    assert sorted(await _ids(db)) == sorted(r.id for r in records)
+    assert writer.snapshot() == {"enqueued": 2500, "written": 2500, "journaled": 0, "replayed": 0, "duplicates": 0,
+                                 "rejected": 0, "dropped": 0, "queue_depth": 0}
+
+
+async def test_an_outage_spills_to_the_journal_and_replays_when_the_database_returns(proxied, db, tmp_path):
+    proxy, pool = proxied
+    writer = RequestLogWriter(Journal(tmp_path), batch_size=100, max_queued=1_000)
+    await writer.start(pool)
+    before = [make_record() for _ in range(500)]
+    for record in before:
+        writer.enqueue(record)
+    await wait_until(lambda: writer.idle, "first records written")
+
+    await proxy.cut()
+    during = [make_record() for _ in range(3_000)]
+    for record in during:
+        writer.enqueue(record)  # never blocks, whatever the database does
+    await wait_until(lambda: writer.counters.journaled >= 2_000, "records spilled to disk")
+    assert writer.queue_depth <= 1_000 + 100
+    assert Journal(tmp_path).pending()
+
+    await proxy.restore()
+    await wait_until(lambda: writer.idle, "writer caught up")
+    await writer.stop()
+    ids = await _ids(db)
+    assert len(ids) == len(set(ids)) == 3_500
+    assert set(ids) == {r.id for r in before + during}
+    counters = writer.counters
+    assert counters.replayed == counters.journaled and counters.dropped == 0
+    assert counters.written + counters.journaled == 3_500
+    assert not Journal(tmp_path).pending()
+
+
+async def test_shutdown_without_a_database_journals_and_the_next_start_replays(proxied, db, tmp_path):
+    proxy, pool = proxied
+    writer = RequestLogWriter(Journal(tmp_path), drain_timeout=0.5)
+    await writer.start(pool)
+    await proxy.cut()
+    records = [make_record() for _ in range(1_000)]
+    for record in records:
+        writer.enqueue(record)
+    await writer.stop()
+    assert writer.counters.journaled == 1_000 and await _ids(db) == []
+    assert Journal(tmp_path).pending()
+
+    await proxy.restore()
+    again = RequestLogWriter(Journal(tmp_path))
+    await again.start(pool)  # replays before it returns
+    assert again.counters.replayed == 1_000
+    assert sorted(await _ids(db)) == sorted(r.id for r in records)
+    assert not Journal(tmp_path).pending()
+    await again.stop()
+
+
+async def test_a_malformed_record_is_set_aside_and_the_batch_goes_through(proxied, db, tmp_path):
+    _, pool = proxied
+    writer = RequestLogWriter(Journal(tmp_path), batch_size=10)
+    await writer.start(pool)
+    good = [make_record() for _ in range(9)]
+    bad = make_record(response_time="slow")  # a bug upstream of the writer
+    for record in good[:4] + [bad] + good[4:]:
+        writer.enqueue(record)
+    await wait_until(lambda: writer.idle, "batch handled")
+    await writer.stop()
+    assert sorted(await _ids(db)) == sorted(r.id for r in good)
+    assert writer.counters.rejected == 1 and writer.counters.written == 9
+    assert list(Journal.read(Journal(tmp_path).rejected, 10))[0][0].id == bad.id
+
+
+async def test_records_are_counted_dropped_only_when_the_disk_fails_too(proxied, db, tmp_path):
+    proxy, pool = proxied
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the journal directory should be")
+    writer = RequestLogWriter(Journal(blocked / "journal"), drain_timeout=0.2)
+    await writer.start(pool)
+    await proxy.cut()
+    for _ in range(10):
+        writer.enqueue(make_record())
+    await writer.stop()
+    assert writer.counters.dropped == 10 and writer.counters.journaled == 0
