@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import aiohttp
 import asyncpg
 import pytest
 
 from tests.database import create_database, drop_database, server_dsn
+from tests.factories import RecordingSink
+from tests.fake_ollama import create_fake_ollama
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +33,20 @@ async def db(database_url: str) -> asyncpg.Connection:
         await conn.execute(f"TRUNCATE {names}")
     yield conn
     await conn.close()
+
+
+@pytest.fixture
+async def fake(aiohttp_server):
+    """A fake Ollama on a real port."""
+    return await aiohttp_server(create_fake_ollama())
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -7,32 +7,19 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import aiohttp
 import pytest
 
 from proxy.access_tokens import TokenSigner
 from proxy.typedefs import KEY_STORE
 from tests.factories import ADMIN_KEY, SECRET, USER_KEY, bearer, make_settings, start_gateway
-from tests.fake_ollama import create_fake_ollama
 
 UNAUTHORIZED = {"error": "invalid or missing API key"}
-
-
-@pytest.fixture
-async def fake(aiohttp_server):
-    return await aiohttp_server(create_fake_ollama())
 
 
 @pytest.fixture
 async def gateway(aiohttp_server, database_url, db, fake):
     settings = make_settings(database_url, ollama_base_url=fake.make_url(""), access_token_expire_minutes=5)
     return await start_gateway(aiohttp_server, settings)
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def _token(http, gateway, key):

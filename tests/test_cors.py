@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import aiohttp
-import pytest
 
 from tests.factories import USER_KEY, bearer, make_settings, start_gateway
-from tests.fake_ollama import FAKE_STATE, create_fake_ollama
+from tests.fake_ollama import FAKE_STATE
 
 ALLOWED = "https://app.example.com"
 PREFLIGHT = {"Origin": ALLOWED, "Access-Control-Request-Method": "POST",
              "Access-Control-Request-Headers": "authorization, content-type, x-stainless-os, x-evil"}
-
-
-@pytest.fixture
-async def fake(aiohttp_server):
-    return await aiohttp_server(create_fake_ollama())
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def _gateway(aiohttp_server, database_url, fake, origins):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
 import pytest
 
 from proxy.settings import SettingsError, load_settings
@@ -12,12 +11,6 @@ from tests.cli_runner import run_cli
 from tests.factories import ADMIN_KEY, SECRET, bearer, make_settings, start_gateway
 
 LIMITS = ("burst", "max_concurrent", "tokens_per_day")
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def _post(gateway, http, body):

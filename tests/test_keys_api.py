@@ -17,12 +17,6 @@ async def gateway(aiohttp_server, database_url, db):
     return await start_gateway(aiohttp_server, make_settings(database_url))
 
 
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def _json(response: aiohttp.ClientResponse):
     assert response.content_type == "application/json"
     return await response.json()

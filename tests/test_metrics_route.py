@@ -4,32 +4,20 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.factories import ADMIN_KEY, USER_KEY, bearer, make_settings, start_gateway
-from tests.fake_ollama import FAKE_STATE, create_fake_ollama
+from tests.fake_ollama import FAKE_STATE
 
 METRICS_TOKEN = "scrape-token-0123456789"
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.fixture
-async def fake(aiohttp_server):
-    return await aiohttp_server(create_fake_ollama())
-
-
-@pytest.fixture
 async def gateway(aiohttp_server, database_url, db, fake):
     settings = make_settings(database_url, ollama_base_url=fake.make_url(""), metrics_token=METRICS_TOKEN)
     return await start_gateway(aiohttp_server, settings)
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def _scrape(http, gateway, headers=None) -> dict[tuple[str, tuple], float]:

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from tests.factories import ADMIN_KEY, USER_KEY, RecordingSink, bearer, make_settings, start_gateway
-from tests.fake_ollama import FAKE_STATE, create_fake_ollama
+from tests.fake_ollama import FAKE_STATE
 from tests.nginx_process import NGINX, SKIP_REASON, free_port, running_nginx
 
 pytestmark = pytest.mark.skipif(NGINX is None, reason=SKIP_REASON)
@@ -36,16 +36,6 @@ def _can_bind(address: str) -> bool:
 
 
 @pytest.fixture
-async def fake(aiohttp_server):
-    return await aiohttp_server(create_fake_ollama())
-
-
-@pytest.fixture
-def sink():
-    return RecordingSink()
-
-
-@pytest.fixture
 async def gateway(aiohttp_server, database_url, db, fake, sink):
     settings = make_settings(database_url, ollama_base_url=fake.make_url(""),
                              trusted_proxies=(ipaddress.ip_network(f"{NGINX_ADDRESS}/32"),),
@@ -57,12 +47,6 @@ async def gateway(aiohttp_server, database_url, db, fake, sink):
 async def nginx(gateway, tmp_path):
     async with running_nginx(tmp_path, upstream=f"127.0.0.1:{gateway.server.port}") as url:
         yield url
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture

@@ -13,32 +13,16 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from tests.factories import ADMIN_KEY, USER_KEY, RecordingSink, bearer, make_settings, start_gateway
+from tests.factories import ADMIN_KEY, USER_KEY, bearer, make_settings, start_gateway
 from tests.fake_ollama import FAKE_STATE, create_fake_ollama
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}
 
 
 @pytest.fixture
-async def fake(aiohttp_server):
-    return await aiohttp_server(create_fake_ollama())
-
-
-@pytest.fixture
-def sink():
-    return RecordingSink()
-
-
-@pytest.fixture
 async def gateway(aiohttp_server, database_url, db, fake, sink):
     settings = make_settings(database_url, ollama_base_url=fake.make_url(""))
     return await start_gateway(aiohttp_server, settings, sink=sink)
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def _as_user(monkeypatch, gateway, key=USER_KEY):

@@ -6,13 +6,12 @@ import asyncio
 import uuid
 from collections.abc import Callable
 
-import aiohttp
 import pytest
 
 from proxy.limits import KeyLimiter
 from proxy.middlewares.rate_limit import rate_limit_middleware
 from proxy.typedefs import KEY_LIMITER
-from tests.factories import ADMIN_KEY, RecordingSink, bearer, make_settings, start_gateway
+from tests.factories import ADMIN_KEY, bearer, make_settings, start_gateway
 from tests.fake_clock import FakeClock
 from tests.fake_ollama import FAKE_STATE, create_fake_ollama
 
@@ -32,20 +31,9 @@ async def fake(aiohttp_server):
 
 
 @pytest.fixture
-def sink():
-    return RecordingSink()
-
-
-@pytest.fixture
 async def gateway(aiohttp_server, database_url, db, fake, clock, sink):
     settings = make_settings(database_url, ollama_base_url=fake.make_url(""))
     return await start_gateway(aiohttp_server, settings, sink=sink, limits_clock=clock)
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def new_key(gateway, http, **limits) -> tuple[str, str]:

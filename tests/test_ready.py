@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import aiohttp
-import pytest
 
 from proxy.typedefs import POOL
 from tests.factories import RecordingSink, make_settings, start_gateway
 from tests.fake_ollama import create_fake_ollama
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def _ready(http, gateway):

@@ -16,23 +16,12 @@ from proxy.request_log_writer import RequestLogWriter
 from proxy.typedefs import RECORD_SINK
 from tests.cli_runner import REPO, cli_env, free_port
 from tests.factories import ADMIN_KEY, SECRET, USER_KEY, bearer, make_settings, start_gateway
-from tests.fake_ollama import FAKE_STATE, create_fake_ollama
+from tests.fake_ollama import FAKE_STATE
 from tests.records import wait_until
 from tests.tcp_proxy import TcpProxy
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "Why is the sky blue?"}], "stream": False}
 UNLIMITED = 10**9  # requests per hour: these tests measure the log, not the rate limits
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-async def fake(aiohttp_server):
-    return await aiohttp_server(create_fake_ollama())
 
 
 @pytest.fixture

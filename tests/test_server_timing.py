@@ -8,14 +8,9 @@ import aiohttp
 import pytest
 
 from tests.factories import USER_KEY, bearer, make_settings, start_gateway
-from tests.fake_ollama import FAKE_STATE, create_fake_ollama
+from tests.fake_ollama import FAKE_STATE
 
 TIMING = re.compile(r"gw;dur=(\d+\.\d+), upstream;dur=(\d+\.\d+)")
-
-
-@pytest.fixture
-async def fake(aiohttp_server):
-    return await aiohttp_server(create_fake_ollama())
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 
-import aiohttp
 import pytest
 
 from proxy import latency_histogram
@@ -25,12 +24,6 @@ YESTERDAY = NOW - timedelta(days=1)
 async def gateway(aiohttp_server, database_url, db):
     # The gateway's own requests go to a RecordingSink, so the rows are exactly the ones seeded here.
     return await start_gateway(aiohttp_server, make_settings(database_url), sink=RecordingSink())
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture
