@@ -44,7 +44,8 @@ def _dropped(fixed: frozenset[str], connection: str) -> frozenset[str]:
 def upstream_request_headers(headers: CIMultiDictProxy[str], *, drop_length: bool) -> CIMultiDict[str]:
     """The client's headers less hop-by-hop ones and its credentials; Host comes from the upstream URL,
     since Ollama on loopback answers 403 to a foreign Host (ollama-api.md §1)."""
-    drop = _dropped(_REQUEST_DROP_LENGTH if drop_length else _REQUEST_DROP, ",".join(headers.getall("Connection", ())))
+    fixed = _REQUEST_DROP_LENGTH if drop_length else _REQUEST_DROP
+    drop = _dropped(fixed, ",".join(headers.getall("Connection", ())))
     return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
 
 

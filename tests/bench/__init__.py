@@ -1,0 +1,1 @@
+"""The benchmark suite and micro-benchmarks; never collected by pytest (README "Benchmarks")."""
