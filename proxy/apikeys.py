@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
-from .model_names import model_allowed
 
 KEY_PREFIX = "olg_"
 _ALPHABET = string.digits + string.ascii_letters
@@ -41,18 +40,12 @@ def generate_key() -> str:
     return f"{KEY_PREFIX}{body}{_checksum(body)}"
 
 
-def plausible_key(presented: str) -> bool:
-    """Cheap checks before any lookup: junk and mistyped gateway keys never reach the database.
-
-    Keys of our own format must carry a valid checksum; other strings (operator-chosen demo
-    keys) only have to look like a token.
-    """
-    if not presented or len(presented) > MAX_PRESENTED_LENGTH or not presented.isascii():
+def has_key_format(presented: str) -> bool:
+    """A well-formed gateway key, checksum included: typos and junk never reach the database."""
+    if not presented.startswith(KEY_PREFIX) or len(presented) != KEY_LENGTH or not presented.isascii():
         return False
-    if presented.startswith(KEY_PREFIX) and len(presented) == KEY_LENGTH:
-        body, check = presented[len(KEY_PREFIX) : -_CHECK_LENGTH], presented[-_CHECK_LENGTH:]
-        return hmac.compare_digest(_checksum(body), check)
-    return presented.isprintable()
+    body, check = presented[len(KEY_PREFIX) : -_CHECK_LENGTH], presented[-_CHECK_LENGTH:]
+    return hmac.compare_digest(_checksum(body), check)
 
 
 def key_digest(secret_key: str, presented: str) -> bytes:
@@ -115,9 +108,6 @@ class KeyRecord:
         if self.expires_at is None:
             return True
         return self.expires_at > (now or datetime.now(timezone.utc))
-
-    def allows_model(self, model: str) -> bool:
-        return model_allowed(self.models, model)
 
     def to_json(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:

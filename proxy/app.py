@@ -119,5 +119,6 @@ def create_app(settings: Settings, *, sink: RecordSink | None = None,
 async def _key_store_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[KEY_STORE] = store = KeyStore(app[POOL], settings.secret_key)
-    app[KEY_CACHE] = KeyCache(store, ttl=settings.key_cache_ttl)
+    operator_keys = [key for key in (settings.demo_admin_key, settings.demo_user_key) if key]
+    app[KEY_CACHE] = KeyCache(store, ttl=settings.key_cache_ttl, operator_keys=operator_keys)
     yield

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from uuid import UUID
 
-from .apikeys import KeyRecord, plausible_key
+from .apikeys import MAX_PRESENTED_LENGTH, KeyRecord, has_key_format
 from .db import DATABASE_ERRORS
 from .key_store import KeyStore
 
@@ -28,22 +28,31 @@ class KeyCache:
 
     Changes reach the cache three ways: the admin API invalidates directly, other processes
     through NOTIFY (see key_events.py), and the TTL as the backstop for a lost notification.
-    While the database is down, expired entries keep serving: known keys keep working.
+    A known key past its TTL keeps answering from memory while one background query refreshes it,
+    so a slow or absent database never stalls a request for a key the gateway knows.
     """
 
-    def __init__(self, store: KeyStore, *, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: KeyStore, *, ttl: float, operator_keys: Iterable[str] = (),
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._ttl = ttl
         self._clock = clock
+        # Keys not of our own format (DEMO_*_KEY) are known by digest here, so no other string
+        # that is not a well-formed gateway key ever costs a database query.
+        self._operator_digests = frozenset(store.digest(key) for key in operator_keys)
         # Keyed by digest (bytes) for presented keys, by id (UUID) for short-lived tokens.
         self._entries: dict[bytes | UUID, tuple[KeyRecord | None, float]] = {}
         self._negative_count = 0
-        self._loading: dict[bytes | UUID, asyncio.Future[KeyRecord | None]] = {}
+        self._loading: dict[bytes | UUID, asyncio.Task[KeyRecord | None]] = {}
+        # Bumped by every invalidation: a query that was under way then must not store what it read.
+        self._generation = 0
 
     async def lookup(self, presented: str) -> KeyRecord | None:
-        if not plausible_key(presented):
+        if not presented or len(presented) > MAX_PRESENTED_LENGTH:
             return None
         digest = self._store.digest(presented)
+        if not has_key_format(presented) and digest not in self._operator_digests:
+            return None
         return await self._cached(digest, partial(self._store.find_by_digest, digest))
 
     async def lookup_id(self, key_id: UUID) -> KeyRecord | None:
@@ -53,57 +62,65 @@ class KeyCache:
     async def _cached(self, cache_key: bytes | UUID,
                       load: Callable[[], Awaitable[KeyRecord | None]]) -> KeyRecord | None:
         entry = self._entries.get(cache_key)
-        if entry is not None and entry[1] > self._clock():
-            return entry[0]
-        loading = self._loading.get(cache_key)
-        if loading is not None:  # one database query however many requests missed at once
-            return await asyncio.shield(loading)
-        future: asyncio.Future[KeyRecord | None] = asyncio.get_running_loop().create_future()
-        self._loading[cache_key] = future
-        try:
-            record = await self._load(cache_key, load, entry)
-            future.set_result(record)
-            return record
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # consumed here; waiters get it through shield
-            raise
-        finally:
+        if entry is not None:
+            record, fresh_until = entry
+            if fresh_until > self._clock():
+                return record
+            if record is not None:
+                self._refresh(cache_key, load)
+                return record
+        # shield: a client that leaves cancels its own wait, never the query other requests share.
+        return await asyncio.shield(self._refresh(cache_key, load))
+
+    def _refresh(self, cache_key: bytes | UUID,
+                 load: Callable[[], Awaitable[KeyRecord | None]]) -> asyncio.Task[KeyRecord | None]:
+        task = self._loading.get(cache_key)
+        if task is None:  # one database query however many requests want the same key
+            task = asyncio.create_task(self._load(cache_key, load, self._generation))
+            self._loading[cache_key] = task
+            task.add_done_callback(partial(self._loaded, cache_key))
+        return task
+
+    def _loaded(self, cache_key: bytes | UUID, task: asyncio.Task[KeyRecord | None]) -> None:
+        if self._loading.get(cache_key) is task:
             del self._loading[cache_key]
+        if not task.cancelled():
+            task.exception()  # retrieved here; waiters see it through their own await
 
     async def _load(self, cache_key: bytes | UUID, load: Callable[[], Awaitable[KeyRecord | None]],
-                    stale: tuple[KeyRecord | None, float] | None) -> KeyRecord | None:
+                    generation: int) -> KeyRecord | None:
         try:
             record = await load()
         except DATABASE_ERRORS as exc:
+            stale = self._entries.get(cache_key)
             if stale is not None and stale[0] is not None:
                 log.warning("key store unreachable (%s); serving a known key from cache", type(exc).__name__)
                 return stale[0]
             raise KeyStoreUnavailable(str(type(exc).__name__)) from exc
-        self._store_entry(cache_key, record)
+        if generation == self._generation:
+            self._store_entry(cache_key, record)
         return record
 
-    def _store_entry(self, digest: bytes | UUID, record: KeyRecord | None) -> None:
+    def _store_entry(self, cache_key: bytes | UUID, record: KeyRecord | None) -> None:
         if record is None:
             if self._negative_count >= MAX_NEGATIVE_ENTRIES:
                 self._drop_negatives()
             self._negative_count += 1
-            self._entries[digest] = (None, self._clock() + NEGATIVE_TTL)
+            self._entries[cache_key] = (None, self._clock() + NEGATIVE_TTL)
         else:
-            self._entries[digest] = (record, self._clock() + self._ttl)
+            self._entries[cache_key] = (record, self._clock() + self._ttl)
 
     def _drop_negatives(self) -> None:
         self._entries = {d: e for d, e in self._entries.items() if e[0] is not None}
         self._negative_count = 0
 
-    def put(self, presented: str, record: KeyRecord) -> None:
-        self._store_entry(self._store.digest(presented), record)
-
     def invalidate(self, key_id: UUID) -> None:
         """Forget one key (and every unknown-key entry: the change may be that key's creation)."""
+        self._generation += 1
         self._entries = {d: e for d, e in self._entries.items() if e[0] is not None and e[0].id != key_id}
         self._negative_count = 0
 
     def clear(self) -> None:
+        self._generation += 1
         self._entries.clear()
         self._negative_count = 0

@@ -6,6 +6,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from aiohttp import ClientResponse
+
+from .gateway_error import GatewayError
+from .json_body import read_stream
 from .ollama_routes import Listing
 
 LISTING_LIMIT = 16 * 1024 * 1024  # far above any real model list; a bound all the same
@@ -36,3 +40,14 @@ def _allowed(entry: Any, fields: tuple[str, ...], allowed: Callable[[str], bool]
         return False
     names = [entry[f] for f in fields if isinstance(entry.get(f), str)]
     return bool(names) and any(allowed(name) for name in names)
+
+
+async def read_listing(upstream: ClientResponse, kind: Listing, allowed: Callable[[str], bool]) -> bytes:
+    """Ollama's listing body, filtered when it is a 200 listing; any other answer unchanged."""
+    body = await read_stream(upstream.content, LISTING_LIMIT)
+    if body is None:
+        raise GatewayError(502, "Ollama's model list is too large to filter")
+    if upstream.status != 200:
+        return body
+    filtered = filter_listing(body, kind, allowed)
+    return filtered if filtered is not None else body

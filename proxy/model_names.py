@@ -6,8 +6,9 @@ from collections.abc import Iterable
 
 
 def normalize_model(name: str) -> str:
-    """`llama3` and `llama3:latest` are one model to Ollama; `ns/m` and `ns/m:latest` too."""
-    name = name.strip()
+    """`llama3` and `llama3:latest` are one model to Ollama; `ns/m` and `ns/m:latest` too; so are
+    `Llama3` and `llama3`, since Ollama matches names case-insensitively."""
+    name = name.strip().lower()
     if ":" not in name.rsplit("/", 1)[-1]:
         name += ":latest"
     return name
@@ -20,7 +21,7 @@ def model_allowed(allow_list: Iterable[str] | None, model: str) -> bool:
     wanted = normalize_model(model)
     for entry in allow_list:
         if entry.endswith("*"):
-            if wanted.startswith(entry[:-1]):
+            if wanted.startswith(entry[:-1].strip().lower()):
                 return True
         elif normalize_model(entry) == wanted:
             return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 
 from .apikeys import KeyRecord
@@ -9,16 +11,42 @@ from .model_names import model_allowed
 
 # Native routes name the model in `model`, older clients (ollama-js pull/push/delete) in `name`;
 # create may start `from` another model, copy names two (ollama-api.md §5).
-_MODEL_FIELDS = ("model", "name", "from", "source", "destination")
+_MODEL_FIELDS = frozenset({"model", "name", "from", "source", "destination"})
+# Go's encoding/json matches object keys case-insensitively with Unicode folding, so Ollama reads
+# `"Model"`, `"MODEL"` and `"ſource"` as the fields above (and keeps the last of duplicates).
+# See: https://github.com/golang/go/issues/43664
+_GO_FOLD = str.maketrans({"ſ": "s", "\u212a": "k"})
+
+
+def _go_key(key: str) -> str:
+    return key.translate(_GO_FOLD).lower()
 
 
 def requested_models(body: dict[str, Any]) -> list[str]:
-    return [value for field in _MODEL_FIELDS if isinstance(value := body.get(field), str) and value]
+    """Every model the body names, under any spelling of a model field Ollama would accept."""
+    return [value for key, value in body.items()
+            if isinstance(value, str) and value and _go_key(key) in _MODEL_FIELDS]
+
+
+def multipart_model(content_type: str, body: bytes) -> str | None:
+    """The `model` form field of a multipart body (/v1/audio/transcriptions)."""
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
+                                                  + body)
+    if not message.is_multipart():
+        return None
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == "model":
+            payload = part.get_payload(decode=True)
+            return payload.decode("utf-8", "replace").strip() if payload else None
+    return None
 
 
 def is_cloud_model(name: str) -> bool:
-    """`:cloud` / `-cloud` models run on ollama.com under the server's identity (ollama-api.md §1)."""
-    name = name.removesuffix(":latest")
+    """`:cloud` / `-cloud` models run on ollama.com under the server's identity (ollama-api.md §1).
+
+    Matched as Ollama's parseSourceSuffix does: trimmed and case-insensitive.
+    """
+    name = name.strip().lower().removesuffix(":latest")
     return name.endswith((":cloud", "-cloud"))
 
 

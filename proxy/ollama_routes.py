@@ -28,6 +28,7 @@ class OllamaRoute:
     json_body: bool = False  # a JSON body that may name models
     listing: Listing = Listing.NONE
     path_model: bool = False  # the model is the last path segment (/v1/models/{model})
+    form_body: bool = False  # multipart/form-data with a `model` field
 
 
 _GET = ("GET",)  # aiohttp adds HEAD to every GET route
@@ -62,8 +63,7 @@ ROUTES: tuple[OllamaRoute, ...] = (
     OllamaRoute(_POST, "/v1/messages", Access.ANY_KEY, json_body=True),
     OllamaRoute(_POST, "/v1/images/generations", Access.ANY_KEY, json_body=True),
     OllamaRoute(_POST, "/v1/images/edits", Access.ANY_KEY, json_body=True),
-    # multipart/form-data: its model field is not read (see model_policy.py).
-    OllamaRoute(_POST, "/v1/audio/transcriptions", Access.ANY_KEY),
+    OllamaRoute(_POST, "/v1/audio/transcriptions", Access.ANY_KEY, form_body=True),
     OllamaRoute(_GET, "/v1/models", Access.ANY_KEY, listing=Listing.OPENAI),
     # `{model:.+}`: the OpenAI SDK sends `/` inside a model id as %2F (ollama-api.md §5).
     OllamaRoute(_GET, "/v1/models/{model:.+}", Access.ANY_KEY, path_model=True),

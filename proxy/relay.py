@@ -103,10 +103,17 @@ async def _relay_whole(request: web.Request, upstream: aiohttp.ClientResponse, r
     return response
 
 
+_MAX_TOKENS = 2**31 - 1  # the request_log columns are integers
+
+
+def _tokens(value: int | None) -> int | None:
+    return None if value is None else min(max(value, 0), _MAX_TOKENS)
+
+
 def _note_usage(record: RequestRecord, tap: UsageTap) -> None:
     usage = tap.finish()
-    record.prompt_tokens = usage.prompt_tokens
-    record.completion_tokens = usage.completion_tokens
+    record.prompt_tokens = _tokens(usage.prompt_tokens)
+    record.completion_tokens = _tokens(usage.completion_tokens)
     record.usage_estimated = usage.estimated
     if usage.error and record.error is None:
         record.error = usage.error

@@ -21,6 +21,9 @@ RUNNER_OPTIONS: dict[str, Any] = {
     "handler_cancellation": True,
     "access_log": None,  # the request log is the access log; aiohttp's would repeat it
     "shutdown_timeout": 30.0,
+    # Bodies are relayed as the client sent them, Content-Encoding included (zstd on /v1). With
+    # aiohttp's default, a gzip body would be inflated yet forwarded still labelled gzip.
+    "auto_decompress": False,
 }
 
 

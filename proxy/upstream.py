@@ -54,9 +54,15 @@ def downstream_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[s
     return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
 
 
-def upstream_url(base: URL, raw_path: str) -> URL:
-    """Base URL (with any path prefix) + the client's raw path and query, `%2F` and all."""
-    return URL(str(base).rstrip("/") + raw_path, encoded=True)
+def upstream_url(base: URL, target: URL | str) -> URL:
+    """Base URL (with any path prefix) + the client's raw path and query, `%2F` and all.
+
+    Only the path and query of `target` are used: an absolute-form request line
+    (`GET http://elsewhere/… HTTP/1.1`) cannot point the gateway at another host.
+    """
+    if isinstance(target, str):
+        target = URL(target, encoded=True)
+    return URL(str(base).rstrip("/") + target.raw_path_qs, encoded=True)
 
 
 def upstream_failure(exc: BaseException, settings: Settings) -> GatewayError:

@@ -17,7 +17,9 @@ PARSE_CAP = 1024 * 1024
 TAIL = 64 * 1024
 ERROR_CHARS = 500
 
-_DIGITS = re.compile(rb"\d+")
+# Bounded: int() of a huge digit run raises (Python caps int-from-string length); counts are
+# clamped to the request_log integer columns later anyway.
+_DIGITS = re.compile(rb"\d{1,18}")
 # Usage field names: OpenAI, then /v1/responses and anthropic, then native metrics.
 _PROMPT = ("prompt_tokens", "input_tokens", "prompt_eval_count")
 _COMPLETION = ("completion_tokens", "output_tokens", "eval_count")

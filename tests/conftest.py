@@ -8,6 +8,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from proxy.migrations import migrate
 from tests.database import create_database, drop_database, server_dsn
 from tests.factories import RecordingSink
 from tests.fake_ollama import create_fake_ollama
@@ -25,6 +26,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 async def db(database_url: str) -> asyncpg.Connection:
     """A connection to the test database, emptied of rows first (the schema stays)."""
     conn = await asyncpg.connect(database_url)
+    await migrate(conn)  # tests that use the database without starting an app still get the schema
     tables = await conn.fetch(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
     )

@@ -295,3 +295,65 @@ async def test_usage_is_measured_on_the_side(gateway, http, sink):
     assert (record.prompt_tokens, record.completion_tokens) == (final["prompt_eval_count"], final["eval_count"])
     assert record.model == "llama3.2" and record.status_code == 200 and record.ttfb is not None
     assert record.bytes_out == sum(len(json.dumps(x, separators=(",", ":"))) + 1 for x in lines)
+
+
+async def _narrow_key(http, gateway, models):
+    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "n", "models": models}) as r:
+        return (await r.json())["key"]
+
+
+@pytest.mark.parametrize("body", [
+    {"Model": "qwen3:0.6b", "messages": []},                      # Go matches keys case-insensitively
+    {"model": "llama3.2", "MODEL": "qwen3:0.6b", "messages": []},  # and keeps the last duplicate
+    {"ſource": "qwen3:0.6b", "model": "llama3.2"},                 # with Unicode folding
+])
+async def test_allow_list_sees_every_spelling_ollama_reads(gateway, http, sink, body):
+    key = await _narrow_key(http, gateway, ["llama3.2"])
+    async with http.post(gateway.u("/api/chat"), json=body, headers=bearer(key)) as r:
+        assert r.status == 403
+    assert sink.records[-1].model is not None  # the refused request is logged with its model
+
+
+@pytest.mark.parametrize("model", ["gpt-oss:120b-CLOUD", "gpt-oss:Cloud", "gpt-oss:120b-cloud "])
+async def test_cloud_rule_matches_as_ollama_does(gateway, http, model):
+    async with http.post(gateway.u("/api/chat"), json={**CHAT, "model": model}, headers=bearer(USER_KEY)) as r:
+        assert r.status == 403
+
+
+async def test_compressed_bodies_pass_for_admins_only(gateway, fake, http):
+    import gzip
+
+    packed = gzip.compress(json.dumps({**CHAT, "stream": False}).encode())
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    async with http.post(gateway.u("/api/chat"), data=packed, headers={**headers, **bearer(USER_KEY)}) as r:
+        assert r.status == 400 and "compressed" in (await r.json())["error"]
+    async with http.post(gateway.u("/api/chat"), data=packed, headers={**headers, **bearer(ADMIN_KEY)}) as r:
+        await r.read()
+    seen = fake.app[FAKE_STATE].requests[-1]
+    # Still gzip on arrival (the fake's server inflates it): sent as the client sent it, not inflated.
+    assert seen.headers["Content-Encoding"] == "gzip" and seen.json_body == {**CHAT, "stream": False}
+
+
+async def test_transcription_model_is_checked(gateway, http):
+    key = await _narrow_key(http, gateway, ["whisper"])
+    form = aiohttp.FormData()
+    form.add_field("model", "qwen3:0.6b")
+    form.add_field("file", b"RIFF....", filename="a.wav", content_type="audio/wav")
+    async with http.post(gateway.u("/v1/audio/transcriptions"), data=form, headers=bearer(key)) as r:
+        assert r.status == 403 and "qwen3:0.6b" in (await r.json())["error"]["message"]
+
+
+async def test_absolute_form_target_stays_on_the_upstream(gateway, fake):
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.server.port)
+    writer.write(b"GET http://evil.example:9/api/version HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+    response = await reader.read()
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 200") and b'"version"' in response
+    assert fake.app[FAKE_STATE].requests[-1].raw_path == "/api/version"
+
+
+async def test_head_on_a_filtered_listing_is_passed_through(gateway, fake, http):
+    key = await _narrow_key(http, gateway, ["llama3.2"])
+    async with http.head(gateway.u("/api/tags"), headers=bearer(key)) as r:
+        direct = await http.head(fake.make_url("/api/tags"))
+        assert r.status == 200 and r.headers.get("Content-Length") == direct.headers.get("Content-Length")

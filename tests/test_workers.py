@@ -14,12 +14,13 @@ import aiohttp
 import psutil
 import pytest
 
+from proxy.apikeys import generate_key, key_digest
 from proxy.migrations import migrate
 from tests.cli_runner import REPO, cli_env, free_port
 from tests.factories import SECRET, bearer
 from tests.fake_ollama import create_fake_ollama
 
-USER_KEY = "workers-user-key-0123456789abcdef"
+USER_KEY = generate_key()  # of the gateway's own format: only those are looked up
 REQUESTS = 120
 CONNECTIONS = 24  # SO_REUSEPORT spreads connections by hash: 24 all on one of 2 workers is a 2^-23 chance
 
@@ -61,8 +62,6 @@ async def workers(database_url, db, aiohttp_server, tmp_path):
 
 
 def _digest(key: str) -> bytes:
-    from proxy.apikeys import key_digest
-
     return key_digest(SECRET, key)
 
 

@@ -7,8 +7,7 @@ from functools import partial
 from aiohttp import web
 
 from ..gateway_error import GatewayError
-from ..json_body import read_stream
-from ..listing_filter import LISTING_LIMIT, filter_listing
+from ..listing_filter import read_listing
 from ..model_policy import key_may_use
 from ..ollama_routes import Listing
 from ..typedefs import API_KEY, SETTINGS, UPSTREAM_SESSION
@@ -18,17 +17,15 @@ from ..upstream import UPSTREAM_ERRORS, upstream_failure, upstream_url
 
 async def list_models(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
+    allowed = partial(key_may_use, request[API_KEY])
     try:
         async with request.app[UPSTREAM_SESSION].get(upstream_url(settings.ollama_base_url, "/api/tags")) as upstream:
-            body = await read_stream(upstream.content, LISTING_LIMIT)
-            status = upstream.status
+            if upstream.status != 200:
+                raise GatewayError(502, f"Ollama answered {upstream.status} to /api/tags")
+            body = await read_listing(upstream, Listing.NATIVE, allowed)
     except UPSTREAM_ERRORS as exc:
         raise upstream_failure(exc, settings) from None
-    allowed = partial(key_may_use, request[API_KEY])
-    filtered = filter_listing(body, Listing.NATIVE, allowed) if status == 200 and body is not None else None
-    if filtered is None:
-        raise GatewayError(502, f"Ollama answered {status} without a readable model list")
-    return web.Response(body=filtered, content_type="application/json")
+    return web.Response(body=body, content_type="application/json")
 
 
 def setup_model_routes(app: web.Application) -> None:

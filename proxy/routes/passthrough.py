@@ -11,9 +11,9 @@ from aiohttp import ClientResponse, web
 
 from ..apikeys import KeyRecord
 from ..gateway_error import GatewayError, forbidden
-from ..json_body import parse_json_object, read_body, read_stream
-from ..listing_filter import LISTING_LIMIT, filter_listing
-from ..model_policy import key_may_use, requested_models
+from ..json_body import parse_json_object, read_body
+from ..listing_filter import read_listing
+from ..model_policy import key_may_use, multipart_model, requested_models
 from ..ollama_routes import ROUTES, Access, Listing, OllamaRoute
 from ..relay import relay_response
 from ..request_record import RequestRecord
@@ -26,51 +26,58 @@ from ..upstream import UPSTREAM_ERRORS, upstream_failure, upstream_request_heade
 _INLINE_PARSE_LIMIT = 256 * 1024
 
 
-async def _json_body(request: web.Request) -> tuple[bytes, dict[str, Any] | None]:
+async def _read_request(request: web.Request, route: OllamaRoute) -> tuple[bytes, dict[str, Any] | None]:
+    """The body, and what it says about models: None when it cannot be read (a compressed body)."""
     body = await read_body(request, request.app[SETTINGS].max_body_size)
     if request.headers.get("Content-Encoding", "identity").lower() != "identity":
-        return body, None  # zstd on /v1 (ollama-api.md §2): the model cannot be read
+        return body, None  # zstd on /v1 (ollama-api.md §2): forwarded as sent, model unreadable
+    if route.form_body:
+        model = multipart_model(request.headers.get("Content-Type", ""), body)
+        return body, {"model": model} if model else {}
     if len(body) <= _INLINE_PARSE_LIMIT:
         return body, parse_json_object(body)
     return body, await asyncio.to_thread(parse_json_object, body)
 
 
-def _check_access(request: web.Request, route: OllamaRoute, data: dict[str, Any] | None) -> str | None:
-    """Raise 403 when the key may not do this; return the model the request names, for the log."""
+def _check_access(request: web.Request, route: OllamaRoute, data: dict[str, Any] | None, models: list[str]) -> None:
+    """Raise 403 (or 400) when the key may not do this."""
     key = request.get(API_KEY)
     if route.access is Access.PUBLIC or key is None:
-        return None
+        return
     if route.access is Access.ADMIN and not key.is_admin:
         raise forbidden(f"{request.method} {request.path} needs an admin key")
-    models = [request.match_info["model"]] if route.path_model else requested_models(data or {})
+    if data is None and (route.json_body or route.form_body) and (key.models is not None or not key.is_admin):
+        # An unreadable body could name any model, a cloud one included.
+        raise GatewayError(400, "compressed request bodies are accepted from admin keys without a model allow-list only")
     for model in models:
         if not key_may_use(key, model):
             raise forbidden(f"model '{model}' is not allowed for this key")
-    if route.json_body and data is None and key.models is not None:
-        raise GatewayError(400, "compressed request bodies cannot be checked against this key's model allow-list")
-    if route.path == "/v1/audio/transcriptions" and key.models is not None:
-        raise forbidden("transcriptions are not available to keys with a model allow-list")
-    return models[0] if models else None
+
+
+def _models(request: web.Request, route: OllamaRoute, data: dict[str, Any] | None) -> list[str]:
+    return [request.match_info["model"]] if route.path_model else requested_models(data or {})
 
 
 async def forward(route: OllamaRoute, request: web.Request) -> web.StreamResponse:
     record = request[RECORD]
-    if route.json_body:
-        body, data = await _json_body(request)
+    if route.json_body or route.form_body:
+        body, data = await _read_request(request, route)
         payload: Any = body
         record.bytes_in = len(body)
     else:
         body, data = b"", None
         # Streamed straight through: blob uploads of several GB never sit in memory.
         payload = request.content if request.body_exists else None
-    record.model = _check_access(request, route, data)
+    models = _models(request, route, data)
+    record.model = models[0] if models else None
+    _check_access(request, route, data, models)
 
     settings = request.app[SETTINGS]
     started = time.perf_counter()
     try:
         upstream = await request.app[UPSTREAM_SESSION].request(
-            request.method, upstream_url(settings.ollama_base_url, request.raw_path),
-            headers=upstream_request_headers(request.headers, drop_length=route.json_body),
+            request.method, upstream_url(settings.ollama_base_url, request.rel_url),
+            headers=upstream_request_headers(request.headers, drop_length=route.json_body or route.form_body),
             data=payload, allow_redirects=False,
         )
     except UPSTREAM_ERRORS as exc:
@@ -78,7 +85,8 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
     request[UPSTREAM_TIMING] = upstream_timing(record, started)  # Server-Timing, overhead metric
     try:
         key = request.get(API_KEY)
-        if route.listing is not Listing.NONE and key is not None and key.models is not None:
+        if (route.listing is not Listing.NONE and request.method != "HEAD"
+                and key is not None and key.models is not None):
             return await _filtered_listing(upstream, route.listing, key, record)
         return await relay_response(request, upstream, record, started=started, request_bytes=len(body))
     except BaseException:
@@ -92,11 +100,7 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
 
 async def _filtered_listing(upstream: ClientResponse, kind: Listing, key: KeyRecord,
                             record: RequestRecord) -> web.Response:
-    body = await read_stream(upstream.content, LISTING_LIMIT)
-    if body is None:
-        raise GatewayError(502, "Ollama's model list is too large to filter")
-    filtered = filter_listing(body, kind, partial(key_may_use, key)) if upstream.status == 200 else None
-    body = filtered if filtered is not None else body
+    body = await read_listing(upstream, kind, partial(key_may_use, key))
     record.bytes_out = len(body)
     return web.Response(status=upstream.status, body=body,
                         headers={"Content-Type": upstream.headers.get("Content-Type", "application/json")})

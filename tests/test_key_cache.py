@@ -1,0 +1,98 @@
+"""The key cache against a real PostgreSQL: no query for junk, no stale store after a revoke, shared lookups."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from proxy.key_cache import KeyCache
+from proxy.key_store import KeyStore
+from tests.factories import SECRET
+
+
+class GatedStore(KeyStore):
+    """The real store, with a gate to hold its lookups mid-flight and a count of them."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool, SECRET)
+        self.lookups = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def find_by_digest(self, digest: bytes):
+        self.lookups += 1
+        record = await super().find_by_digest(digest)
+        await self.gate.wait()
+        return record
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def store(database_url, db):
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    yield GatedStore(pool)
+    await pool.close()
+
+
+async def test_junk_and_mistyped_keys_never_query(store):
+    new = await store.create(name="k", role="user", rate_limit=10)
+    cache = KeyCache(store, ttl=30, operator_keys=["operator-chosen-key-1234"])
+    for junk in ("random-junk-credential", new.key[:-1], new.key[:-1] + ("A" if new.key[-1] != "A" else "B"),
+                 "x" * 5000):
+        assert await cache.lookup(junk) is None
+    assert store.lookups == 0
+    assert await cache.lookup("operator-chosen-key-1234") is None  # configured, so asked (and unknown)
+    assert (await cache.lookup(new.key)).id == new.record.id
+    assert store.lookups == 2
+
+
+async def test_a_revoke_during_a_lookup_is_not_undone_by_it(store):
+    new = await store.create(name="k", role="user", rate_limit=10)
+    cache = KeyCache(store, ttl=30)
+    store.gate.clear()
+    first = asyncio.create_task(cache.lookup(new.key))
+    await asyncio.sleep(0.05)  # the query has read the active row and waits at the gate
+    await store.revoke(new.record.id)
+    cache.invalidate(new.record.id)
+    store.gate.set()
+    await first
+    record = await cache.lookup(new.key)
+    assert record is not None and not record.is_active
+
+
+async def test_one_query_for_many_waiters_and_a_leaving_client_cancels_only_itself(store):
+    new = await store.create(name="k", role="user", rate_limit=10)
+    cache = KeyCache(store, ttl=30)
+    store.gate.clear()
+    waiters = [asyncio.create_task(cache.lookup(new.key)) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    waiters[0].cancel()
+    store.gate.set()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert all(r.id == new.record.id for r in results[1:])
+    assert store.lookups == 1
+
+
+async def test_a_known_key_past_its_ttl_answers_at_once_and_refreshes_behind(store):
+    new = await store.create(name="k", role="user", rate_limit=10)
+    clock = Clock()
+    cache = KeyCache(store, ttl=30, clock=clock)
+    await cache.lookup(new.key)
+    clock.now += 31
+    store.gate.clear()  # the database is now slow
+    record = await asyncio.wait_for(cache.lookup(new.key), 5)
+    assert record.id == new.record.id and store.lookups == 2  # answered from memory; refresh under way
+    store.gate.set()
+    await asyncio.sleep(0.05)
+    await cache.lookup(new.key)
+    assert store.lookups == 2  # fresh again after the refresh
