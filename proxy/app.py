@@ -19,7 +19,7 @@ from .limits import KeyLimiter
 from .metrics import GatewayMetrics
 from .middlewares.auth import auth_middleware
 from .middlewares.cors import add_cors_headers, cors_middleware
-from .middlewares.errors import errors_middleware
+from .middlewares.errors import errors_middleware, remember_started_response
 from .middlewares.rate_limit import add_rate_limit_headers, rate_limit_middleware
 from .middlewares.timing import add_request_id, timing_middleware
 from .plugins import load_plugins
@@ -95,6 +95,7 @@ def create_app(settings: Settings, *, sink: RecordSink | None = None,
         rate_limit_middleware(limiter=app[KEY_LIMITER], clock=limits_clock),  # after auth: limits are per key
         *plugins,  # GATEWAY_PLUGINS last: they see the key, within its limits
     ])
+    app.on_response_prepare.append(remember_started_response)
     app.on_response_prepare.append(add_request_id)
     app.on_response_prepare.append(add_rate_limit_headers)
     if settings.cors_origins:

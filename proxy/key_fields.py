@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from .apikeys import ROLES
+from .digits import is_ascii_digits
+from .timestamps import parse_timestamp
 
 MAX_NAME_LENGTH = 200
 MAX_RATE_LIMIT = 10_000_000
@@ -34,7 +36,7 @@ def parse_role(value: Any) -> str:
 
 def parse_positive_int(field: str, value: Any, maximum: int = MAX_RATE_LIMIT) -> int:
     # bool is an int in Python; `true` is not a rate.
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and is_ascii_digits(value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
         raise ValueError(f"{field} must be a whole number from 1 to {maximum}")
@@ -65,11 +67,7 @@ def parse_expires_at(value: Any) -> datetime | None:
         return None
     if not isinstance(value, str):
         raise ValueError("expires_at must be an ISO 8601 timestamp or null")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"expires_at: {value!r} is not an ISO 8601 timestamp") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parse_timestamp("expires_at", value)
 
 
 def parse_is_active(value: Any) -> bool:

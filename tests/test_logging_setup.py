@@ -7,7 +7,9 @@ import io
 import logging
 import threading
 
-from proxy.logging_setup import LoopBatchedHandler
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod
+
+from proxy.logging_setup import ClientErrorFilter, LoopBatchedHandler, setup_logging
 
 
 class CountingStream(io.StringIO):
@@ -68,3 +70,62 @@ async def test_flush_writes_what_is_pending():
     logger.info("pending")
     logger.handlers[0].flush()  # logging.shutdown() at exit does this
     assert stream.getvalue() == "INFO pending\n"
+
+
+def _server_record(level: int, exc: BaseException | None) -> logging.LogRecord:
+    """A record as aiohttp.server's log_exception makes one."""
+    exc_info = (type(exc), exc, exc.__traceback__) if exc else None
+    return logging.LogRecord("aiohttp.server", level, "web_protocol.py", 1, "Error handling request from %s",
+                             ("10.0.0.1",), exc_info)
+
+
+def _raised(exc: BaseException) -> BaseException:
+    try:
+        raise exc
+    except BaseException as caught:
+        return caught
+
+
+def test_a_malformed_request_is_one_info_line_without_traceback():
+    logging.getLogger("aiohttp.server").setLevel(logging.INFO)
+    try:
+        record = _server_record(logging.ERROR, _raised(BadHttpMessage("Duplicate Content-Length")))
+        assert ClientErrorFilter().filter(record) is True
+    finally:
+        logging.getLogger("aiohttp.server").setLevel(logging.NOTSET)
+    assert (record.levelno, record.levelname) == (logging.INFO, "INFO")
+    assert record.exc_info is None and record.exc_text is None
+    assert record.getMessage() == ("Error handling request from 10.0.0.1: "
+                                   "BadHttpMessage: Duplicate Content-Length")
+
+
+def test_the_downgraded_line_is_dropped_when_info_is_not_shown():
+    logging.getLogger("aiohttp.server").setLevel(logging.WARNING)
+    try:
+        record = _server_record(logging.ERROR, _raised(BadHttpMessage("Content-Length can't be present with "
+                                                                      "Transfer-Encoding")))
+        assert ClientErrorFilter().filter(record) is False
+    finally:
+        logging.getLogger("aiohttp.server").setLevel(logging.NOTSET)
+
+
+def test_real_failures_and_quieter_lines_are_left_alone():
+    bug = _server_record(logging.ERROR, _raised(RuntimeError("a real bug")))
+    assert ClientErrorFilter().filter(bug) is True
+    assert bug.levelno == logging.ERROR and bug.exc_info is not None
+    probe = _server_record(logging.DEBUG, _raised(BadHttpMethod("\x16\x03\x01")))  # aiohttp's own DEBUG
+    assert ClientErrorFilter().filter(probe) is True
+    assert probe.levelno == logging.DEBUG and probe.exc_info is not None
+
+
+def test_setup_logging_installs_the_filter_once():
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup_logging("INFO", "text")
+        setup_logging("INFO", "text")
+        server = logging.getLogger("aiohttp.server")
+        assert sum(isinstance(f, ClientErrorFilter) for f in server.filters) == 1
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 
+import pytest
+
+from proxy.routes.ready import SharedCheck
 from proxy.typedefs import POOL
 from tests.factories import RecordingSink, make_settings, start_gateway
-from tests.fake_ollama import create_fake_ollama
+from tests.fake_clock import FakeClock
+from tests.fake_ollama import FAKE_STATE, create_fake_ollama
 
 
 async def _ready(http, gateway):
@@ -42,3 +48,55 @@ async def test_the_journal_stands_in_for_a_lost_database(aiohttp_server, databas
         assert status == expected, body
         assert body["checks"]["database"].startswith("unreachable")
         assert (body["checks"]["journal"] == "ok") == (expected == 200)
+        assert str(tmp_path) not in json.dumps(body)  # no key needed: no filesystem layout either
+
+
+async def test_callers_share_one_check_for_a_second(aiohttp_server, database_url, db, http):
+    fake = await aiohttp_server(create_fake_ollama())
+    gateway = await start_gateway(aiohttp_server, make_settings(database_url, ollama_base_url=fake.make_url("")))
+
+    def version_calls() -> int:
+        return sum(r.path == "/api/version" for r in fake.app[FAKE_STATE].requests)
+
+    answers = await asyncio.gather(*(_ready(http, gateway) for _ in range(20)))
+    assert {status for status, _ in answers} == {200}
+    assert version_calls() == 1  # not one database query and one Ollama request per caller
+    await asyncio.sleep(1.1)
+    await _ready(http, gateway)
+    assert version_calls() == 2  # a second later, a fresh check
+
+
+async def test_shared_check_reuses_an_answer_until_it_is_stale():
+    clock, runs, release = FakeClock(0.0), [], asyncio.Event()
+
+    async def check():
+        runs.append(clock())
+        await release.wait()
+        return 200, {"run": len(runs)}
+
+    shared = SharedCheck(check, ttl=1.0, clock=clock)
+    waiting = [asyncio.ensure_future(shared.answer()) for _ in range(3)]
+    await asyncio.sleep(0)
+    waiting[0].cancel()  # a caller that leaves does not cancel the run the others share
+    release.set()
+    assert [await w for w in waiting[1:]] == [(200, {"run": 1})] * 2
+    clock.advance(0.9)
+    assert await shared.answer() == (200, {"run": 1})
+    clock.advance(0.2)
+    assert await shared.answer() == (200, {"run": 2})
+    assert len(runs) == 2
+
+
+async def test_a_check_that_fails_is_not_reused():
+    calls = []
+
+    async def check():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return 200, {}
+
+    shared = SharedCheck(check, ttl=60.0, clock=FakeClock(0.0))
+    with pytest.raises(RuntimeError):
+        await shared.answer()
+    assert await shared.answer() == (200, {})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -145,10 +147,20 @@ async def test_logs_filters(gateway, http, seeded):
     assert body["logs"][0]["client_ip"] == "10.0.0.7"
 
 
+def encode_raw_cursor(raw: str) -> str:
+    """A cursor crafted by hand, encoded the way proxy.query_params.encode_cursor encodes one."""
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
 @pytest.mark.parametrize("params, fragment", [
     ({"limit": "0"}, "limit"), ({"limit": "1001"}, "limit"), ({"limit": "ten"}, "limit"),
     ({"status": "abc"}, "status"), ({"status": "99"}, "status"),
+    ({"status": "\u00b2"}, "status must be a whole number"), ({"limit": "\u0663"}, "limit must be a whole number"),
     ({"cursor": "not-a-cursor"}, "cursor"), ({"key_id": "1"}, "UUID"),
+    # Well formed, but year 1 overflows once shifted to UTC (was a 500).
+    ({"cursor": encode_raw_cursor("0001-01-01T00:00:00+14:00|" + str(uuid.uuid4()))}, "cursor"),
+    ({"cursor": encode_raw_cursor("9999-12-31T23:59:59-14:00|" + str(uuid.uuid4()))}, "cursor"),
+    ({"since": "0001-01-01T00:00:00+01:00"}, "between the years"),
     ({"since": "2025-02-01", "until": "2025-01-01"}, "before until"), ({"since": "yesterday"}, "ISO 8601"),
     ({"order": "asc"}, "unknown query parameter"),
 ])

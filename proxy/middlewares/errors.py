@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from ..db import DATABASE_ERRORS
 from ..errors import error_response
 from ..gateway_error import GatewayError
-from ..typedefs import RECORD
+from ..typedefs import RECORD, STARTED_RESPONSE
 
 log = logging.getLogger(__name__)
 
+DATABASE_UNAVAILABLE = "database unavailable; try again shortly"
+DATABASE_RETRY_AFTER = "5"
+
 
 def errors_middleware() -> Middleware:
+    """Renders GatewayError, aiohttp's HTTP errors and anything unexpected as one JSON answer.
+
+    A lost database is a 503 with Retry-After, not a 500. Once a response has started (a stream's
+    headers are out), no second answer can follow: the connection is cut, so the client sees a
+    truncated body rather than a clean end, or an error response inside the body.
+    """
+
     @web.middleware
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except GatewayError as exc:
+            if started := _started(request):
+                return _cut(request, started, exc.message)
             _note(request, exc.message)
             return error_response(request, exc.status, exc.message, exc.headers)
         except web.HTTPException as exc:
@@ -27,15 +41,68 @@ def errors_middleware() -> Middleware:
                 raise  # redirects and the like are answers, not errors
             # aiohttp's own rejections: unknown route (404), wrong method (405), body too large (413).
             message = exc.reason.lower() if exc.status != 404 else f"no route for {request.method} {request.path}"
+            if started := _started(request):
+                return _cut(request, started, message)
             _note(request, message)
             return error_response(request, exc.status, message, _allow_header(exc))
-        except Exception:
+        except Exception as exc:
             record = request.get(RECORD)
-            log.exception("unhandled error in request %s", record.id if record else "?")
+            request_id = record.id if record else "?"
+            if _from_database(exc):
+                # An outage, not a bug: one line, no traceback (the writer and key cache say more).
+                log.warning("request %s: database unavailable (%s: %s)", request_id, type(exc).__name__, exc)
+                if started := _started(request):
+                    return _cut(request, started, DATABASE_UNAVAILABLE)
+                _note(request, DATABASE_UNAVAILABLE)
+                return error_response(request, 503, DATABASE_UNAVAILABLE, {"Retry-After": DATABASE_RETRY_AFTER})
+            log.exception("unhandled error in request %s", request_id)
+            if started := _started(request):
+                return _cut(request, started, "internal error")
             _note(request, "internal error")
             return error_response(request, 500, "internal gateway error")
 
     return errors
+
+
+async def remember_started_response(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the response whose headers are leaving, should its handler fail later."""
+    request[STARTED_RESPONSE] = response
+
+
+def _started(request: web.Request) -> web.StreamResponse | None:
+    """The response already under way, if any: a handler prepared it before it raised."""
+    response = request.get(STARTED_RESPONSE)
+    return response if response is not None and response.prepared else None
+
+
+def _cut(request: web.Request, response: web.StreamResponse, message: str) -> web.StreamResponse:
+    """Abort the connection mid-body and hand back the started response.
+
+    aiohttp's own fallback would write a second status line into the body (an HTTPException) or
+    log a traceback and send a text/plain 500; with the transport gone, finishing the returned
+    response fails quietly and the client sees a truncated body, never a clean end.
+    """
+    _note(request, message)
+    record = request.get(RECORD)
+    log.warning("request %s: %s after the response started; cutting the connection",
+                record.id if record else "?", message)
+    if request.transport is not None:
+        request.transport.abort()
+    return response
+
+
+def _from_database(exc: Exception) -> bool:
+    """DATABASE_ERRORS that came out of the driver: clients and Ollama raise OSError too."""
+    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError)):
+        return True
+    if not isinstance(exc, DATABASE_ERRORS):
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").startswith("asyncpg"):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _note(request: web.Request, message: str) -> None:

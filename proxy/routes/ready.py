@@ -3,12 +3,15 @@
 Can serve = Ollama answers GET /api/version, and usage records have somewhere to go: PostgreSQL
 answers SELECT 1, or else the journal directory is writable (records wait there; known keys keep
 working from the cache). Each check is bounded by CHECK_TIMEOUT. GET /health stays plain liveness.
+/ready needs no key, so its answer is shared: one check at a time, reused for CACHE_SECONDS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -21,17 +24,54 @@ from ..upstream import UPSTREAM_ERRORS, upstream_url
 PATH = "/ready"
 CHECK_TIMEOUT = 2.0
 OK = "ok"
+CACHE_SECONDS = 1.0
+Answer = tuple[int, dict]  # status, body
 
 
-async def ready(request: web.Request) -> web.Response:
-    app = request.app
+class SharedCheck:
+    """The latest answer of `check`, reused for `ttl` seconds after it came; callers that arrive
+    while it runs wait for that same run. Anyone can call /ready, and each call would otherwise
+    cost a database query and a request to Ollama."""
+
+    def __init__(self, check: Callable[[], Awaitable[Answer]], *, ttl: float = CACHE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._check = check
+        self._ttl = ttl
+        self._clock = clock
+        self._run: asyncio.Future[Answer] | None = None
+        self._fresh_until = 0.0
+
+    async def answer(self) -> Answer:
+        run = self._run
+        if run is None or (run.done() and self._clock() >= self._fresh_until):
+            run = self._run = asyncio.ensure_future(self._check())
+            run.add_done_callback(self._finished)
+        # shield: a caller that goes away must not cancel the run the others wait on.
+        return await asyncio.shield(run)
+
+    def _finished(self, run: asyncio.Future) -> None:
+        self._fresh_until = self._clock() + self._ttl
+        if run.cancelled() or run.exception() is not None:
+            self._run = None  # never reuse a failure of the check itself; the next call retries
+
+
+async def _check(app: web.Application) -> Answer:
     database, ollama = await asyncio.gather(_database(app), _ollama(app))
     checks = {"database": database, "ollama": ollama}
     if database != OK:
         checks["journal"] = await _journal(app)
     serving = ollama == OK and OK in (database, checks.get("journal"))
-    return web.json_response({"status": "ready" if serving else "unavailable", "checks": checks},
-                             status=200 if serving else 503, headers={"Cache-Control": "no-store"})
+    return 200 if serving else 503, {"status": "ready" if serving else "unavailable", "checks": checks}
+
+
+def ready_handler(app: web.Application) -> Callable[[web.Request], Awaitable[web.Response]]:
+    shared = SharedCheck(lambda: _check(app))
+
+    async def ready(request: web.Request) -> web.Response:
+        status, body = await shared.answer()
+        return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+
+    return ready
 
 
 async def _database(app: web.Application) -> str:
@@ -68,7 +108,8 @@ async def _journal(app: web.Application) -> str:
         directory = sink.journal.directory
     else:  # a test's own sink: where the writer would keep it
         directory = app[SETTINGS].data_dir / JOURNAL_DIR
-    return OK if await asyncio.to_thread(_writable, directory) else f"{directory} is not writable"
+    # SECURITY: no path in the answer; /ready needs no key, and the layout of the disk is no one's business.
+    return OK if await asyncio.to_thread(_writable, directory) else "not writable"
 
 
 def _writable(directory: Path) -> bool:
@@ -80,4 +121,4 @@ def _writable(directory: Path) -> bool:
 
 
 def setup_ready_routes(app: web.Application) -> None:
-    app.router.add_get(PATH, ready)
+    app.router.add_get(PATH, ready_handler(app))
