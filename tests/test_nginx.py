@@ -7,7 +7,6 @@ import base64
 import ipaddress
 import os
 import socket
-import time
 
 import aiohttp
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from tests.factories import ADMIN_KEY, USER_KEY, RecordingSink, bearer, make_settings, start_gateway
 from tests.fake_ollama import FAKE_STATE
 from tests.nginx_process import NGINX, SKIP_REASON, free_port, running_nginx
+from tests.pacing import assert_paced, line_arrivals
 
 pytestmark = pytest.mark.skipif(NGINX is None, reason=SKIP_REASON)
 
@@ -60,21 +60,8 @@ async def http_from_client_address():
 async def test_stream_lines_arrive_paced_through_nginx(nginx, fake, http):
     interval = 0.1
     fake.app[FAKE_STATE].token_interval = interval
-    arrivals, started = [], time.monotonic()
-    async with http.post(f"{nginx}/api/chat", json=CHAT, headers=bearer(USER_KEY)) as r:
-        assert r.status == 200
-        buffer = b""
-        async for chunk in r.content.iter_any():
-            buffer += chunk
-            while b"\n" in buffer:
-                _, buffer = buffer.split(b"\n", 1)
-                arrivals.append(time.monotonic() - started)
-    # A buffering proxy delivers everything at the end; paced delivery spreads the lines out
-    # over the whole generation (a structural check, not a speed limit).
-    gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:]))
-    assert len(arrivals) >= 8
-    assert gaps[len(gaps) // 2] > interval / 2
-    assert arrivals[0] < arrivals[-1] - interval * (len(arrivals) - 3)
+    arrivals = await line_arrivals(http, f"{nginx}/api/chat", json=CHAT, headers=bearer(USER_KEY))
+    assert_paced(arrivals, interval)
 
 
 async def test_a_20_mb_image_is_answered(nginx, fake, http):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import aiohttp
 import ollama
@@ -15,6 +14,7 @@ from yarl import URL
 
 from tests.factories import ADMIN_KEY, USER_KEY, bearer, make_settings, start_gateway
 from tests.fake_ollama import FAKE_STATE, create_fake_ollama
+from tests.pacing import assert_paced, line_arrivals
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}
 
@@ -116,20 +116,8 @@ async def test_status_type_and_bytes_equal_direct(gateway, fake, http, path, bod
 async def test_lines_arrive_as_they_are_sent(gateway, fake, http):
     interval = 0.1
     fake.app[FAKE_STATE].token_interval = interval
-    arrivals, started = [], time.monotonic()
-    async with http.post(gateway.u("/api/chat"), json=CHAT, headers=bearer(USER_KEY)) as r:
-        buffer = b""
-        async for chunk in r.content.iter_any():
-            buffer += chunk
-            while b"\n" in buffer:
-                _, buffer = buffer.split(b"\n", 1)
-                arrivals.append(time.monotonic() - started)
-    # A buffering relay delivers everything at the end; paced delivery spreads the lines out
-    # over the whole generation (a structural check, not a speed limit).
-    gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:]))
-    assert len(arrivals) >= 8
-    assert gaps[len(gaps) // 2] > interval / 2
-    assert arrivals[0] < arrivals[-1] - interval * (len(arrivals) - 3)
+    arrivals = await line_arrivals(http, gateway.u("/api/chat"), json=CHAT, headers=bearer(USER_KEY))
+    assert_paced(arrivals, interval)
 
 
 @pytest.mark.parametrize("stream", [True, False])
