@@ -25,8 +25,6 @@ OTHER = "other"
 # A generation runs for minutes; an admin call for milliseconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
-# The rate limiter's messages (proxy/limits/key_limiter.py) by the limit they name.
-_LIMIT_REASONS = (("rate limit", "rate"), ("concurrency limit", "concurrency"), ("daily token quota", "tokens"))
 
 
 class BoundedLabels:
@@ -110,7 +108,7 @@ class GatewayMetrics:
             if record.tokens_used:
                 child(self._key_tokens, key).inc(record.tokens_used)
         if status == 429:
-            child(self._rejections, _limit_reason(record.error)).inc()
+            child(self._rejections, record.limit or OTHER).inc()
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         """Proxied answers: the gateway's overhead, and a relayed stream starting (it ends in observe).
@@ -126,13 +124,6 @@ class GatewayMetrics:
         if record is not None and not isinstance(response, web.Response):
             self._streaming.add(id(record))
             self._streams.inc()
-
-
-def _limit_reason(error: str | None) -> str:
-    for prefix, reason in _LIMIT_REASONS:
-        if error and error.startswith(prefix):
-            return reason
-    return OTHER
 
 
 class _StateCollector:

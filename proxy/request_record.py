@@ -33,6 +33,7 @@ class RequestRecord:
     ttfb: float | None = None  # ms, first upstream byte
     bytes_out: int = 0
     error: str | None = None
+    limit: str | None = None  # which per-key limit refused it: rate, concurrency or tokens
 
     @property
     def tokens_used(self) -> int | None:

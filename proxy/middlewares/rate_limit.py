@@ -41,6 +41,7 @@ def rate_limit_middleware(*, limiter: KeyLimiter, clock: Callable[[], float] = t
         if not admission.allowed:
             # Names the limit: "rate limit exceeded: …", "concurrency limit …", "daily token quota …".
             record.error = admission.message
+            record.limit = admission.reason
             raise GatewayError(429, admission.message, admission.headers)
         # Added by add_rate_limit_headers when the response is prepared: a streamed response's
         # headers leave inside the handler, before it returns here.
