@@ -206,7 +206,7 @@ def test_metric_keys_inside_tool_arguments_do_not_fool_the_scan():
 
 def test_malformed_lines_never_raise():
     stream = [b'{"error":\n', b'{"done":true,"eval_count":x}\n', b'\xff\xfe{"done":false\n']
-    assert measure(NDJSON, stream) == Usage(0, 0, False, None)
+    assert measure(NDJSON, stream) == Usage(0, 1, True, None)  # counts unreadable: estimated
 
 
 # --- SSE: /v1/chat/completions, /v1/completions, /v1/responses, /v1/messages ---------------------
@@ -520,3 +520,153 @@ def test_finish_is_idempotent_and_later_chunks_are_ignored():
     tap.feed(CHAT_DONE)
     assert tap.finish() is first
     assert first == Usage(0, 1, True, None)
+
+
+# --- any valid JSON spelling, not only Go's compact one --------------------------------------------
+
+def _shuffled(value: object, rng: random.Random) -> object:
+    if isinstance(value, dict):
+        items = list(value.items())
+        rng.shuffle(items)
+        return {k: _shuffled(v, rng) for k, v in items}
+    if isinstance(value, list):
+        return [_shuffled(v, rng) for v in value]
+    return value
+
+
+# Each style writes one JSON value as another encoder or a proxy in between might.
+RESPELL = {
+    "spaced": lambda obj: json.dumps(obj, separators=(", ", ": ")),
+    "spaced-around-colon": lambda obj: json.dumps(obj, separators=(" , ", " : ")),
+    "shuffled": lambda obj: json.dumps(_shuffled(obj, random.Random(11)), separators=(",", ":")),
+    "shuffled-spaced": lambda obj: json.dumps(_shuffled(obj, random.Random(12))),
+}
+
+
+def respell_lines(data: bytes, style: str, *, prefix: bytes = b"", end: bytes = b"\n") -> bytes:
+    """Every line re-encoded in `style`; lines that are not JSON (`data: [DONE]`, blanks) kept."""
+    out = []
+    for line in data.split(b"\n"):
+        payload = line[len(prefix):] if prefix and line.startswith(prefix) else None if prefix else line
+        try:
+            obj = json.loads(payload) if payload else None
+        except ValueError:
+            obj = None
+        out.append(prefix + RESPELL[style](obj).encode() if isinstance(obj, dict) else line)
+    return end.join(out)
+
+
+GENERATE_STREAM = b"".join(generate_line(w) for w in ["Why", " is", " blue"]) + generate_done(50)
+
+
+@pytest.mark.parametrize("style", [*RESPELL, "crlf"])
+@pytest.mark.parametrize(("stream", "expected"), [
+    (CHAT_STREAM, Usage(26, 282, False, None)),
+    (GENERATE_STREAM, Usage(3917, 259, False, None)),
+], ids=["chat", "generate"])
+def test_ndjson_in_any_spelling_is_read_from_the_final_line(stream, expected, style):
+    data = stream.replace(b"\n", b"\r\n") if style == "crlf" else respell_lines(stream, style)
+    for cuts in ([data], random_chunks(data, random.Random(2), 40)):
+        got = measure(NDJSON, cuts, request_bytes=999)
+        assert got == expected and got.model == "llama3.2"
+
+
+def test_ndjson_final_line_over_parse_cap_in_another_spelling():
+    done = json.loads(generate_done(30_000))
+    data = generate_line("Hi") + json.dumps(done, separators=(", ", ": ")).encode() + b"\n"
+    assert len(data) > usage.FINAL_LINE_PARSE_CAP
+    assert measure(NDJSON, random_chunks(data, random.Random(4), 5000)) == Usage(3917, 259, False, None)
+
+
+@pytest.mark.parametrize("style", ["spaced", "shuffled-spaced"])
+def test_ndjson_error_line_in_another_spelling(style):
+    error = b'{"error":"an error was encountered while running the model: unexpected EOF"}\n'
+    data = b"".join(CHAT_LINES[:2]) + respell_lines(error, style)
+    got = measure(NDJSON, [data], request_bytes=16)
+    assert got == Usage(4, 2, True, "an error was encountered while running the model: unexpected EOF")
+
+
+@pytest.mark.parametrize("style", [*RESPELL, "crlf", "no-space-after-data"])
+def test_sse_in_any_spelling(style):
+    stream = b"".join([chat_chunk("Hello"), chat_chunk("!"), chat_chunk("", "stop"), CHAT_USAGE, DONE])
+    if style == "crlf":
+        data = stream.replace(b"\n", b"\r\n")
+    elif style == "no-space-after-data":
+        data = stream.replace(b"data: ", b"data:")
+    else:
+        data = respell_lines(stream, style, prefix=b"data: ")
+    got = measure(SSE, random_chunks(data, random.Random(6), 50), request_bytes=400)
+    assert got == Usage(31, 4, False, None) and got.model == "llama3.2"
+
+
+@pytest.mark.parametrize("style", list(RESPELL))
+def test_sse_completions_placeholders_in_another_spelling(style):
+    zeroed = b'"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}'
+    chunk = (b'data: {"id":"cmpl-1","object":"text_completion","created":1,"choices":[{"text":"Hi","index":0,'
+             b'"finish_reason":null}],"model":"llama3.2","system_fingerprint":"fp_ollama",' + zeroed + b'}\n\n')
+    final = (b'data: {"id":"cmpl-1","object":"text_completion","created":1,"choices":[],"model":"llama3.2",'
+             b'"system_fingerprint":"fp_ollama","usage":{"prompt_tokens":9,"completion_tokens":2,'
+             b'"total_tokens":11}}\n\n')
+    cut = respell_lines(chunk * 2, style, prefix=b"data: ")
+    assert measure(SSE, [cut], request_bytes=40) == Usage(10, 2, True, None)  # placeholders are not counts
+    assert measure(SSE, [respell_lines(chunk * 2 + final + DONE, style, prefix=b"data: ")]) == Usage(
+        9, 2, False, None)
+
+
+@pytest.mark.parametrize("style", [*RESPELL, "indent"])
+@pytest.mark.parametrize(("body", "expected"), [
+    (CHAT_JSON, Usage(26, 298, False, None)),
+    (generate_done(50), Usage(3917, 259, False, None)),
+    (OPENAI_CHAT_JSON, Usage(11, 2, False, None)),
+    (OPENAI_EMBEDDINGS_JSON, Usage(8, 0, False, None)),
+    (EMBED_JSON, Usage(8, 0, False, None)),
+], ids=["chat", "generate", "openai-chat", "openai-embeddings", "embed"])
+def test_json_bodies_in_any_spelling(body, expected, style):
+    obj = json.loads(body)
+    data = (json.dumps(obj, indent=2) if style == "indent" else RESPELL[style](obj)).encode()
+    got = measure(JSON, random_chunks(data, random.Random(8), 64), request_bytes=97)
+    assert got == expected and got.model == obj["model"]
+
+
+def test_big_body_in_another_spelling_over_parse_cap():
+    rng = random.Random(10)
+    data = [{"object": "embedding", "embedding": [rng.uniform(-1, 1) for _ in range(768)], "index": i}
+            for i in range(80)]
+    body = json.dumps({"object": "list", "data": data, "model": "nomic-embed-text",
+                       "usage": {"prompt_tokens": 640, "total_tokens": 640}}, indent=2).encode()
+    assert len(body) > usage.PARSE_CAP
+    got = measure(JSON, random_chunks(body, rng, 30000))
+    assert got == Usage(640, 0, False, None) and got.model == "nomic-embed-text"
+
+
+CHAT_NO_METRICS = b'{"model": "llama3.2", "message": {"role": "assistant", "content": "Hi"}, "done": true}'
+
+
+@pytest.mark.parametrize(("content_type", "chunks", "expected"), [
+    # A final line without metrics: a server that reports none.
+    (NDJSON, CHAT_LINES + [b'{"model": "llama3.2", "message": {"role": "assistant", "content": ""}, '
+                           b'"done": true, "done_reason": "stop"}\n'], Usage(250, 3, True, None)),
+    (NDJSON, CHAT_LINES + [b'{"model":"llama3.2","message":{"role":"assistant","content":""},'
+                           b'"done":true,"done_reason":"stop"}\n'], Usage(250, 3, True, None)),
+    (JSON, [CHAT_NO_METRICS], Usage(250, estimate_tokens(len(CHAT_NO_METRICS)), True, None)),
+    (JSON, [b'{"object": "list", "data": [{"object": "embedding", "embedding": [0.1], "index": 0}], '
+            b'"model": "all-minilm"}'], Usage(250, 0, True, None)),
+    (JSON, [b'{"model": "all-minilm", "embeddings": [[0.1, 0.2]]}'], Usage(250, 0, True, None)),
+], ids=["ndjson-spaced", "ndjson-compact", "chat-json", "openai-embeddings", "embed"])
+def test_answers_without_usage_are_estimated(content_type, chunks, expected):
+    assert measure(content_type, chunks, request_bytes=1000) == expected
+
+
+@pytest.mark.parametrize(("content_type", "chunks", "model"), [
+    (NDJSON, [CHAT_STREAM.replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
+    (NDJSON, [generate_done(300_000).replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
+    (JSON, [CHAT_JSON.replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
+    (JSON, [generate_done(300_000).replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
+    (SSE, [CHAT_USAGE.replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
+    (JSON, [RESPONSES_JSON.replace(b'"llama3.2"', b'"a\\"b"')], 'a"b'),
+    (JSON, [ANTHROPIC_JSON], "llama3.2"),
+    (NDJSON, [b'{"status":"success"}\n'], None),
+    (NDJSON, [CHAT_LINES[0]], None),  # a cut stream: the request's model stands
+])
+def test_the_model_the_answer_reports(content_type, chunks, model):
+    assert measure(content_type, chunks).model == model
