@@ -181,11 +181,11 @@ class UsageTap:
         self._done = True
         prompt, completion = _last_int(line, ("prompt_eval_count",)), _last_int(line, ("eval_count",))
         model = _leading_model(line)
-        if (prompt is None and completion is None) or model is None:
-            # Not Go's layout (or a load/unload line without metrics): small lines are parsed instead.
-            if len(line) <= FINAL_LINE_PARSE_CAP and isinstance(obj := _loads(line), dict):
-                self._take_final(obj)
-                return
+        # Not Go's layout, or a load/unload line without metrics: a small line is parsed instead.
+        if ((prompt is None and completion is None) or model is None) and len(line) <= FINAL_LINE_PARSE_CAP and (
+                isinstance(obj := _loads(line), dict)):
+            self._take_final(obj)
+            return
         self._model = model or self._model
         if prompt is not None or completion is not None:
             self._prompt, self._completion = prompt or 0, completion or 0
