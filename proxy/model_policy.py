@@ -9,12 +9,12 @@ from typing import Any
 from .apikeys import KeyRecord
 from .model_names import model_allowed
 
-# Native routes name the model in `model`, older clients (ollama-js pull/push/delete) in `name`;
-# create may start `from` another model, copy names two (ollama-api.md §5).
-_MODEL_FIELDS = frozenset({"model", "name", "from", "source", "destination"})
+# Every field any handler reads a model name from (ollama-api.md §5); the per-route lists in
+# ollama_routes.py narrow this down, and a caller without one gets every field checked.
+MODEL_FIELDS = ("model", "name", "from", "source", "destination")
 # Go's encoding/json matches object keys case-insensitively with Unicode folding, so Ollama reads
-# `"Model"`, `"MODEL"` and `"ſource"` as the fields above (and keeps the last of duplicates).
-# See: https://github.com/golang/go/issues/43664
+# `"Model"`, `"MODEL"` and `"ſource"` as the fields above, and of several keys that fold to one
+# field the last one decoded wins. See: https://github.com/golang/go/issues/43664
 _GO_FOLD = str.maketrans({"ſ": "s", "\u212a": "k"})
 
 
@@ -22,10 +22,20 @@ def _go_key(key: str) -> str:
     return key.translate(_GO_FOLD).lower()
 
 
-def requested_models(body: dict[str, Any]) -> list[str]:
-    """Every model the body names, under any spelling of a model field Ollama would accept."""
-    return [value for key, value in body.items()
-            if isinstance(value, str) and value and _go_key(key) in _MODEL_FIELDS]
+def requested_models(body: dict[str, Any], fields: tuple[str, ...] = MODEL_FIELDS) -> list[str]:
+    """Every model the body names under any spelling of `fields`, the one Ollama acts on first.
+
+    `fields` are in the order the handler prefers them (`cmp.Or(req.Model, req.Name)`). All values
+    are returned, not only the one Go's decoder keeps: the cloud passthrough reads the exact key
+    `model` from a map (O server/cloud_proxy.go extractModelField), so a shadowed value can be acted on too.
+    """
+    named: dict[str, list[str]] = {}
+    for key, value in body.items():
+        if isinstance(value, str) and value and (field := _go_key(key)) in fields:
+            named.setdefault(field, []).append(value)
+    acted = next((named[field][-1] for field in fields if field in named), None)
+    models = [value for values in named.values() for value in values if value is not acted]
+    return [] if acted is None else [acted, *models]
 
 
 def multipart_model(content_type: str, body: bytes) -> str | None:

@@ -29,10 +29,22 @@ class OllamaRoute:
     listing: Listing = Listing.NONE
     path_model: bool = False  # the model is the last path segment (/v1/models/{model})
     form_body: bool = False  # multipart/form-data with a `model` field
+    # The JSON fields the handler reads model names from, the one it prefers first (ollama-api.md §5).
+    model_fields: tuple[str, ...] = ("model",)
 
 
 _GET = ("GET",)  # aiohttp adds HEAD to every GET route
 _POST = ("POST",)
+# Model fields per handler, from ollama/ollama (fb30760) api/types.go and the handlers that read them.
+# Generate/Chat/Embed/EmbeddingRequest, the /v1 and anthropic requests: `model` only (O api/types.go
+# 65, 135, 601, 633; openai/openai.go 92, 106, 149; openai/responses.go 369; anthropic/anthropic.go 68).
+# Pull, delete: cmp.Or(req.Model, req.Name); push, show: Model, else Name (O server/routes.go 1119,
+# 1176-1179, 1257, 1312-1315).
+_MODEL_OR_NAME = ("model", "name")
+# Create: the new model is cmp.Or(r.Model, r.Name), built `from` another (O server/create.go 103, 128).
+_CREATE = ("model", "name", "from")
+# Copy reads Source and Destination (O server/routes.go 1657-1668, api/types.go 759-760).
+_COPY = ("source", "destination")
 
 ROUTES: tuple[OllamaRoute, ...] = (
     OllamaRoute(_GET, "/", Access.PUBLIC),
@@ -40,16 +52,16 @@ ROUTES: tuple[OllamaRoute, ...] = (
     OllamaRoute(_GET, "/api/status", Access.ANY_KEY),
     OllamaRoute(_GET, "/api/tags", Access.ANY_KEY, listing=Listing.NATIVE),
     OllamaRoute(_GET, "/api/ps", Access.ANY_KEY, listing=Listing.NATIVE),
-    OllamaRoute(_POST, "/api/show", Access.ANY_KEY, json_body=True),
+    OllamaRoute(_POST, "/api/show", Access.ANY_KEY, json_body=True, model_fields=_MODEL_OR_NAME),
     OllamaRoute(_POST, "/api/generate", Access.ANY_KEY, json_body=True),
     OllamaRoute(_POST, "/api/chat", Access.ANY_KEY, json_body=True),
     OllamaRoute(_POST, "/api/embed", Access.ANY_KEY, json_body=True),
     OllamaRoute(_POST, "/api/embeddings", Access.ANY_KEY, json_body=True),
-    OllamaRoute(_POST, "/api/pull", Access.ADMIN, json_body=True),
-    OllamaRoute(_POST, "/api/push", Access.ADMIN, json_body=True),
-    OllamaRoute(_POST, "/api/create", Access.ADMIN, json_body=True),
-    OllamaRoute(_POST, "/api/copy", Access.ADMIN, json_body=True),
-    OllamaRoute(("DELETE",), "/api/delete", Access.ADMIN, json_body=True),
+    OllamaRoute(_POST, "/api/pull", Access.ADMIN, json_body=True, model_fields=_MODEL_OR_NAME),
+    OllamaRoute(_POST, "/api/push", Access.ADMIN, json_body=True, model_fields=_MODEL_OR_NAME),
+    OllamaRoute(_POST, "/api/create", Access.ADMIN, json_body=True, model_fields=_CREATE),
+    OllamaRoute(_POST, "/api/copy", Access.ADMIN, json_body=True, model_fields=_COPY),
+    OllamaRoute(("DELETE",), "/api/delete", Access.ADMIN, json_body=True, model_fields=_MODEL_OR_NAME),
     OllamaRoute(_POST, "/api/me", Access.ADMIN),
     OllamaRoute(_POST, "/api/signout", Access.ADMIN),
     OllamaRoute(("DELETE",), "/api/user/keys/{encoded_key}", Access.ADMIN),

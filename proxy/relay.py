@@ -115,5 +115,6 @@ def _note_usage(record: RequestRecord, tap: UsageTap) -> None:
     record.prompt_tokens = _tokens(usage.prompt_tokens)
     record.completion_tokens = _tokens(usage.completion_tokens)
     record.usage_estimated = usage.estimated
+    record.model = usage.model or record.model  # what Ollama ran, over how the request spelled it
     if usage.error and record.error is None:
         record.error = usage.error

@@ -124,6 +124,9 @@ class FakeOllamaState:
     peak_active: int = 0
     loaded: list[str] = field(default_factory=list)  # what /api/ps shows
     blobs: dict[str, int] = field(default_factory=dict)  # "sha256:<hex>" -> size
+    # Local names whose config points at another model: Ollama answers with that model's name
+    # (`req.Model = m.Config.RemoteModel`, O server/routes.go 314-328, 2524-2538).
+    remote_models: dict[str, str] = field(default_factory=dict)
     _cancel_seen: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
     def record_cancelled(self, path: str) -> None:
@@ -294,6 +297,11 @@ def _require_model(request: web.Request, name: str, error: Callable[..., web.Res
         raise _Halt(error(400, "model is required"))
     if not _is_known(request.app[FAKE_STATE], name):
         raise _Halt(error(404, f"model '{name}' not found"))  # §4 "Unknown model"
+
+
+def _reported(request: web.Request, name: str) -> str:
+    """The model name an answer carries: the remote model for an alias, else the name as sent."""
+    return request.app[FAKE_STATE].remote_models.get(name, name)
 
 
 def _wants_stream(body: dict[str, Any]) -> bool:
@@ -560,7 +568,7 @@ async def _generate(request: web.Request) -> web.StreamResponse:
     name = _name(body, "model")
     _require_model(request, name)
     _note_loaded(request.app[FAKE_STATE], name, body)
-    head = {"model": name, "created_at": CREATED_AT}
+    head = {"model": _reported(request, name), "created_at": CREATED_AT}
     prompt = body.get("prompt") if isinstance(body.get("prompt"), str) else ""
     if not prompt and not body.get("images"):  # §3: a model-load call, even when streaming
         reason = "unload" if _is_unload(body) else "load"
@@ -583,7 +591,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     name = _name(body, "model")
     _require_model(request, name)
     _note_loaded(request.app[FAKE_STATE], name, body)
-    head = {"model": name, "created_at": CREATED_AT}
+    head = {"model": _reported(request, name), "created_at": CREATED_AT}
     if not body.get("messages"):  # §3: `messages: []` only loads the model
         reason = "unload" if _is_unload(body) else "load"
         return _json({**head, "message": {"role": "assistant", "content": ""}, "done_reason": reason, "done": True})
@@ -782,7 +790,7 @@ async def _openai_chat(request: web.Request) -> web.StreamResponse:
     reply = _reply(" ".join(_texts(body["messages"])), body.get("max_tokens"))
 
     def head(kind: str) -> dict[str, Any]:
-        return {"id": CHAT_ID, "object": kind, "created": CREATED_UNIX, "model": name,
+        return {"id": CHAT_ID, "object": kind, "created": CREATED_UNIX, "model": _reported(request, name),
                 "system_fingerprint": "fp_ollama"}
 
     if not _stream_requested(body):

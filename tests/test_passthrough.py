@@ -285,21 +285,80 @@ async def test_usage_is_measured_on_the_side(gateway, http, sink):
     assert record.bytes_out == sum(len(json.dumps(x, separators=(",", ":"))) + 1 for x in lines)
 
 
-async def _narrow_key(http, gateway, models):
-    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "n", "models": models}) as r:
+async def _narrow_key(http, gateway, models, role="user"):
+    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY),
+                         json={"name": "n", "models": models, "role": role}) as r:
         return (await r.json())["key"]
 
 
-@pytest.mark.parametrize("body", [
-    {"Model": "qwen3:0.6b", "messages": []},                      # Go matches keys case-insensitively
-    {"model": "llama3.2", "MODEL": "qwen3:0.6b", "messages": []},  # and keeps the last duplicate
-    {"ſource": "qwen3:0.6b", "model": "llama3.2"},                 # with Unicode folding
-])
-async def test_allow_list_sees_every_spelling_ollama_reads(gateway, http, sink, body):
-    key = await _narrow_key(http, gateway, ["llama3.2"])
-    async with http.post(gateway.u("/api/chat"), json=body, headers=bearer(key)) as r:
+# qwen3:0.6b is outside the allow-list; each request names it in a field the route's handler reads.
+REFUSED = [
+    ("POST", "/api/chat", {"Model": "qwen3:0.6b", "messages": []}, "user"),       # Go: case-insensitive keys
+    ("POST", "/api/chat", {"MODEL": "qwen3:0.6b", "messages": []}, "user"),
+    ("POST", "/api/chat", {"model": "llama3.2", "MODEL": "qwen3:0.6b"}, "user"),  # the last duplicate wins
+    ("POST", "/api/chat", {"Model": "qwen3:0.6b", "model": "llama3.2"}, "user"),  # and the cloud proxy reads `model`
+    ("POST", "/api/show", {"name": "qwen3:0.6b", "model": "llama3.2"}, "user"),   # cmp.Or(Model, Name)
+    ("POST", "/api/show", {"NAME": "qwen3:0.6b"}, "user"),
+    ("POST", "/api/generate", {"model": "qwen3:0.6b", "prompt": "hi"}, "user"),
+    ("POST", "/api/embed", {"mOdEl": "qwen3:0.6b", "input": "hi"}, "user"),
+    ("POST", "/api/copy", {"ſource": "qwen3:0.6b", "destination": "llama3.2"}, "admin"),  # Unicode folding
+    ("POST", "/api/copy", {"source": "llama3.2", "destination": "qwen3:0.6b"}, "admin"),
+    ("POST", "/api/create", {"model": "llama3.2", "from": "qwen3:0.6b"}, "admin"),
+    ("POST", "/api/create", {"name": "qwen3:0.6b", "FROM": "llama3.2"}, "admin"),
+    ("POST", "/api/pull", {"name": "qwen3:0.6b"}, "admin"),
+    ("DELETE", "/api/delete", {"model": "llama3.2", "Name": "qwen3:0.6b"}, "admin"),
+    ("POST", "/v1/chat/completions", {**CHAT, "model": "qwen3:0.6b"}, "user"),
+    ("POST", "/v1/chat/completions", {**CHAT, "model": "llama3.2", "Model": "qwen3:0.6b"}, "user"),
+    ("POST", "/v1/embeddings", {"model": "qwen3:0.6b", "input": "hi"}, "user"),
+    ("POST", "/v1/completions", {"MODEL": "qwen3:0.6b", "prompt": "hi"}, "user"),
+    ("GET", "/v1/models/qwen3:0.6b", None, "user"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "role"), REFUSED,
+                         ids=[f"{p}:{','.join(b or ['path'])}" for _, p, b, _ in REFUSED])
+async def test_allow_list_sees_every_name_ollama_could_act_on(gateway, http, sink, method, path, body, role):
+    key = await _narrow_key(http, gateway, ["llama3.2"], role)
+    async with http.request(method, gateway.u(path), json=body, headers=bearer(key)) as r:
         assert r.status == 403
+        assert "qwen3:0.6b" in json.dumps(await r.json())
     assert sink.records[-1].model is not None  # the refused request is logged with its model
+
+
+async def test_fields_a_handler_never_reads_are_not_checked(gateway, http):
+    key = await _narrow_key(http, gateway, ["llama3.2"])
+    # ChatRequest has no `name` or `source` (O api/types.go 133-135): Ollama runs llama3.2.
+    body = {**CHAT, "stream": False, "name": "qwen3:0.6b", "source": "qwen3:0.6b"}
+    async with http.post(gateway.u("/api/chat"), json=body, headers=bearer(key)) as r:
+        assert r.status == 200
+
+
+@pytest.mark.parametrize(("path", "body", "recorded"), [
+    ("/api/show", {"name": "qwen3:0.6b", "model": "llama3.2"}, "llama3.2"),    # cmp.Or(Model, Name)
+    ("/api/show", {"name": "qwen3:0.6b"}, "qwen3:0.6b"),
+    ("/api/show", {"model": "qwen3:0.6b", "MODEL": "llama3.2"}, "llama3.2"),   # Go keeps the last
+    ("/api/chat", {**CHAT, "stream": False, "name": "qwen3:0.6b"}, "llama3.2"),
+])
+async def test_recorded_model_is_the_one_ollama_acts_on(gateway, http, sink, path, body, recorded):
+    async with http.post(gateway.u(path), json=body, headers=bearer(USER_KEY)) as r:
+        assert r.status == 200
+        await r.read()
+    assert sink.records[-1].model == recorded
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/chat", CHAT),
+    ("/api/chat", {**CHAT, "stream": False}),
+    ("/api/generate", {"model": "llama3.2", "prompt": "hi"}),
+    ("/v1/chat/completions", {**CHAT, "stream": True, "stream_options": {"include_usage": True}}),
+    ("/v1/chat/completions", CHAT),
+])
+async def test_recorded_model_is_the_one_the_answer_reports(gateway, fake, http, sink, path, body):
+    fake.app[FAKE_STATE].remote_models["llama3.2"] = "gpt-oss:20b"
+    async with http.post(gateway.u(path), json=body, headers=bearer(USER_KEY)) as r:
+        assert r.status == 200
+        await r.read()
+    assert sink.records[-1].model == "gpt-oss:20b"
 
 
 @pytest.mark.parametrize("model", ["gpt-oss:120b-CLOUD", "gpt-oss:Cloud", "gpt-oss:120b-cloud "])

@@ -55,7 +55,7 @@ def _check_access(request: web.Request, route: OllamaRoute, data: dict[str, Any]
 
 
 def _models(request: web.Request, route: OllamaRoute, data: dict[str, Any] | None) -> list[str]:
-    return [request.match_info["model"]] if route.path_model else requested_models(data or {})
+    return [request.match_info["model"]] if route.path_model else requested_models(data or {}, route.model_fields)
 
 
 async def forward(route: OllamaRoute, request: web.Request) -> web.StreamResponse:
