@@ -48,8 +48,8 @@ class KeyCache:
         self._generation = 0
 
     async def lookup(self, presented: str) -> KeyRecord | None:
-        if not presented or len(presented) > MAX_PRESENTED_LENGTH:
-            return None
+        if not presented or len(presented) > MAX_PRESENTED_LENGTH or not presented.isascii():
+            return None  # not ASCII: not a key, and not digestible (a lone surrogate cannot be encoded)
         digest = self._store.digest(presented)
         if not has_key_format(presented) and digest not in self._operator_digests:
             return None
