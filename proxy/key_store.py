@@ -12,7 +12,7 @@ import asyncpg
 from .apikeys import KeyRecord, display_prefix, generate_key, key_digest
 
 _COLUMNS = """id, prefix, name, role, rate_limit, models, is_active, expires_at, created_at, last_used_at,
-    burst, max_concurrent, tokens_per_day"""
+    burst, max_concurrent, tokens_per_day, state_version"""
 
 INSERT_KEY = f"""
 INSERT INTO api_keys (id, key_hash, prefix, name, role, rate_limit, models, expires_at,
@@ -46,6 +46,10 @@ WHERE role = 'admin' AND is_active AND (expires_at IS NULL OR expires_at > now()
 
 UPDATABLE = ("name", "role", "rate_limit", "models", "expires_at", "is_active",
              "burst", "max_concurrent", "tokens_per_day")
+
+
+class KeyRevoked(ValueError):
+    """Revocation is final: a revoked (inactive) key is never made usable again; create a new one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,11 @@ class KeyStore:
             row = await conn.fetchrow(SELECT_BY_ID_FOR_UPDATE, key_id)
             if row is None:
                 return None
+            # Revocation is final, as with GitHub's and Stripe's keys: a key that leaked and was
+            # revoked must not come back by a mistaken edit. (Demo keys from the environment are
+            # the operator's own and are ensured at start instead; see ENSURE_KEY.)
+            if changes.get("is_active") is True and not row["is_active"]:
+                raise KeyRevoked("a revoked key cannot be reactivated; create a new key instead")
             merged = {field: changes.get(field, row[field]) for field in UPDATABLE}
             row = await conn.fetchrow(UPDATE_KEY, key_id, *(merged[f] for f in UPDATABLE))
         return KeyRecord.from_row(row)

@@ -85,9 +85,10 @@ async def authenticate(request: web.Request, signer: TokenSigner, now: float) ->
         log.info("401 %s %s: %s", request.method, request.path, reason)
         raise unauthorized()
     if token is not None:
-        if token.role != record.role:  # a token never outlives a change of its key's role
-            log.info("401 %s %s: token issued to key %s as %s", request.method, request.path, record.id,
-                     token.role)
+        # A token never outlives a change of its key's role or active state, even one undone since.
+        if token.role != record.role or token.state_version != record.state_version:
+            log.info("401 %s %s: token issued to key %s before a change of its role or state",
+                     request.method, request.path, record.id)
             raise unauthorized()
         request[TOKEN_AUTH] = True
     request[API_KEY] = record
