@@ -39,6 +39,9 @@ VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (key_hash) DO UPDATE SET is_active = true, role = EXCLUDED.role, expires_at = NULL
 RETURNING {_COLUMNS}
 """
+# Every digest, for the cache's set of keys that exist (no plaintext, no other column).
+SELECT_ALL_DIGESTS = "SELECT key_hash FROM api_keys"
+SELECT_DIGEST_BY_ID = "SELECT key_hash FROM api_keys WHERE id = $1"
 COUNT_ACTIVE_ADMINS = """
 SELECT count(*) FROM api_keys
 WHERE role = 'admin' AND is_active AND (expires_at IS NULL OR expires_at > now())
@@ -90,6 +93,12 @@ class KeyStore:
     async def find_by_digest(self, digest: bytes) -> KeyRecord | None:
         row = await self._pool.fetchrow(SELECT_BY_DIGEST, digest)
         return KeyRecord.from_row(row) if row else None
+
+    async def all_digests(self) -> set[bytes]:
+        return {row["key_hash"] for row in await self._pool.fetch(SELECT_ALL_DIGESTS)}
+
+    async def digest_of(self, key_id: UUID) -> bytes | None:
+        return await self._pool.fetchval(SELECT_DIGEST_BY_ID, key_id)
 
     async def get(self, key_id: UUID) -> KeyRecord | None:
         row = await self._pool.fetchrow(SELECT_BY_ID, key_id)

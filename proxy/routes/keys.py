@@ -47,7 +47,9 @@ async def create_key(request: web.Request) -> web.Response:
     fields.setdefault("burst", settings.default_burst)
     fields.setdefault("max_concurrent", settings.default_max_concurrent)
     fields.setdefault("tokens_per_day", settings.default_tokens_per_day)
-    new = await request.app[KEY_STORE].create(**fields)
+    store = request.app[KEY_STORE]
+    new = await store.create(**fields)
+    request.app[KEY_CACHE].learn(store.digest(new.key))  # usable here at once; others hear NOTIFY
     return web.json_response({**new.record.to_json(), "key": new.key}, status=201)
 
 
