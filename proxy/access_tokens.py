@@ -1,9 +1,11 @@
 """Short-lived bearer tokens exchanged for a key: `olt_<payload>.<signature>`, HMAC-SHA256 signed.
 
-Stdlib only, no JWT: the gateway is both issuer and only verifier, so a fixed 26-byte payload
-(version, key id, role, expiry) and one MAC are all it needs, and there is no `alg` header to
-confuse (RFC 8725 §2.1). The token names the key; the key itself is checked on every use, so
-revoking, deactivating, expiring or changing the role of a key ends its tokens at once.
+Stdlib only, no JWT: the gateway is both issuer and only verifier, so a fixed 30-byte payload
+(version, key id, role, the key's state version, expiry) and one MAC are all it needs, and there is
+no `alg` header to confuse (RFC 8725 §2.1). The token names the key; the key itself is checked on
+every use, so revoking, deactivating, expiring or changing the role of a key ends its tokens at
+once, and for good: any change of role or active state bumps the key's state version (sql/004),
+so undoing the change does not bring an old token back.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from dataclasses import dataclass
 from uuid import UUID
 
 TOKEN_PREFIX = "olt_"
-_VERSION = 1
-_PAYLOAD = struct.Struct(">B16sBQ")  # version, key id, role, expiry (UNIX seconds)
+_VERSION = 2  # 1 had no state version: such tokens are refused (they lived an hour at most)
+_PAYLOAD = struct.Struct(">B16sBIQ")  # version, key id, role, key state version, expiry (UNIX seconds)
 _ROLES = ("admin", "user")
 # SECURITY: a key derived for tokens alone, so a token MAC can never double as a key digest.
 _CONTEXT = b"ollama-gateway access token v1"
@@ -28,6 +30,7 @@ _CONTEXT = b"ollama-gateway access token v1"
 class AccessToken:
     key_id: UUID
     role: str
+    state_version: int  # KeyRecord.state_version when issued
     expires_at: int  # UNIX seconds
 
 
@@ -49,8 +52,8 @@ class TokenSigner:
     def _mac(self, payload: bytes) -> bytes:
         return hmac.new(self._key, payload, hashlib.sha256).digest()
 
-    def issue(self, key_id: UUID, role: str, expires_at: int) -> str:
-        payload = _PAYLOAD.pack(_VERSION, key_id.bytes, _ROLES.index(role), expires_at)
+    def issue(self, key_id: UUID, role: str, state_version: int, expires_at: int) -> str:
+        payload = _PAYLOAD.pack(_VERSION, key_id.bytes, _ROLES.index(role), state_version, expires_at)
         return f"{TOKEN_PREFIX}{_b64(payload)}.{_b64(self._mac(payload))}"
 
     def verify(self, token: str, now: float) -> AccessToken | None:
@@ -67,10 +70,10 @@ class TokenSigner:
         # SECURITY: the MAC is compared in constant time, and before anything in the payload is used.
         if not hmac.compare_digest(self._mac(payload), mac) or len(payload) != _PAYLOAD.size:
             return None
-        version, key_id, role, expires_at = _PAYLOAD.unpack(payload)
+        version, key_id, role, state_version, expires_at = _PAYLOAD.unpack(payload)
         if version != _VERSION or role >= len(_ROLES) or expires_at <= now:
             return None
-        return AccessToken(UUID(bytes=key_id), _ROLES[role], expires_at)
+        return AccessToken(UUID(bytes=key_id), _ROLES[role], state_version, expires_at)
 
 
 def looks_like_token(credential: str) -> bool:

@@ -78,6 +78,8 @@ class KeyRecord:
     burst: int | None = None
     max_concurrent: int | None = None
     tokens_per_day: int | None = None
+    # Bumped by the database on every change of role or is_active (sql/004): tokens carry it.
+    state_version: int = 0
 
     @classmethod
     def from_row(cls, row: Any) -> KeyRecord:
@@ -96,6 +98,7 @@ class KeyRecord:
             burst=row["burst"],
             max_concurrent=row["max_concurrent"],
             tokens_per_day=row["tokens_per_day"],
+            state_version=row["state_version"],
         )
 
     @property

@@ -18,7 +18,7 @@ from .apikeys import KeyRecord
 from .database import describe_database, resolve_database
 from .db import create_pool
 from .key_fields import LIMIT_FIELDS
-from .key_store import KeyStore
+from .key_store import KeyRevoked, KeyStore
 from .logging_setup import setup_logging
 from .migrations import migrate
 from .query_params import day_range
@@ -161,7 +161,10 @@ def keys_update(settings: Settings, args: argparse.Namespace) -> None:
         raise CommandError("nothing to change: give at least one field flag (see --help)")
 
     async def action(store: KeyStore) -> None:
-        record = await store.update((await _one_key(store, args.key)).id, changes)
+        try:
+            record = await store.update((await _one_key(store, args.key)).id, changes)
+        except KeyRevoked as exc:
+            raise CommandError(str(exc)) from None
         print(json.dumps(record.to_json() if record else None, indent=2))
 
     _run_with_store(settings, action)

@@ -6,12 +6,21 @@ import json
 
 from aiohttp import web
 
+from .digits import is_ascii_digits
+
 # Statuses the gateway itself produces; reasons are used when a handler gives no message.
 _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                  404: "not_found_error", 413: "invalid_request_error", 429: "rate_limit_error"}
 _ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                     404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
                     529: "overloaded_error"}
+
+
+# The OpenAI SDKs wait out a Retry-After only below 60 s and otherwise retry on their own back-off of
+# at most 8 s (openai-node src/client.ts `retryRequest`: `timeoutMillis < 60 * 1000`; older releases
+# slept the whole Retry-After, uninterruptibly). A longer wait (a daily token quota, a slow refill)
+# cannot end within any retry, so the client is told to stop and surface the 429 at once.
+LONG_RETRY_AFTER = 60  # seconds
 
 
 def error_body(path: str, status: int, message: str) -> dict:
@@ -33,7 +42,12 @@ def error_response(request: web.BaseRequest, status: int, message: str,
         content_type="application/json",
         headers=headers,
     )
-    if status in (401, 403):
-        # The OpenAI SDK retries anything it is not told to leave alone; a bad key stays bad.
+    if status in (401, 403) or (status == 429 and _long_wait(response.headers.get("Retry-After"))):
+        # The OpenAI SDK retries anything it is not told to leave alone; a bad key stays bad,
+        # and a long wait outlasts every retry it would make.
         response.headers["x-should-retry"] = "false"
     return response
+
+
+def _long_wait(retry_after: str | None) -> bool:
+    return retry_after is not None and is_ascii_digits(retry_after) and int(retry_after) >= LONG_RETRY_AFTER

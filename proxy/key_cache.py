@@ -12,11 +12,20 @@ from uuid import UUID
 from .apikeys import MAX_PRESENTED_LENGTH, KeyRecord, has_key_format
 from .db import DATABASE_ERRORS
 from .key_store import KeyStore
+from .limits.token_bucket import TokenBucket
 
 log = logging.getLogger(__name__)
 
 NEGATIVE_TTL = 5.0  # unknown keys: short, so a key created elsewhere works almost at once
 MAX_NEGATIVE_ENTRIES = 10_000  # bounded, so a flood of random keys cannot grow memory
+# SECURITY: the key checksum is public, so anyone can make endless distinct well-formed keys. The
+# cache knows the digest of every key in the database, so such a key costs no query; only a digest
+# it does not know (a key created on another host whose NOTIFY is still on its way, or while the
+# listener is down) is looked up, within this budget. Bound: at most UNKNOWN_LOOKUP_BURST +
+# UNKNOWN_LOOKUPS_PER_SECOND x seconds database queries per process for keys the gateway does not
+# know, whatever the flood; past it such a key gets the plain 401 without a query.
+UNKNOWN_LOOKUPS_PER_SECOND = 10
+UNKNOWN_LOOKUP_BURST = 20
 
 
 class KeyStoreUnavailable(RuntimeError):
@@ -28,6 +37,8 @@ class KeyCache:
 
     Changes reach the cache three ways: the admin API invalidates directly, other processes
     through NOTIFY (see key_events.py), and the TTL as the backstop for a lost notification.
+    The digests of all keys are held too (~100 bytes a key), kept current the same ways, so that a
+    forged key is refused from memory (see UNKNOWN_LOOKUPS_PER_SECOND).
     A known key past its TTL keeps answering from memory while one background query refreshes it,
     so a slow or absent database never stalls a request for a key the gateway knows.
     """
@@ -46,14 +57,44 @@ class KeyCache:
         self._loading: dict[bytes | UUID, asyncio.Task[KeyRecord | None]] = {}
         # Bumped by every invalidation: a query that was under way then must not store what it read.
         self._generation = 0
+        self._known: set[bytes] = set()  # digest of every key in the database, whatever its state
+        self._unknown_lookups = TokenBucket(UNKNOWN_LOOKUPS_PER_SECOND * 3600, UNKNOWN_LOOKUP_BURST, clock())
+        self.unknown_refused = 0  # unknown keys answered without a query, the budget being spent
+
+    async def load_known(self) -> None:
+        """(Re)load the digest of every key: at start, and whenever notifications may have been missed."""
+        try:
+            known = await self._store.all_digests()
+        except DATABASE_ERRORS as exc:
+            log.warning("cannot load key digests (%s); unknown keys are looked up within the budget",
+                        type(exc).__name__)
+            return
+        self._known = known
+
+    def learn(self, digest: bytes) -> None:
+        """A key exists with this digest (just created here, or announced by NOTIFY)."""
+        self._known.add(digest)
 
     async def lookup(self, presented: str) -> KeyRecord | None:
-        if not presented or len(presented) > MAX_PRESENTED_LENGTH:
-            return None
+        if not presented or len(presented) > MAX_PRESENTED_LENGTH or not presented.isascii():
+            return None  # not ASCII: not a key, and not digestible (a lone surrogate cannot be encoded)
         digest = self._store.digest(presented)
         if not has_key_format(presented) and digest not in self._operator_digests:
             return None
-        return await self._cached(digest, partial(self._store.find_by_digest, digest))
+        if digest not in self._known and digest not in self._operator_digests and not self._may_look_up(digest):
+            self.unknown_refused += 1
+            return None
+        record = await self._cached(digest, partial(self._store.find_by_digest, digest))
+        if record is not None:
+            self._known.add(digest)
+        return record
+
+    def _may_look_up(self, digest: bytes) -> bool:
+        """An unknown digest: answered from a fresh negative entry, else only within the budget."""
+        entry = self._entries.get(digest)
+        if entry is not None and entry[0] is None and entry[1] > self._clock():
+            return True  # no query: the cache answers None
+        return self._unknown_lookups.try_acquire(self._clock()).allowed
 
     async def lookup_id(self, key_id: UUID) -> KeyRecord | None:
         """The key a verified token names: cached like a presented key, and invalidated with it."""

@@ -12,7 +12,7 @@ import asyncpg
 from .apikeys import KeyRecord, display_prefix, generate_key, key_digest
 
 _COLUMNS = """id, prefix, name, role, rate_limit, models, is_active, expires_at, created_at, last_used_at,
-    burst, max_concurrent, tokens_per_day"""
+    burst, max_concurrent, tokens_per_day, state_version"""
 
 INSERT_KEY = f"""
 INSERT INTO api_keys (id, key_hash, prefix, name, role, rate_limit, models, expires_at,
@@ -39,6 +39,9 @@ VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (key_hash) DO UPDATE SET is_active = true, role = EXCLUDED.role, expires_at = NULL
 RETURNING {_COLUMNS}
 """
+# Every digest, for the cache's set of keys that exist (no plaintext, no other column).
+SELECT_ALL_DIGESTS = "SELECT key_hash FROM api_keys"
+SELECT_DIGEST_BY_ID = "SELECT key_hash FROM api_keys WHERE id = $1"
 COUNT_ACTIVE_ADMINS = """
 SELECT count(*) FROM api_keys
 WHERE role = 'admin' AND is_active AND (expires_at IS NULL OR expires_at > now())
@@ -46,6 +49,10 @@ WHERE role = 'admin' AND is_active AND (expires_at IS NULL OR expires_at > now()
 
 UPDATABLE = ("name", "role", "rate_limit", "models", "expires_at", "is_active",
              "burst", "max_concurrent", "tokens_per_day")
+
+
+class KeyRevoked(ValueError):
+    """Revocation is final: a revoked (inactive) key is never made usable again; create a new one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,12 @@ class KeyStore:
         row = await self._pool.fetchrow(SELECT_BY_DIGEST, digest)
         return KeyRecord.from_row(row) if row else None
 
+    async def all_digests(self) -> set[bytes]:
+        return {row["key_hash"] for row in await self._pool.fetch(SELECT_ALL_DIGESTS)}
+
+    async def digest_of(self, key_id: UUID) -> bytes | None:
+        return await self._pool.fetchval(SELECT_DIGEST_BY_ID, key_id)
+
     async def get(self, key_id: UUID) -> KeyRecord | None:
         row = await self._pool.fetchrow(SELECT_BY_ID, key_id)
         return KeyRecord.from_row(row) if row else None
@@ -111,6 +124,11 @@ class KeyStore:
             row = await conn.fetchrow(SELECT_BY_ID_FOR_UPDATE, key_id)
             if row is None:
                 return None
+            # Revocation is final, as with GitHub's and Stripe's keys: a key that leaked and was
+            # revoked must not come back by a mistaken edit. (Demo keys from the environment are
+            # the operator's own and are ensured at start instead; see ENSURE_KEY.)
+            if changes.get("is_active") is True and not row["is_active"]:
+                raise KeyRevoked("a revoked key cannot be reactivated; create a new key instead")
             merged = {field: changes.get(field, row[field]) for field in UPDATABLE}
             row = await conn.fetchrow(UPDATE_KEY, key_id, *(merged[f] for f in UPDATABLE))
         return KeyRecord.from_row(row)

@@ -29,7 +29,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 _RESPONSES_BY_STATUS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-                        413: "TooLarge", 429: "TooManyRequests", 502: "UpstreamFailed", 503: "Unavailable",
+                        409: "Conflict", 413: "TooLarge", 429: "TooManyRequests", 502: "UpstreamFailed", 503: "Unavailable",
                         504: "UpstreamTimeout"}
 _KEYED = (401, 429, 503)  # any keyed route: bad credential, over a limit, key store down
 _RESPONSES = {
@@ -37,6 +37,7 @@ _RESPONSES = {
     "Unauthorized": "Missing, unknown, revoked or expired key or token (one body for all)",
     "Forbidden": "A valid key without the right (e.g. not an admin key)",
     "NotFound": "No such resource",
+    "Conflict": "The change contradicts the key's state: a revoked key cannot be reactivated",
     "TooLarge": "Request body over MAX_BODY_SIZE",
     "TooManyRequests": "Over the key's rate, concurrency or daily token limit; see Retry-After",
     "UpstreamFailed": "Ollama is unreachable or answered something unreadable",
@@ -123,7 +124,7 @@ PATHS: dict[str, Any] = {
                 "responses": {**_ok("The key", ref("Key")), **_errors(403, 404, *_KEYED)}},
         "patch": {"summary": "Change a key's fields", "tags": ["keys"], "description": _ADMIN,
                   "requestBody": {"required": True, **_body(ref("KeyUpdate"))},
-                  "responses": {**_ok("The key as changed", ref("Key")), **_errors(400, 403, 404, 413, *_KEYED)}},
+                  "responses": {**_ok("The key as changed", ref("Key")), **_errors(400, 403, 404, 409, 413, *_KEYED)}},
         "delete": {"summary": "Revoke a key (its record and usage history stay)", "tags": ["keys"],
                    "description": _ADMIN,
                    "responses": {**_ok("The revoked key", ref("Key")), **_errors(403, 404, *_KEYED)}}},

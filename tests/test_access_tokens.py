@@ -16,21 +16,21 @@ NOW = 1_800_000_000
 
 def test_a_token_round_trips_with_its_claims():
     signer = TokenSigner(SECRET)
-    token = signer.issue(KEY_ID, "admin", NOW + 60)
+    token = signer.issue(KEY_ID, "admin", 0, NOW + 60)
     assert token.startswith(TOKEN_PREFIX) and looks_like_token(token) and len(token) < 100
     claims = signer.verify(token, NOW)
-    assert (claims.key_id, claims.role, claims.expires_at) == (KEY_ID, "admin", NOW + 60)
+    assert (claims.key_id, claims.role, claims.state_version, claims.expires_at) == (KEY_ID, "admin", 0, NOW + 60)
 
 
 def test_an_expired_token_is_refused():
     signer = TokenSigner(SECRET)
-    token = signer.issue(KEY_ID, "user", NOW + 60)
+    token = signer.issue(KEY_ID, "user", 0, NOW + 60)
     assert signer.verify(token, NOW + 59.9) is not None
     assert signer.verify(token, NOW + 60) is None
 
 
 def test_another_secret_refuses_it():
-    token = TokenSigner(SECRET).issue(KEY_ID, "user", NOW + 60)
+    token = TokenSigner(SECRET).issue(KEY_ID, "user", 0, NOW + 60)
     assert TokenSigner("t" * 40).verify(token, NOW) is None
 
 
@@ -60,7 +60,7 @@ def _tampered(token: str) -> list[str]:
 @pytest.mark.parametrize("index", range(10))
 def test_tampered_tokens_are_refused(index):
     signer = TokenSigner(SECRET)
-    token = signer.issue(KEY_ID, "user", NOW + 60)
+    token = signer.issue(KEY_ID, "user", 0, NOW + 60)
     assert signer.verify(_tampered(token)[index], NOW) is None
 
 

@@ -58,9 +58,9 @@ async def test_tampered_expired_and_foreign_tokens_get_the_same_401(gateway, htt
     body, signature = token.split(".")
     key_id = await _admin_id(http, gateway)
     for bad in (f"{body}.{'A' * len(signature)}", f"{body[:-1]}B.{signature}",
-                TokenSigner(SECRET).issue(key_id, "admin", int(time.time()) - 1),
-                TokenSigner("another-secret-" + "y" * 30).issue(key_id, "admin", int(time.time()) + 60),
-                TokenSigner(SECRET).issue(uuid.uuid4(), "admin", int(time.time()) + 60)):
+                TokenSigner(SECRET).issue(key_id, "admin", 0, int(time.time()) - 1),
+                TokenSigner("another-secret-" + "y" * 30).issue(key_id, "admin", 0, int(time.time()) + 60),
+                TokenSigner(SECRET).issue(uuid.uuid4(), "admin", 0, int(time.time()) + 60)):
         assert await _status(http, gateway, "/api/keys", bad) == (401, UNAUTHORIZED), bad
 
 
@@ -133,3 +133,59 @@ async def test_tokens_and_keys_never_reach_a_log_line(gateway, http, caplog):
     text = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
     assert "proxy.access" in {r.name for r in caplog.records}
     assert token not in text and token[:-3] not in text and ADMIN_KEY not in text
+
+
+async def _new_key(http, gateway, **fields) -> dict:
+    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "k", **fields}) as r:
+        assert r.status == 201
+        return await r.json()
+
+
+async def _patch(http, gateway, key_id, change) -> int:
+    async with http.patch(gateway.u(f"/api/keys/{key_id}"), headers=bearer(ADMIN_KEY), json=change) as r:
+        return r.status
+
+
+@pytest.mark.parametrize(("start", "there_and_back"), [
+    ("user", [{"role": "admin"}, {"role": "user"}]),
+    ("admin", [{"role": "user"}, {"role": "admin"}]),
+    ("user", [{"role": "admin", "name": "renamed"}, {"role": "user"}]),
+])
+async def test_a_change_undone_does_not_bring_old_tokens_back(gateway, http, start, there_and_back):
+    created = await _new_key(http, gateway, role=start)
+    token = (await _token(http, gateway, created["key"]))["access_token"]
+    assert (await _status(http, gateway, "/api/stats", token))[0] == 200
+    for change in there_and_back:
+        assert await _patch(http, gateway, created["id"], change) == 200
+    assert await _status(http, gateway, "/api/stats", token) == (401, UNAUTHORIZED)
+    # The key itself, and a token issued now, work as before.
+    assert (await _status(http, gateway, "/api/stats", created["key"]))[0] == 200
+    fresh = (await _token(http, gateway, created["key"]))["access_token"]
+    assert (await _status(http, gateway, "/api/stats", fresh))[0] == 200
+
+
+async def test_edits_that_are_not_role_or_state_keep_tokens(gateway, http):
+    created = await _new_key(http, gateway)
+    token = (await _token(http, gateway, created["key"]))["access_token"]
+    for change in ({"name": "other"}, {"rate_limit": 99}, {"is_active": True}, {"role": "user"}):
+        assert await _patch(http, gateway, created["id"], change) == 200
+    assert (await _status(http, gateway, "/api/stats", token))[0] == 200
+
+
+@pytest.mark.parametrize("revoke", ["DELETE", "PATCH is_active=false"])
+async def test_revocation_is_final_for_the_key_and_its_tokens(gateway, http, revoke):
+    created = await _new_key(http, gateway)
+    token = (await _token(http, gateway, created["key"]))["access_token"]
+    if revoke == "DELETE":
+        async with http.delete(gateway.u(f"/api/keys/{created['id']}"), headers=bearer(ADMIN_KEY)) as r:
+            assert r.status == 200
+    else:
+        assert await _patch(http, gateway, created["id"], {"is_active": False}) == 200
+    async with http.patch(gateway.u(f"/api/keys/{created['id']}"), headers=bearer(ADMIN_KEY),
+                          json={"is_active": True, "name": "back"}) as r:
+        assert r.status == 409
+        assert "cannot be reactivated" in (await r.json())["error"]
+    async with http.get(gateway.u(f"/api/keys/{created['id']}"), headers=bearer(ADMIN_KEY)) as r:
+        assert (await r.json())["is_active"] is False  # nothing of the refused edit applied
+    for credential in (token, created["key"]):
+        assert await _status(http, gateway, "/api/stats", credential) == (401, UNAUTHORIZED)

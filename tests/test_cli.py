@@ -80,3 +80,13 @@ def test_migrate_is_idempotent(cli_env):
     result = run_cli("migrate", env=cli_env)
     assert result.returncode == 0
     assert "applied 0 migration(s)" in result.stdout
+
+
+@pytest.mark.parametrize("revoke", [["keys", "revoke"], ["keys", "update", "--inactive"]])
+def test_revocation_is_final_on_the_command_line_too(cli_env, revoke):
+    key = run_cli("keys", "create", "--name", "z", env=cli_env).stdout.strip()
+    assert run_cli(*revoke, key[:12], env=cli_env).returncode == 0
+    again = run_cli("keys", "update", key[:12], "--active", env=cli_env)
+    assert again.returncode == 1 and "cannot be reactivated" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1  # one line, no traceback
+    assert '"is_active": false' in run_cli("keys", "show", key[:12], env=cli_env).stdout

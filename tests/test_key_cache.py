@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import asyncpg
 import pytest
 
-from proxy.key_cache import KeyCache
+from proxy.apikeys import generate_key, has_key_format
+from proxy.key_cache import UNKNOWN_LOOKUP_BURST, UNKNOWN_LOOKUPS_PER_SECOND, KeyCache
+from proxy.key_events import KeyEventListener
 from proxy.key_store import KeyStore
 from tests.factories import SECRET
 
@@ -96,3 +99,58 @@ async def test_a_known_key_past_its_ttl_answers_at_once_and_refreshes_behind(sto
     await asyncio.sleep(0.05)
     await cache.lookup(new.key)
     assert store.lookups == 2  # fresh again after the refresh
+
+
+async def test_a_flood_of_distinct_forged_keys_costs_at_most_the_budget(store):
+    real = await store.create(name="real", role="user", rate_limit=10)
+    clock = Clock()
+    cache = KeyCache(store, ttl=30, clock=clock)
+    await cache.load_known()
+    forged = [generate_key() for _ in range(2_000)]  # well-formed, checksum and all
+    assert all(has_key_format(key) for key in forged)
+    assert [await cache.lookup(key) for key in forged] == [None] * 2_000
+    assert store.lookups == UNKNOWN_LOOKUP_BURST  # the clock stands still: the burst, then nothing
+    assert cache.unknown_refused == 2_000 - UNKNOWN_LOOKUP_BURST
+    clock.now += 1
+    assert [await cache.lookup(key) for key in forged[:100]] == [None] * 100
+    assert store.lookups == UNKNOWN_LOOKUP_BURST + UNKNOWN_LOOKUPS_PER_SECOND
+    # Keys that exist are known and answered whatever the budget: right after the flood,
+    assert (await cache.lookup(real.key)).id == real.record.id
+    # and a key created now (here, or announced by NOTIFY: both call learn) works at once.
+    new = await store.create(name="new", role="user", rate_limit=10)
+    cache.learn(store.digest(new.key))
+    assert (await cache.lookup(new.key)).id == new.record.id
+
+
+async def test_without_the_digest_set_every_key_is_looked_up_within_the_budget(store):
+    """The listener down and the set not (yet) loaded: slower to learn new keys, never unbounded."""
+    keys = [await store.create(name=f"k{i}", role="user", rate_limit=10) for i in range(3)]
+    cache = KeyCache(store, ttl=30, clock=Clock())
+    for new in keys:
+        assert (await cache.lookup(new.key)).id == new.record.id
+    for key in [generate_key() for _ in range(500)]:
+        await cache.lookup(key)
+    assert store.lookups == UNKNOWN_LOOKUP_BURST
+    for new in keys:  # known from their first lookup on: no budget needed
+        assert (await cache.lookup(new.key)).id == new.record.id
+
+
+async def test_a_key_created_on_another_host_works_amid_a_flood_once_notified(store, database_url):
+    cache = KeyCache(store, ttl=30, clock=Clock())
+    listener = KeyEventListener(database_url, cache, store)
+    listening = asyncio.create_task(listener.run())
+    try:
+        for key in [generate_key() for _ in range(UNKNOWN_LOOKUP_BURST + 50)]:
+            await cache.lookup(key)  # the budget is spent, and the clock stands still
+        before = store.lookups
+        # Created as another host or the CLI would: straight into the database, this cache not told.
+        new = await store.create(name="elsewhere", role="user", rate_limit=10)
+        async with asyncio.timeout(10):  # polling with a deadline, until the NOTIFY has arrived
+            while (record := await cache.lookup(new.key)) is None:
+                await asyncio.sleep(0.01)
+        assert record.id == new.record.id
+        assert store.lookups == before + 1  # the key's own row, and nothing for the refused polls
+    finally:
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening

@@ -12,6 +12,7 @@ from aiohttp.typedefs import Handler, Middleware
 from ..access_tokens import TokenSigner, looks_like_token
 from ..apikeys import KeyRecord
 from ..gateway_error import GatewayError, unauthorized
+from ..header_values import visible_ascii
 from ..key_cache import KeyStoreUnavailable
 from ..typedefs import API_KEY, KEY_CACHE, RECORD, TOKEN_AUTH
 
@@ -19,7 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def presented_key(request: web.Request) -> str | None:
-    """The key a client sent, or None; two different credentials are refused as ambiguous."""
+    """The key a client sent, or None; two different credentials are refused as ambiguous.
+
+    SECURITY: only visible ASCII counts as a credential (every key and token is made of it), so
+    nothing downstream ever digests, compares or logs a value that holds undecodable bytes.
+    """
     headers = request.headers
     authorizations = headers.getall("Authorization", ())
     api_keys = headers.getall("x-api-key", ())
@@ -27,8 +32,8 @@ def presented_key(request: web.Request) -> str | None:
         return None
     if authorizations:
         scheme, _, credentials = authorizations[0].strip().partition(" ")
-        return credentials.strip() if scheme.lower() == "bearer" else None
-    return api_keys[0].strip()
+        return visible_ascii(credentials.strip()) if scheme.lower() == "bearer" else None
+    return visible_ascii(api_keys[0].strip())
 
 
 def auth_middleware(*, public_paths: Iterable[str], signer: TokenSigner,
@@ -80,9 +85,10 @@ async def authenticate(request: web.Request, signer: TokenSigner, now: float) ->
         log.info("401 %s %s: %s", request.method, request.path, reason)
         raise unauthorized()
     if token is not None:
-        if token.role != record.role:  # a token never outlives a change of its key's role
-            log.info("401 %s %s: token issued to key %s as %s", request.method, request.path, record.id,
-                     token.role)
+        # A token never outlives a change of its key's role or active state, even one undone since.
+        if token.role != record.role or token.state_version != record.state_version:
+            log.info("401 %s %s: token issued to key %s before a change of its role or state",
+                     request.method, request.path, record.id)
             raise unauthorized()
         request[TOKEN_AUTH] = True
     request[API_KEY] = record

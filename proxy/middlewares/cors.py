@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from ..header_values import is_token, visible_ascii
 from ..typedefs import CORS_ORIGIN
 
 # What Ollama itself allows (envconfig AllowedHeaders), plus the gateway's x-api-key, the request
@@ -37,7 +38,9 @@ def cors_middleware(*, origins: Iterable[str]) -> Middleware:
 
     @web.middleware
     async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
+        # An origin is ASCII by construction (RFC 6454 §6.2): anything else is no origin we allow,
+        # and is never echoed back, even with `*`.
+        origin = visible_ascii(request.headers.get("Origin"))
         if origin is None or not (any_origin or origin in allowed):
             return await handler(request)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
@@ -51,7 +54,9 @@ def cors_middleware(*, origins: Iterable[str]) -> Middleware:
 def _preflight(request: web.Request, origin: str) -> web.Response:
     requested = request.headers.get("Access-Control-Request-Headers", "")
     names = [name.strip() for name in requested.split(",") if name.strip()]
-    granted = [n for n in names if n.lower() in ALLOWED_HEADERS or n.lower().startswith(_ALLOWED_PREFIX)]
+    # Only field names (tchar, RFC 9110 §5.6.2) are echoed: the x-stainless-* prefix admits any suffix.
+    granted = [n for n in names if is_token(n)
+               and (n.lower() in ALLOWED_HEADERS or n.lower().startswith(_ALLOWED_PREFIX))]
     headers = {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Methods": ALLOWED_METHODS,

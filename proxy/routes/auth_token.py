@@ -13,7 +13,8 @@ PATH = "/api/auth/token"
 
 
 async def issue_token(request: web.Request) -> web.Response:
-    """Valid ACCESS_TOKEN_EXPIRE_MINUTES, never past the key's own expiry, with the key's role."""
+    """Valid ACCESS_TOKEN_EXPIRE_MINUTES, never past the key's own expiry, for the key's current role
+    and state (any later change of either voids it)."""
     if request.get(TOKEN_AUTH):
         # Otherwise a token could renew itself forever, outliving the intent of its lifetime.
         raise forbidden("a token cannot be exchanged for another; present the key itself")
@@ -22,7 +23,7 @@ async def issue_token(request: web.Request) -> web.Response:
     expires_at = now + request.app[SETTINGS].access_token_expire_minutes * 60
     if key.expires_at is not None:
         expires_at = min(expires_at, int(key.expires_at.timestamp()))
-    token = request.app[TOKEN_SIGNER].issue(key.id, key.role, expires_at)
+    token = request.app[TOKEN_SIGNER].issue(key.id, key.role, key.state_version, expires_at)
     # RFC 6749 §5.1: a response carrying a token must not be cached.
     return web.json_response({"access_token": token, "token_type": "bearer", "expires_in": expires_at - now},
                              headers={"Cache-Control": "no-store", "Pragma": "no-cache"})

@@ -11,6 +11,7 @@ from ..apikeys import KeyRecord
 from ..gateway_error import GatewayError
 from ..json_body import read_json_object
 from ..key_fields import CREATE_FIELDS, PARSERS, parse_key_fields
+from ..key_store import KeyRevoked
 from ..typedefs import KEY_CACHE, KEY_STORE, SETTINGS
 
 
@@ -46,7 +47,9 @@ async def create_key(request: web.Request) -> web.Response:
     fields.setdefault("burst", settings.default_burst)
     fields.setdefault("max_concurrent", settings.default_max_concurrent)
     fields.setdefault("tokens_per_day", settings.default_tokens_per_day)
-    new = await request.app[KEY_STORE].create(**fields)
+    store = request.app[KEY_STORE]
+    new = await store.create(**fields)
+    request.app[KEY_CACHE].learn(store.digest(new.key))  # usable here at once; others hear NOTIFY
     return web.json_response({**new.record.to_json(), "key": new.key}, status=201)
 
 
@@ -66,7 +69,10 @@ async def update_key(request: web.Request) -> web.Response:
     require_admin(request)
     key_id = _key_id(request)
     changes = _fields(await read_json_object(request), tuple(PARSERS))
-    record = _found(await request.app[KEY_STORE].update(key_id, changes))
+    try:
+        record = _found(await request.app[KEY_STORE].update(key_id, changes))
+    except KeyRevoked as exc:
+        raise GatewayError(409, str(exc)) from None
     request.app[KEY_CACHE].invalidate(key_id)  # this process at once; others hear NOTIFY
     return web.json_response(record.to_json())
 
