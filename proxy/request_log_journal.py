@@ -117,7 +117,9 @@ def from_json(data: dict[str, Any]) -> RequestRecord:
         values["api_key_id"] = uuid.UUID(values["api_key_id"])
     if values["created_at"].tzinfo is None:
         raise ValueError("created_at without a time zone")
-    return RequestRecord(**values)
+    record = RequestRecord(**values)
+    record.make_storable()  # a file from an older version, or edited by hand, is outside input too
+    return record
 
 
 def _plain(value: Any) -> Any:

@@ -25,8 +25,25 @@ DRAIN_TIMEOUT = 5.0  # seconds spent writing at shutdown before the journal take
 ACQUIRE_TIMEOUT = 10.0
 RETRY_MIN, RETRY_MAX = 0.2, 5.0  # backoff between attempts while the database is away
 
-# A malformed record, as opposed to an unreachable database: retrying the batch cannot help.
-POISON_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, ValueError, TypeError)
+# SQLSTATE classes that blame the data, not the server: 22 data exception (a NUL in text), 23 integrity
+# constraint violation (a NOT NULL column left empty), 54 program limit exceeded (an index row too large).
+# https://www.postgresql.org/docs/current/errcodes-appendix.html
+BAD_RECORD_CLASSES = frozenset({"22", "23", "54"})
+
+
+def is_bad_record(exc: BaseException) -> bool:
+    """True when `exc` says the batch holds a record PostgreSQL will never take, so retrying cannot
+    help; False when the database is away or busy (connection lost, class 08, 53, 57P0x, timeouts),
+    so the same batch must be tried again later."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return (exc.sqlstate or "")[:2] in BAD_RECORD_CLASSES
+    # asyncpg encodes each value before sending it: one it cannot encode (a lone surrogate, a
+    # wrong type) raises one of these client-side, asyncpg's own DataError among them.
+    if isinstance(exc, (ValueError, TypeError)):
+        return True
+    # Anything else that is not the database going away is this record meeting a bug: retrying
+    # it forever would stall every record behind it.
+    return not isinstance(exc, DATABASE_ERRORS)
 
 
 @dataclass(slots=True)
@@ -36,7 +53,7 @@ class WriterCounters:
     journaled: int = 0  # from memory to the journal on disk
     replayed: int = 0  # from the journal into the database (counted per file, once it is done)
     duplicates: int = 0  # written or replayed records the table already had: a retried batch
-    rejected: int = 0  # refused by PostgreSQL as malformed; kept in the journal's rejected.jsonl
+    rejected: int = 0  # refused by PostgreSQL as malformed (is_bad_record); kept in rejected.jsonl
     dropped: int = 0  # lost: the journal could not be written (a disk failure). Alert on > 0.
 
 
@@ -46,8 +63,9 @@ class RequestLogWriter:
     A background task writes batches of up to `batch_size` records when that many are queued, or
     every `flush_interval` seconds. While PostgreSQL is away it retries with backoff, and past
     `max_queued` records in memory a second task moves them to the journal, which is replayed once
-    the database answers again, or at the next start. `stop` drains for up to `drain_timeout`
-    seconds, then journals the rest. Every write is idempotent, so replays never double-count.
+    the database answers again, or at the next start. A record PostgreSQL refuses (is_bad_record)
+    is set aside, never retried; the rest of its batch is written. `stop` drains for up to
+    `drain_timeout` seconds, then journals the rest. Every write is idempotent, so replays never double-count.
     """
 
     def __init__(self, journal: Journal, *, batch_size: int = BATCH_SIZE, flush_interval: float = FLUSH_INTERVAL,
@@ -184,19 +202,26 @@ class RequestLogWriter:
             self.counters.duplicates += len(batch) - rejected - inserted
 
     async def _commit(self, batch: list[RequestRecord]) -> tuple[int, int]:
-        """Write one batch; return (inserted, rejected). A poison record is isolated and set aside."""
+        """Write one batch; return (inserted, rejected). A bad record is isolated and set aside; an
+        outage (anything else from the database) propagates, and the batch is tried again later."""
         assert self._pool is not None, "start() first"
         try:
             async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                 return await write_batch(conn, batch), 0
-        except POISON_ERRORS:
-            log.exception("request log: a batch of %d was refused; writing its records one by one", len(batch))
+        except Exception as exc:
+            if not is_bad_record(exc):
+                raise
+            log.warning("request log: a batch of %d was refused (%s: %s); writing its records one by one",
+                        len(batch), type(exc).__name__, exc)
         inserted, refused = 0, []
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
             for record in batch:
                 try:
                     inserted += await write_batch(conn, [record])
-                except POISON_ERRORS:
+                except Exception as exc:
+                    if not is_bad_record(exc):
+                        raise
+                    log.warning("request log: record %s refused (%s: %s)", record.id, type(exc).__name__, exc)
                     refused.append(record)
         if refused:
             await self._set_aside(refused)
