@@ -145,6 +145,65 @@ async def test_a_poisoned_journal_is_replayed_once_good_lines_written_bad_set_as
     assert await db.fetchval("SELECT model FROM request_log WHERE id = $1", unclean[0].id) == LONG[:512]
 
 
+@pytest.mark.parametrize("outage", ["cut", "stall"])
+async def test_during_an_outage_queued_records_reach_the_journal_before_the_memory_bound(proxied, db, tmp_path,
+                                                                                         outage):
+    proxy, pool = proxied
+    writer = RequestLogWriter(Journal(tmp_path), batch_size=100)  # max_queued: 50,000, never reached here
+    await writer.start(pool)
+    writer.enqueue(first := make_record())
+    await wait_until(lambda: writer.idle, "first record written")
+
+    await getattr(proxy, outage)()  # refused at once, or never answered (the connect timeout is 10 s)
+    during = [make_record() for _ in range(300)]
+    for record in during:
+        writer.enqueue(record)
+
+    def on_disk() -> set:
+        files = [*tmp_path.glob("current.jsonl"), *tmp_path.glob("replay-*.jsonl")]
+        return {r.id for path in files for batch in Journal.read(path, 1_000) for r in batch}
+
+    await wait_until(lambda: on_disk() >= {r.id for r in during}, "every queued record journaled")
+    assert len(during) < writer._max_queued  # the interval did it, not the memory bound
+
+    await proxy.restore()
+    await wait_until(lambda: writer.idle, "writer caught up")
+    await writer.stop()
+    ids = await _ids(db)
+    assert sorted(ids) == sorted(r.id for r in [first, *during])
+
+
+async def test_without_a_journal_an_outage_keeps_records_in_memory_not_lost(proxied, db, tmp_path):
+    proxy, pool = proxied
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the journal directory should be")
+    writer = RequestLogWriter(Journal(blocked / "journal"))
+    await writer.start(pool)
+    await proxy.cut()
+    records = [make_record() for _ in range(10)]
+    for record in records:
+        writer.enqueue(record)
+    # Three failed attempts span 0.2 + 0.4 s of back-off: past a flush interval, when an outage spills.
+    await wait_until(lambda: writer._failures >= 3, "the outage noticed")
+    await proxy.restore()
+    await wait_until(lambda: writer.idle, "written once the database is back")
+    await writer.stop()
+    assert sorted(await _ids(db)) == sorted(r.id for r in records)
+    assert writer.counters.dropped == 0
+
+
+async def test_an_unwritable_journal_directory_is_found_at_start_in_one_line(proxied, db, tmp_path, caplog):
+    _, pool = proxied
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the data directory should be")
+    writer = RequestLogWriter(Journal(blocked / "journal"))
+    await writer.start(pool)
+    await writer.stop()
+    lines = [r.getMessage() for r in caplog.records if "journal directory" in r.getMessage()]
+    assert len(lines) == 1 and "GATEWAY_DATA_DIR" in lines[0] and str(blocked / "journal") in lines[0]
+    assert writer.journal_error == "not writable"
+
+
 async def test_records_are_counted_dropped_only_when_the_disk_fails_too(proxied, db, tmp_path):
     proxy, pool = proxied
     blocked = tmp_path / "not-a-directory"
