@@ -7,9 +7,12 @@ from typing import Any
 
 from .apikeys import ROLES
 from .digits import is_ascii_digits
+from .request_record import MAX_MODEL
 from .timestamps import parse_timestamp
 
 MAX_NAME_LENGTH = 200
+MAX_MODEL_NAME_LENGTH = MAX_MODEL  # what a request's model is stored cut to: a longer entry could never match
+MAX_MODELS = 1000  # allow-list entries per key
 MAX_RATE_LIMIT = 10_000_000
 MAX_BURST = 10_000_000
 MAX_CONCURRENT = 100_000
@@ -52,8 +55,11 @@ def parse_models(value: Any) -> list[str] | None:
     """None (every model) or a list of names."""
     if value is None:
         return None
-    if not isinstance(value, list) or not all(isinstance(m, str) and m.strip() and _printable(m) for m in value):
-        raise ValueError("models must be null or a list of model names")
+    if (not isinstance(value, list) or len(value) > MAX_MODELS
+            or not all(isinstance(m, str) and m.strip() and len(m) <= MAX_MODEL_NAME_LENGTH and _printable(m)
+                       for m in value)):
+        raise ValueError(f"models must be null or a list of at most {MAX_MODELS} model names of printable "
+                         f"characters, each at most {MAX_MODEL_NAME_LENGTH}")
     return sorted({m.strip() for m in value})
 
 

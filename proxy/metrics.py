@@ -17,10 +17,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from .request_record import RequestRecord
 from .route_family import RouteFamilies
+from .safe_text import safe_text
 from .typedefs import RECORD, UPSTREAM_TIMING
 
 MAX_MODELS = 50
 MAX_KEYS = 100
+MAX_LABEL_LENGTH = 512
 OTHER = "other"
 # A generation runs for minutes; an admin call for milliseconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -28,13 +30,20 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 
 
 class BoundedLabels:
-    """The first `limit` distinct values admitted, then OTHER: a label can never grow a series per request."""
+    """The first `limit` distinct values admitted, then OTHER: a label can never grow a series per request.
+
+    A value is made safe (safe_text) before it is admitted: one that cannot be encoded as UTF-8
+    would make every later scrape fail, for the life of the process.
+    """
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._seen: set[str] = set()
 
     def label(self, value: str, *, admit: bool = True) -> str:
+        if value in self._seen:
+            return value
+        value = safe_text(value, MAX_LABEL_LENGTH)
         if value in self._seen:
             return value
         if admit and len(self._seen) < self._limit:

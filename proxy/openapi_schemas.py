@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from .apikeys import ROLES
-from .key_fields import MAX_BURST, MAX_CONCURRENT, MAX_NAME_LENGTH, MAX_RATE_LIMIT, MAX_TOKENS_PER_DAY
+from .key_fields import (MAX_BURST, MAX_CONCURRENT, MAX_MODEL_NAME_LENGTH, MAX_MODELS, MAX_NAME_LENGTH, MAX_RATE_LIMIT,
+                         MAX_TOKENS_PER_DAY)
 
 
 def ref(name: str) -> dict[str, str]:
@@ -45,7 +46,8 @@ _KEY_FIELDS = {
     "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": r"\S"},
     "role": {"type": "string", "enum": list(ROLES)},
     "rate_limit": {"type": "integer", "minimum": 1, "maximum": MAX_RATE_LIMIT, "description": "requests per hour"},
-    "models": {**nullable({"type": "array", "items": {"type": "string", "pattern": r"\S"}}),
+    "models": {**nullable({"type": "array", "maxItems": MAX_MODELS,
+                           "items": {"type": "string", "maxLength": MAX_MODEL_NAME_LENGTH, "pattern": r"\S"}}),
                "description": "allow-list (`llama3` admits `llama3:latest`, `qwen3:*` every tag); null = every model"},
     "expires_at": nullable(_TIME),
     "burst": _limit(MAX_BURST, "requests at once; null = a minute of rate_limit"),

@@ -82,6 +82,21 @@ class Journal:
                 os.close(fd)
         return sorted(self.directory.glob(CLAIMED_GLOB))
 
+    def probe(self) -> None:
+        """Create the directory and write, fsync and remove a file in it; raises OSError if any fails.
+
+        Run at start, so an unusable directory is found then, not in the outage it is there for.
+        """
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.directory / f".probe-{uuid.uuid4().hex}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            _write_all(fd, b"probe\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+
     def pending(self) -> bool:
         return self.current.exists() or any(self.directory.glob(CLAIMED_GLOB))
 
@@ -117,7 +132,9 @@ def from_json(data: dict[str, Any]) -> RequestRecord:
         values["api_key_id"] = uuid.UUID(values["api_key_id"])
     if values["created_at"].tzinfo is None:
         raise ValueError("created_at without a time zone")
-    return RequestRecord(**values)
+    record = RequestRecord(**values)
+    record.make_storable()  # a file from an older version, or edited by hand, is outside input too
+    return record
 
 
 def _plain(value: Any) -> Any:

@@ -8,9 +8,17 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from .safe_text import safe_optional, safe_text
+
 log = logging.getLogger(__name__)
 
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the request before the answer"
+
+# Characters each text field may keep. model is also in the usage_daily unique index, whose entries
+# PostgreSQL caps at about a third of a page (2704 bytes, "index row size exceeds maximum"): 512
+# characters of at most 4 UTF-8 bytes each, plus the day and key id, stay below it.
+# https://www.postgresql.org/docs/current/btree-implementation.html
+MAX_ENDPOINT, MAX_METHOD, MAX_MODEL, MAX_ERROR, MAX_CLIENT_IP = 2048, 32, 512, 2000, 64
 
 
 @dataclass(slots=True)
@@ -40,6 +48,18 @@ class RequestRecord:
         if self.prompt_tokens is None and self.completion_tokens is None:
             return None
         return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+    def make_storable(self) -> None:
+        """Every text field safe for its column, the rollup index, metric labels and log lines.
+
+        Done once, where the record is handed on, so the row and everything observing the record
+        see the same value; a served request must never lose its row to a value it sent.
+        """
+        self.endpoint = safe_text(self.endpoint, MAX_ENDPOINT)
+        self.method = safe_text(self.method, MAX_METHOD)
+        self.model = safe_optional(self.model, MAX_MODEL)
+        self.error = safe_optional(self.error, MAX_ERROR)
+        self.client_ip = safe_optional(self.client_ip, MAX_CLIENT_IP)
 
 
 class RecordSink(Protocol):

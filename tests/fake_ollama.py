@@ -93,6 +93,7 @@ GO_PRIVATE_NETS = tuple(
     ipaddress.ip_network(net) for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 )
 GO_ESCAPED = "<>&\u2028\u2029"  # json.Marshal escapes these inside strings
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 DIGEST_PATTERN = re.compile(r"sha256[:-][0-9a-fA-F]{64}")  # §5
 ZERO_DURATION = re.compile(r"[+-]?0+(\.0*)?(ns|us|µs|ms|s|m|h)?")
 BLOB_CHUNK = 64 * 1024
@@ -231,6 +232,18 @@ def _anthropic_error(status: int, message: str, *, via_writer: bool = True) -> w
 # --- Request bodies and model names ---------------------------------------------------
 
 
+def _go_strings(value: Any) -> Any:
+    """Lone surrogates in JSON escapes ("\\ud800") become U+FFFD, as in Go's encoding/json: "invalid
+    UTF-16 surrogate pairs are not treated as an error" (https://pkg.go.dev/encoding/json#Unmarshal)."""
+    if isinstance(value, str):
+        return LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_go_strings(item) for item in value]
+    if isinstance(value, dict):
+        return {_go_strings(key): _go_strings(item) for key, item in value.items()}
+    return value
+
+
 def _decode(raw: bytes, go_type: str, *, empty: str) -> dict[str, Any]:
     """Parse a JSON object body, failing with Go's encoding/json wording (§4 "Bad or missing body")."""
     text = raw.decode("utf-8", "replace")
@@ -244,6 +257,7 @@ def _decode(raw: bytes, go_type: str, *, empty: str) -> dict[str, Any]:
         raise ValueError(f"invalid character {text[exc.pos]!r} looking for beginning of value") from None
     if value is None:
         return {}
+    value = _go_strings(value)
     if not isinstance(value, dict):
         kind = {bool: "bool", str: "string", list: "array"}.get(type(value), "number")
         raise ValueError(f"json: cannot unmarshal {kind} into Go value of type {go_type}")

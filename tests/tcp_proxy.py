@@ -11,13 +11,15 @@ class TcpProxy:
     """Relays 127.0.0.1:<port> to a TCP target or a unix socket (the embedded server's).
 
     `cut()` closes every connection and refuses new ones (the listening socket is closed, so
-    connects fail at once); `restore()` listens again on the same port.
+    connects fail at once); `stall()` closes every connection and accepts new ones that never get
+    an answer, as a dead host behind a live address would; `restore()` relays again on the same port.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = 0
         self._server: asyncio.Server | None = None
+        self._stalled = False
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task] = set()
 
@@ -37,6 +39,9 @@ class TcpProxy:
         return proxy, urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
 
     async def restore(self) -> None:
+        if self._stalled:
+            await self.cut()
+        self._stalled = False
         if self._server is None:
             self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
             self.port = self._server.sockets[0].getsockname()[1]
@@ -52,6 +57,20 @@ class TcpProxy:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if server is not None:
             await server.wait_closed()
+
+    async def stall(self) -> None:
+        await self.cut()
+        self._stalled = True
+        self._server = await asyncio.start_server(self._hold, "127.0.0.1", self.port)
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            with contextlib.suppress(OSError):
+                while await reader.read(65536):  # read and never answer, until either side closes
+                    pass
+        finally:
+            self._writers.discard(writer)
 
     async def close(self) -> None:
         await self.cut()

@@ -147,6 +147,15 @@ async def test_expired_key_gets_the_same_401(gateway, http):
     (b'{"name": "x", "colour": "red"}', "unknown field"),
     (b'{"role": "user"}', "name is required"),
     (b'{"name": "\xff\xfe"}', "invalid JSON"),
+    # Names go into rows: no NUL, no lone surrogate, bounded.
+    (b'{"name": "a\\u0000b"}', "name must be"),
+    (b'{"name": "a\\ud800"}', "name must be"),
+    (b'{"name": "a\\udcff"}', "name must be"),
+    (b'{"name": "' + b"n" * 201 + b'"}', "at most 200"),
+    (b'{"name": "x", "models": ["llama\\u0000"]}', "models must be"),
+    (b'{"name": "x", "models": ["llama\\ud800"]}', "models must be"),
+    (b'{"name": "x", "models": ["' + b"m" * 513 + b'"]}', "each at most 512"),
+    (b'{"name": "x", "models": [' + b'"m",' * 1001 + b'"m"]}', "at most 1000 model names"),
 ])
 async def test_bad_key_bodies_get_a_clear_400(gateway, http, body, fragment):
     async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), data=body) as r:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from prometheus_client import generate_latest
 
 from proxy.metrics import OTHER, BoundedLabels, GatewayMetrics
@@ -29,6 +30,16 @@ def test_a_record_counts_by_family_status_model_and_key():
     assert _sample(metrics, "ollama_gateway_key_tokens_total", key_id=str(key_id)) == 16
     assert _sample(metrics, "ollama_gateway_request_duration_seconds_count", family="native") == 1
     assert _sample(metrics, "ollama_gateway_upstream_ttfb_seconds_sum", family="native") == 0.012
+
+
+@pytest.mark.parametrize("model", ["llama\ud800", "\udcffllama", "llama\x00", "m" * 3_000])
+def test_a_label_from_outside_never_breaks_a_scrape(model):
+    # Records reach metrics made storable; labels are made safe again, whoever calls observe.
+    metrics = GatewayMetrics()
+    metrics.observe(make_record(model=model, status_code=200))
+    metrics.observe(make_record(model=model, status_code=200))
+    text = generate_latest(metrics.registry).decode()
+    assert text.count("ollama_gateway_requests_total{") == 1
 
 
 def test_junk_models_never_take_a_label_and_models_are_bounded():

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+from pathlib import Path
 
 import pytest
 
+from proxy.request_log import JOURNAL_DIR
 from proxy.routes.ready import SharedCheck
 from proxy.typedefs import POOL
-from tests.factories import RecordingSink, make_settings, start_gateway
+from tests.factories import USER_KEY, RecordingSink, bearer, make_settings, start_gateway
 from tests.fake_clock import FakeClock
 from tests.fake_ollama import FAKE_STATE, create_fake_ollama
 
@@ -49,6 +52,32 @@ async def test_the_journal_stands_in_for_a_lost_database(aiohttp_server, databas
         assert body["checks"]["database"].startswith("unreachable")
         assert (body["checks"]["journal"] == "ok") == (expected == 200)
         assert str(tmp_path) not in json.dumps(body)  # no key needed: no filesystem layout either
+
+
+@pytest.mark.parametrize("blocker", ["a file", "a read-only directory", "a read-only file system"])
+async def test_an_unwritable_journal_is_not_ready_from_the_start(aiohttp_server, database_url, db, http, tmp_path,
+                                                                 caplog, blocker):
+    fake = await aiohttp_server(create_fake_ollama())
+    data_dir = tmp_path / "data"
+    if blocker == "a file":
+        data_dir.write_text("not a directory")
+    elif blocker == "a read-only file system":
+        data_dir = Path("/proc/self/gateway-data")  # no one, not even root, makes directories there
+    else:
+        (data_dir / JOURNAL_DIR).mkdir(parents=True)
+        (data_dir / JOURNAL_DIR).chmod(0o500)
+        if os.access(data_dir / JOURNAL_DIR, os.W_OK):
+            pytest.skip("running as a user whom permissions do not stop")
+    settings = make_settings(database_url, ollama_base_url=fake.make_url(""), data_dir=data_dir)
+    gateway = await start_gateway(aiohttp_server, settings)  # the real writer: the database is up
+    status, body = await _ready(http, gateway)
+    assert status == 503 and body["checks"]["database"] == "ok"
+    assert body["checks"]["journal"] == "not writable (GATEWAY_DATA_DIR)"
+    assert str(tmp_path) not in json.dumps(body)
+    async with http.get(gateway.u("/api/tags"), headers=bearer(USER_KEY)) as r:
+        assert r.status == 200  # it still serves
+    lines = [r.getMessage() for r in caplog.records if "journal directory" in r.getMessage()]
+    assert len(lines) == 1 and "GATEWAY_DATA_DIR" in lines[0]
 
 
 async def test_callers_share_one_check_for_a_second(aiohttp_server, database_url, db, http):

@@ -184,8 +184,46 @@ async def test_sigterm_on_serve_journals_and_the_next_serve_replays(proxied_dsn,
         assert not journal.pending()
 
 
+async def test_sigkill_during_an_outage_loses_nothing_older_than_a_flush_interval(proxied_dsn, db, fake, tmp_path):
+    proxy, dsn = proxied_dsn
+    port = free_port()
+    env = {"DATABASE_URL": dsn, "SECRET_KEY": SECRET, "DEMO_ADMIN_KEY": ADMIN_KEY, "DEMO_USER_KEY": USER_KEY,
+           "GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_PORT": str(port), "DEFAULT_RATE_LIMIT": str(UNLIMITED),
+           "OLLAMA_BASE_URL": str(fake.make_url(""))}
+    base = f"http://127.0.0.1:{port}"
+    directory = tmp_path / JOURNAL_DIR
+
+    def journaled() -> set[uuid.UUID]:
+        files = [*directory.glob("current.jsonl"), *directory.glob("replay-*.jsonl")]
+        return {record.id for path in files for batch in Journal.read(path, 1_000) for record in batch}
+
+    async with aiohttp.ClientSession() as http:
+        serving = _serving(env)
+        async with serving:
+            await _key_listener_connected(db)  # it empties the key cache when it connects
+            first = await _get(http, f"{base}/api/tags", headers=bearer(USER_KEY))  # the key is now known
+            await _until_logged(db, first[1])
+            await proxy.cut()
+            during = await _load(300, 20, lambda i: _get(http, f"{base}/api/tags", headers=bearer(USER_KEY)))
+            assert {status for status, _ in during} == {200}
+            # 300 is far below MAX_QUEUED (50,000): only the flush interval brings them to disk.
+            await wait_until(lambda: journaled() >= {request_id for _, request_id in during}, "all on disk")
+            await serving.kill()
+
+        await proxy.restore()
+        async with _serving(env):  # replays at start, before it serves
+            ids = {row["id"] for row in await db.fetch("SELECT id FROM request_log")}
+        assert ids == {first[1]} | {request_id for _, request_id in during}
+
+
+async def _until_logged(db, request_id: uuid.UUID) -> None:
+    async with asyncio.timeout(60):  # only stops a broken test from hanging
+        while not await db.fetchval("SELECT count(*) FROM request_log WHERE id = $1", request_id):
+            await asyncio.sleep(0.02)
+
+
 class _serving:
-    """`python -m proxy serve` from start to a SIGTERM stop, which must exit 0."""
+    """`python -m proxy serve` from start to a SIGTERM stop, which must exit 0 (or to `kill`)."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
@@ -206,7 +244,15 @@ class _serving:
         while line := await self.process.stderr.readline():
             self.output.append(line.decode())
 
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
+        self.process.kill()
+        await asyncio.wait_for(self.process.wait(), 60)
+        await self.reader
+
     async def __aexit__(self, *exc_info) -> None:
+        if self.process.returncode is not None:  # killed
+            return
         self.process.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(self.process.wait(), 60)
         await self.reader

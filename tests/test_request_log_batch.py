@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
+import string
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from proxy.request_log_batch import to_row, write_batch
+from proxy.request_log_writer import is_bad_record
 from tests.records import make_record, migrated_pool
 
 
@@ -65,17 +68,40 @@ async def test_concurrent_writers_of_overlapping_batches_count_each_row_once(poo
     assert histogram_total == 600
 
 
-async def test_values_postgresql_would_refuse_are_made_acceptable(pool, db):
-    odd = make_record(endpoint="/api/\x00/%ff\udcff" + "x" * 5000, client_ip="unix-socket", error="\ud800 bad",
-                      prompt_tokens=2**40, completion_tokens=-3, status_code=70000, model=None)
+async def test_numbers_and_addresses_postgresql_would_refuse_are_made_acceptable(pool, db):
+    odd = make_record(client_ip="unix-socket", prompt_tokens=2**40, completion_tokens=-3, status_code=70000,
+                      model=None)
     scoped = make_record(client_ip="fe80::1%eth0", bytes_in=2**70)
     async with pool.acquire() as conn:
         assert await write_batch(conn, [odd, scoped]) == 2
     row = await db.fetchrow("SELECT * FROM request_log WHERE id = $1", odd.id)
-    assert "\x00" not in row["endpoint"] and len(row["endpoint"]) == 2048
     assert row["client_ip"] is None and row["prompt_tokens"] == 2**31 - 1 and row["completion_tokens"] == 0
     assert row["status_code"] == 2**15 - 1
     assert str(await db.fetchval("SELECT client_ip FROM request_log WHERE id = $1", scoped.id)) == "fe80::1"
+
+
+# Incompressible, as a real name would be: PostgreSQL compresses an index entry before it checks the size.
+LONG = "".join(random.Random(12).choices(string.ascii_letters + string.digits, k=10_000))
+UNSTORABLE = {
+    "model of 3,000 chars": {"model": LONG[:3_000]},  # past the usage_daily index row limit (54000)
+    "model with NUL": {"model": "llama\x00"},  # 22021, refused by the server
+    "model with a lone surrogate": {"model": "llama\ud800"},  # cannot even be encoded, client-side
+    "endpoint with NUL": {"endpoint": "/api/\x00"},
+    "error with a lone surrogate": {"error": "\udcff bad"},
+}
+
+
+@pytest.mark.parametrize("fields", UNSTORABLE.values(), ids=UNSTORABLE.keys())
+async def test_text_that_skipped_make_storable_is_refused_as_a_bad_record(pool, db, fields):
+    raw = make_record(**fields)
+    async with pool.acquire() as conn:
+        with pytest.raises(Exception) as refused:
+            await write_batch(conn, [raw])
+    assert is_bad_record(refused.value)
+    raw.make_storable()  # what the timing middleware and the journal reader do
+    async with pool.acquire() as conn:
+        assert await write_batch(conn, [raw]) == 1
+    assert await db.fetchval("SELECT count(*) FROM request_log WHERE id = $1", raw.id) == 1
 
 
 async def test_rows_carry_every_column(pool, db):

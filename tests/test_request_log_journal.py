@@ -16,9 +16,16 @@ def _read_all(journal: Journal, paths) -> list:
 
 
 def test_records_round_trip_through_json():
-    record = make_record(api_key_id=uuid.uuid4(), endpoint="/api/\udcff\x00", error="boom", usage_estimated=True,
+    record = make_record(api_key_id=uuid.uuid4(), endpoint="/api/\u00e9\U0001f999", error="boom", usage_estimated=True,
                          created_at=datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=timezone(timedelta(hours=2))))
     assert from_json(to_json(record)) == record
+
+
+def test_records_read_back_are_made_storable():
+    # Written by an older version, or by hand: read back as the timing middleware would have made them.
+    record = make_record(endpoint="/api/\udcff\x00", model="m" * 3_000, error="\ud800")
+    back = from_json(to_json(record))
+    assert (back.endpoint, back.model, back.error) == ("/api/\ufffd\ufffd", "m" * 512, "\ufffd")
 
 
 def test_append_claim_read_and_batches(tmp_path):

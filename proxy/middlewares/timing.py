@@ -24,7 +24,8 @@ def timing_middleware(*, sink: RecordSink, trusted_proxies: Sequence[Network] = 
     """Every request that reaches the app yields exactly one record, whatever happens to it.
 
     The record is enqueued in `finally` with a synchronous call, so neither an exception nor
-    the cancellation of a handler whose client went away can skip it. Its client address is
+    the cancellation of a handler whose client went away can skip it. Its text fields are made
+    storable first (request_record.make_storable), whatever the client sent. Its client address is
     the peer's, or what a peer in `trusted_proxies` forwarded (see client_address.py).
     """
     trusted = tuple(trusted_proxies)
@@ -54,6 +55,7 @@ def timing_middleware(*, sink: RecordSink, trusted_proxies: Sequence[Network] = 
             raise
         finally:
             record.response_time = (time.perf_counter() - started) * 1000
+            record.make_storable()
             sink.enqueue(record)
 
     return timing

@@ -2,7 +2,8 @@
 
 Can serve = Ollama answers GET /api/version, and usage records have somewhere to go: PostgreSQL
 answers SELECT 1, or else the journal directory is writable (records wait there; known keys keep
-working from the cache). Each check is bounded by CHECK_TIMEOUT. GET /health stays plain liveness.
+working from the cache). A journal directory found unwritable at start is not ready either, the
+database up or not: the next outage would lose records. Each check is bounded by CHECK_TIMEOUT. GET /health stays plain liveness.
 /ready needs no key, so its answer is shared: one check at a time, reused for CACHE_SECONDS.
 """
 
@@ -58,9 +59,12 @@ class SharedCheck:
 async def _check(app: web.Application) -> Answer:
     database, ollama = await asyncio.gather(_database(app), _ollama(app))
     checks = {"database": database, "ollama": ollama}
-    if database != OK:
+    sink = app[RECORD_SINK]
+    if isinstance(sink, RequestLogWriter) and sink.journal_error is not None:
+        checks["journal"] = OK if await sink.probe_journal() else f"{sink.journal_error} (GATEWAY_DATA_DIR)"
+    elif database != OK:
         checks["journal"] = await _journal(app)
-    serving = ollama == OK and OK in (database, checks.get("journal"))
+    serving = ollama == OK and checks.get("journal", OK) == OK and OK in (database, checks.get("journal"))
     return 200 if serving else 503, {"status": "ready" if serving else "unavailable", "checks": checks}
 
 

@@ -65,6 +65,7 @@ async def measure() -> dict[str, float]:
     results["request id + usage record"] = _time(lambda: RequestRecord(
         id=request_id_from(None), created_at=datetime.now(timezone.utc), endpoint="/api/chat", method="POST",
         client_ip="127.0.0.1"))
+    results["usage record made storable"] = _time(record.make_storable)
     results["X-Request-ID header value"] = _time(lambda: str(record.id))
 
     store = KeyStore(None, "s" * 40)  # type: ignore[arg-type]  # digest only: a cached key never queries
