@@ -7,6 +7,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from .request_record import MAX_MODEL
+
 # A partial NDJSON/SSE line is held until its newline arrives. The final /api/generate line carries
 # `context` and can pass 1.5 MB; past this cap we stop measuring that line rather than grow memory.
 LINE_CAP = 16 * 1024 * 1024
@@ -20,7 +22,7 @@ ERROR_CHARS = 500
 # Final lines up to this size are json-parsed when the byte scans (tuned to Go's compact output)
 # find nothing: another encoder, or a proxy in between, may write `"done": true` or reorder keys.
 FINAL_LINE_PARSE_CAP = 64 * 1024
-MODEL_CHARS = 256
+MODEL_CHARS = MAX_MODEL  # as much of a reported model name as the request log keeps
 
 # Bounded: int() of a huge digit run raises (Python caps int-from-string length); counts are
 # clamped to the request_log integer columns later anyway.
