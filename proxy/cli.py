@@ -17,6 +17,7 @@ from .key_fields import parse_key_fields, parse_models_list
 from .logging_setup import setup_logging
 from .query_params import parse_moment
 from .settings import SettingsError, load_settings, parse_setting
+from .stop_signals import StopRequested, unwind_on_stop_signals
 
 EXIT_USAGE = 2  # bad settings or arguments, as argparse does
 
@@ -166,6 +167,7 @@ def _workers_flag(value: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    unwind_on_stop_signals()  # so that exit hooks run: they stop the embedded PostgreSQL
     parser = build_parser()
     args = parser.parse_args(argv)
     load_dotenv(args.env_file, override=False)  # the real environment wins over .env
@@ -188,5 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except StopRequested as exc:  # a stop before the event loop started; while serving, a stop exits 0
+        return exc.exit_code
     return 0
 

@@ -25,6 +25,7 @@ from .query_params import day_range
 from .request_log_partitions import utc_today
 from .settings import Settings, SettingsError
 from .stats_table import format_stats
+from .stop_signals import ignore_stop_signals
 from .usage_stats import fetch_daily_usage, summarize
 
 log = logging.getLogger("proxy")
@@ -62,16 +63,19 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
         f"demo keys: {demo}",
         f"event loop: {event_loop_name()}",
     ]
-    if args.workers > 1:
-        from .workers import serve_workers
+    try:
+        if args.workers > 1:
+            from .workers import serve_workers
 
-        for line in banner:
-            log.info("%s", line)
-        # After resolve_database: an embedded PostgreSQL is started once, here, for every worker.
-        if serve_workers(settings, args.workers) != 0:
-            raise CommandError("a worker failed; all workers stopped (see the lines above)")
-        return
-    run_event_loop(serve_app(create_app(settings), settings.host, settings.port, banner))
+            for line in banner:
+                log.info("%s", line)
+            # After resolve_database: an embedded PostgreSQL is started once, here, for every worker.
+            if serve_workers(settings, args.workers) != 0:
+                raise CommandError("a worker failed; all workers stopped (see the lines above)")
+            return
+        run_event_loop(serve_app(create_app(settings), settings.host, settings.port, banner))
+    finally:
+        ignore_stop_signals()  # stopping already: let the exit hooks stop the embedded PostgreSQL
 
 
 async def _with_pool(settings: Settings, action: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:
