@@ -10,11 +10,13 @@ from typing import Any
 from dotenv import load_dotenv
 
 from . import commands
+from .database_failure import DatabaseUnavailable
 from .db import DATABASE_ERRORS
 from .digits import is_ascii_digits
 from .embedded_postgres import EmbeddedPostgresUnavailable
 from .key_fields import parse_key_fields, parse_models_list
 from .logging_setup import setup_logging
+from .port_check import PortUnavailable
 from .query_params import parse_moment
 from .settings import SettingsError, load_settings, parse_setting
 from .stop_signals import StopRequested, unwind_on_stop_signals
@@ -179,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"ollama-gateway: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (commands.CommandError, EmbeddedPostgresUnavailable) as exc:
+    except (commands.CommandError, EmbeddedPostgresUnavailable, DatabaseUnavailable, PortUnavailable) as exc:
         print(f"ollama-gateway: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -16,11 +16,12 @@ import asyncpg
 
 from .apikeys import KeyRecord
 from .database import describe_database, resolve_database
-from .db import create_pool
+from .db import create_pool, explained_connect
 from .key_fields import LIMIT_FIELDS
 from .key_store import KeyStore
 from .logging_setup import setup_logging
 from .migrations import migrate
+from .port_check import ensure_port_free
 from .query_params import day_range
 from .request_log_partitions import utc_today
 from .settings import Settings, SettingsError
@@ -44,6 +45,7 @@ def _limit_changes(args: argparse.Namespace) -> dict[str, int | None]:
 
 def serve(settings: Settings, args: argparse.Namespace) -> None:
     from .app import create_app
+    from .ollama_probe import ollama_probe_context
     from .server import event_loop_name, run_event_loop, serve_app
 
     settings = settings.with_overrides(
@@ -53,6 +55,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
     )
     if settings.database_url and not settings.secret_key:
         raise SettingsError("SECRET_KEY", "is required with an external DATABASE_URL")
+    ensure_port_free(settings.host, settings.port)  # before the database starts or an admin key is printed
     setup_logging(settings.log_level, settings.log_format)
     embedded = settings.embedded_database
     settings = resolve_database(settings)
@@ -73,7 +76,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
             if serve_workers(settings, args.workers) != 0:
                 raise CommandError("a worker failed; all workers stopped (see the lines above)")
             return
-        run_event_loop(serve_app(create_app(settings), settings.host, settings.port, banner))
+        app = create_app(settings)
+        app.cleanup_ctx.append(ollama_probe_context)  # a warning at start if OLLAMA_BASE_URL answers nothing
+        run_event_loop(serve_app(app, settings.host, settings.port, banner))
     finally:
         ignore_stop_signals()  # stopping already: let the exit hooks stop the embedded PostgreSQL
 
@@ -98,7 +103,8 @@ def _run_with_store(settings: Settings, action: Callable[[KeyStore], Awaitable[N
 
 def migrate_database(settings: Settings, args: argparse.Namespace) -> None:
     async def run() -> None:
-        conn = await asyncpg.connect(resolved.database_url)
+        with explained_connect(resolved.database_url or ""):
+            conn = await asyncpg.connect(resolved.database_url)
         try:
             applied = await migrate(conn)
         finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
+from .db import explained_connect
 from .stop_signals import stop_signals_deferred
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def _alive(pid: int, list_written_at: float) -> bool:
 
 async def ensure_database(admin_dsn: str, name: str = DATABASE_NAME) -> str:
     """Create database `name` on the server if missing; return a DSN that points at it."""
-    conn = await asyncpg.connect(admin_dsn)
+    with explained_connect(admin_dsn, "the embedded PostgreSQL, GATEWAY_DATA_DIR"):
+        conn = await asyncpg.connect(admin_dsn)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:

@@ -17,6 +17,7 @@ import signal
 import sys
 from typing import Any
 
+from .database_failure import DatabaseUnavailable
 from .db import DATABASE_ERRORS
 from .logging_setup import setup_logging
 from .server import run_event_loop, serve_app
@@ -70,16 +71,23 @@ def serve_workers(settings: Settings, count: int) -> int:
 
 def _worker(settings: Settings, index: int, count: int) -> None:
     from .app import create_app
+    from .ollama_probe import ollama_probe_context
 
     setup_logging(settings.log_level, settings.log_format)
     unwind_on_stop_signals()  # a stop before serve_app took over the signals ends the worker in order
     try:
-        run_event_loop(serve_app(create_app(settings), settings.host, settings.port,
+        app = create_app(settings)
+        if index == 0:  # one warning for the service, not one per worker
+            app.cleanup_ctx.append(ollama_probe_context)
+        run_event_loop(serve_app(app, settings.host, settings.port,
                                  [f"worker {index + 1} of {count}, pid {os.getpid()}"], reuse_port=True))
     except KeyboardInterrupt:  # SIGINT before serve_app took over the signals
         sys.exit(130)
     except StopRequested:  # the parent forwards its stop signal: stopping is what was asked
         sys.exit(0)
+    except DatabaseUnavailable as exc:
+        print(f"ollama-gateway worker {index + 1}: {exc}", file=sys.stderr)
+        sys.exit(1)
     except OSError as exc:
         print(f"ollama-gateway worker {index + 1}: {exc.strerror or exc}", file=sys.stderr)
         sys.exit(1)
