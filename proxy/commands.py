@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
-from .apikeys import KeyRecord
+from .apikeys import DISPLAY_PREFIX_LENGTH, KeyRecord, display_prefix
 from .database import describe_database, resolve_database
 from .db import create_pool, explained_connect
 from .key_fields import LIMIT_FIELDS
@@ -142,12 +142,16 @@ def keys_list(settings: Settings, args: argparse.Namespace) -> None:
     _run_with_store(settings, action)
 
 
-async def _one_key(store: KeyStore, id_or_prefix: str) -> KeyRecord:
-    found = await store.find(id_or_prefix)
+async def _one_key(store: KeyStore, reference: str) -> KeyRecord:
+    """The one key `reference` names: its id, the full key, or a display prefix that only it has."""
+    found = await store.find(reference)
+    # SECURITY: the reference may be a full key; it is never echoed back.
+    shown = repr(display_prefix(reference)) + "…" if len(reference) > DISPLAY_PREFIX_LENGTH else repr(reference)
     if not found:
-        raise CommandError(f"no key matches {id_or_prefix!r}")
+        raise CommandError(f"no key matches {shown} (give its id, the full key, or its prefix from `keys list`)")
     if len(found) > 1:
-        raise CommandError(f"{id_or_prefix!r} matches {len(found)} keys; give the full id")
+        ids = ", ".join(str(record.id) for record in found)
+        raise CommandError(f"{shown} matches {len(found)} keys ({ids}): give one of these ids")
     return found[0]
 
 
