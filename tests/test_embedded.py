@@ -10,6 +10,8 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +20,15 @@ import pytest
 
 from proxy.embedded_postgres import HANDLES_FILE, forget_dead_users
 from tests.cli_runner import REPO, cli_env, free_port
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """GATEWAY_DATA_DIR, outside pytest's base temp dir: as root, the server runs as user "pgserver",
+    and every pytest session that starts takes group and other access off that dir again."""
+    with tempfile.TemporaryDirectory(prefix="ollama-gateway-test-") as scratch:
+        yield Path(scratch) / "data"
+
 
 FIRST_KEY = re.compile(r"^\s+(olg_\w{38})$", re.MULTILINE)
 
@@ -40,9 +51,9 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
     assert await asyncio.wait_for(process.wait(), 30) == 0
 
 
-async def test_embedded_start_restart_keeps_keys(tmp_path):
+async def test_embedded_start_restart_keeps_keys(data_dir):
     port = free_port()
-    env = {"GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_PORT": str(port)}
+    env = {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(port)}
     base = f"http://127.0.0.1:{port}"
 
     process, output = await _start(env)
@@ -58,7 +69,7 @@ async def test_embedded_start_restart_keeps_keys(tmp_path):
                 user_key = (await r.json())["key"]
     finally:
         await _stop(process)
-    assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o077 == 0
+    assert (data_dir / "secret_key").stat().st_mode & 0o077 == 0
 
     process, output = await _start(env)
     try:
@@ -70,7 +81,7 @@ async def test_embedded_start_restart_keeps_keys(tmp_path):
     finally:
         await _stop(process)
     # The last user of the data directory stopped the server with it.
-    pid_file = tmp_path / "data" / "pgdata" / "postmaster.pid"
+    pid_file = data_dir / "pgdata" / "postmaster.pid"
     assert not pid_file.exists()
 
 
@@ -111,28 +122,28 @@ async def _start_until(env: dict[str, str], text: str) -> asyncio.subprocess.Pro
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
-async def test_a_stop_signal_while_serving_stops_the_embedded_postgres(tmp_path, sig):
-    env = {"GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_PORT": str(free_port())}
+async def test_a_stop_signal_while_serving_stops_the_embedded_postgres(data_dir, sig):
+    env = {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(free_port())}
     process = await _start_until(env, "listening on")
     process.send_signal(sig)
     assert await asyncio.wait_for(process.wait(), 30) == 0  # drained in order, like SIGTERM
-    await _no_server_left(tmp_path / "data" / "pgdata")
-    assert json.loads((tmp_path / "data" / "pgdata" / HANDLES_FILE).read_text()) == []
+    await _no_server_left(data_dir / "pgdata")
+    assert json.loads((data_dir / "pgdata" / HANDLES_FILE).read_text()) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM], ids=lambda s: s.name)
-async def test_a_stop_signal_while_starting_leaves_no_server(tmp_path, sig):
+async def test_a_stop_signal_while_starting_leaves_no_server(data_dir, sig):
     """Sent as the embedded server starts: wherever it lands, the process unwinds and stops the server."""
-    env = {"GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_PORT": str(free_port())}
+    env = {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(free_port())}
     process = await _start_until(env, "using the embedded PostgreSQL")
     process.send_signal(sig)
     assert await asyncio.wait_for(process.wait(), 60) in (0, 128 + sig)
-    await _no_server_left(tmp_path / "data" / "pgdata")
+    await _no_server_left(data_dir / "pgdata")
 
 
-async def test_a_killed_gateway_does_not_keep_the_server_up_after_the_next_clean_stop(tmp_path):
-    env = {"GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_PORT": str(free_port())}
-    pgdata = tmp_path / "data" / "pgdata"
+async def test_a_killed_gateway_does_not_keep_the_server_up_after_the_next_clean_stop(data_dir):
+    env = {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(free_port())}
+    pgdata = data_dir / "pgdata"
     process = await _start_until(env, "listening on")
     process.kill()  # no exit hook runs: its PID stays in the list, the server stays up
     await process.wait()
@@ -144,9 +155,9 @@ async def test_a_killed_gateway_does_not_keep_the_server_up_after_the_next_clean
     await _no_server_left(pgdata)
 
 
-async def test_serve_workers_stops_with_its_terminal(tmp_path):
+async def test_serve_workers_stops_with_its_terminal(data_dir):
     """A closed terminal sends SIGHUP to the whole process group: the parent and every worker."""
-    env = {"GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_PORT": str(free_port())}
+    env = {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(free_port())}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "--env-file", "/dev/null", "serve", "--workers", "2",
         env=cli_env(env), cwd=REPO, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
@@ -160,7 +171,7 @@ async def test_serve_workers_stops_with_its_terminal(tmp_path):
     drained = asyncio.get_running_loop().create_task(process.stderr.read())
     os.killpg(process.pid, signal.SIGHUP)
     assert await asyncio.wait_for(process.wait(), 60) == 0, (output + (await drained).decode())
-    await _no_server_left(tmp_path / "data" / "pgdata")
+    await _no_server_left(data_dir / "pgdata")
 
 
 def test_forget_dead_users_keeps_only_processes_that_may_have_listed_themselves(tmp_path):
