@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -51,6 +52,7 @@ async def probe_ollama(app: web.Application) -> bool:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return f"no answer within {PROBE_TIMEOUT:g}s"
-    if isinstance(exc, aiohttp.ClientConnectorError) and exc.os_error.strerror:
-        return exc.os_error.strerror
+    if isinstance(exc, aiohttp.ClientConnectorError) and exc.os_error.errno:
+        # The errno's own text: asyncio's strerror is "Connect call failed ('127.0.0.1', 11434)".
+        return os.strerror(exc.os_error.errno)
     return str(exc) or type(exc).__name__

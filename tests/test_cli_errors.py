@@ -139,7 +139,7 @@ async def _not_ollama() -> web.Application:
 @pytest.mark.parametrize("upstream", ["closed-port", "not-ollama", "ollama"])
 async def test_serve_warns_at_start_when_ollama_does_not_answer(database_url, db, aiohttp_server, upstream):
     if upstream == "closed-port":
-        base, warning = f"http://127.0.0.1:{free_port()}", "is unreachable: Connect call failed"
+        base, warning = f"http://127.0.0.1:{free_port()}", "is unreachable: Connection refused"
     else:
         server = await aiohttp_server(create_fake_ollama() if upstream == "ollama" else await _not_ollama())
         base, warning = str(server.make_url("")).rstrip("/"), "answered GET /api/version with 404"
