@@ -1,7 +1,7 @@
 # ollama-gateway for an external PostgreSQL (docker-compose.yml); the `embedded` extra is left out.
 
 # --- build: the wheel, with sql/ copied in (proxy/sql is a symlink to it in the repository) ---
-FROM python:3.12-slim AS build
+FROM python:3.12.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY sql ./sql
@@ -9,7 +9,7 @@ COPY proxy ./proxy
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # --- runtime ---
-FROM python:3.12-slim
+FROM python:3.12.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1

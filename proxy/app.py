@@ -44,6 +44,7 @@ from .routes.ready import setup_ready_routes
 from .routes.keys import setup_key_routes
 from .routes.logs import setup_log_routes
 from .routes.stats import setup_stats_routes
+from .routes.trailing_slash import setup_trailing_slash_redirects, slashed
 from .server_timing import add_server_timing
 from .settings import Settings
 from .upstream import upstream_session_context
@@ -51,8 +52,10 @@ from .typedefs import KEY_CACHE, KEY_LIMITER, KEY_STORE, METRICS, POOL, RECORD_S
 
 # Reachable without a key: liveness, readiness, the API docs, and the probes the stock `ollama` CLI
 # sends without one. /metrics authenticates itself (an admin key, or METRICS_TOKEN).
-PUBLIC_PATHS = (HEALTH_PATH, READY_PATH, OPENAPI_PATH, DOCS_PATH, *DOCS_ASSET_PATHS, METRICS_PATH,
-                *OLLAMA_PUBLIC_PATHS)
+_PUBLIC_ADDRESSES = (HEALTH_PATH, READY_PATH, OPENAPI_PATH, DOCS_PATH, *DOCS_ASSET_PATHS, METRICS_PATH,
+                     *OLLAMA_PUBLIC_PATHS)
+# Each with a trailing slash too, redirected to the address without it (routes/trailing_slash.py).
+PUBLIC_PATHS = (*_PUBLIC_ADDRESSES, *slashed(_PUBLIC_ADDRESSES))
 
 
 def create_app(settings: Settings, *, sink: RecordSink | None = None,
@@ -108,6 +111,7 @@ def create_app(settings: Settings, *, sink: RecordSink | None = None,
     setup_ready_routes(app)
     setup_metrics_routes(app)
     setup_docs_routes(app)
+    setup_trailing_slash_redirects(app, _PUBLIC_ADDRESSES)
     setup_auth_token_routes(app)
     setup_key_routes(app)
     setup_stats_routes(app)

@@ -10,15 +10,19 @@ from typing import Any
 from dotenv import load_dotenv
 
 from . import commands
+from .database_failure import DatabaseUnavailable
 from .db import DATABASE_ERRORS
 from .digits import is_ascii_digits
 from .embedded_postgres import EmbeddedPostgresUnavailable
 from .key_fields import parse_key_fields, parse_models_list
 from .logging_setup import setup_logging
+from .port_check import PortUnavailable
 from .query_params import parse_moment
 from .settings import SettingsError, load_settings, parse_setting
+from .stop_signals import StopRequested, unwind_on_stop_signals
 
 EXIT_USAGE = 2  # bad settings or arguments, as argparse does
+KEY_REFERENCE_HELP = "the key's id, the full key, or its prefix as `keys list` shows it"
 
 
 # --- argument parsing -------------------------------------------------------------------
@@ -113,11 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=commands.keys_list)
 
     show = key_commands.add_parser("show", help="show one key", description="Show one key.")
-    show.add_argument("key", help="the key's id or display prefix")
+    show.add_argument("key", help=KEY_REFERENCE_HELP)
     show.set_defaults(handler=commands.keys_show)
 
     update = key_commands.add_parser("update", help="change a key's fields", description="Change a key.")
-    update.add_argument("key", help="the key's id or display prefix")
+    update.add_argument("key", help=KEY_REFERENCE_HELP)
     _add_key_field_flags(update, creating=False)
     update.add_argument("--all-models", action="store_true", help="remove the model allow-list")
     update.add_argument("--no-expiry", action="store_true", help="remove the expiry time")
@@ -129,12 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     revoke = key_commands.add_parser("revoke", help="revoke a key (its usage history stays)",
                                      description="Revoke a key. Its record and usage history stay.")
-    revoke.add_argument("key", help="the key's id or display prefix")
+    revoke.add_argument("key", help=KEY_REFERENCE_HELP)
     revoke.set_defaults(handler=commands.keys_revoke)
 
     stats = subcommands.add_parser("stats", help="show usage from the daily rollups",
                                 description="Show usage totals, per model and per day (UTC days, inclusive).")
-    stats.add_argument("--key", help="the key's id or display prefix (default: every key)")
+    stats.add_argument("--key", help=KEY_REFERENCE_HELP + " (default: every key)")
     stats.add_argument("--since", type=_moment_flag("since"), help="first day, ISO 8601 (default: 29 days ago)")
     stats.add_argument("--until", type=_moment_flag("until"), help="last day, ISO 8601 (default: today)")
     stats.add_argument("--json", action="store_true", help="print the JSON of GET /api/stats instead")
@@ -166,6 +170,7 @@ def _workers_flag(value: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    unwind_on_stop_signals()  # so that exit hooks run: they stop the embedded PostgreSQL
     parser = build_parser()
     args = parser.parse_args(argv)
     load_dotenv(args.env_file, override=False)  # the real environment wins over .env
@@ -177,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"ollama-gateway: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (commands.CommandError, EmbeddedPostgresUnavailable) as exc:
+    except (commands.CommandError, EmbeddedPostgresUnavailable, DatabaseUnavailable, PortUnavailable) as exc:
         print(f"ollama-gateway: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -188,5 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except StopRequested as exc:  # a stop before the event loop started; while serving, a stop exits 0
+        return exc.exit_code
     return 0
 

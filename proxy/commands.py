@@ -14,17 +14,19 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
-from .apikeys import KeyRecord
+from .apikeys import DISPLAY_PREFIX_LENGTH, KeyRecord, display_prefix
 from .database import describe_database, resolve_database
-from .db import create_pool
+from .db import create_pool, explained_connect
 from .key_fields import LIMIT_FIELDS
 from .key_store import KeyRevoked, KeyStore
 from .logging_setup import setup_logging
 from .migrations import migrate
+from .port_check import ensure_port_free
 from .query_params import day_range
 from .request_log_partitions import utc_today
 from .settings import Settings, SettingsError
 from .stats_table import format_stats
+from .stop_signals import ignore_stop_signals
 from .usage_stats import fetch_daily_usage, summarize
 
 log = logging.getLogger("proxy")
@@ -43,6 +45,7 @@ def _limit_changes(args: argparse.Namespace) -> dict[str, int | None]:
 
 def serve(settings: Settings, args: argparse.Namespace) -> None:
     from .app import create_app
+    from .ollama_probe import ollama_probe_context
     from .server import event_loop_name, run_event_loop, serve_app
 
     settings = settings.with_overrides(
@@ -52,6 +55,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
     )
     if settings.database_url and not settings.secret_key:
         raise SettingsError("SECRET_KEY", "is required with an external DATABASE_URL")
+    ensure_port_free(settings.host, settings.port)  # before the database starts or an admin key is printed
     setup_logging(settings.log_level, settings.log_format)
     embedded = settings.embedded_database
     settings = resolve_database(settings)
@@ -62,16 +66,21 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
         f"demo keys: {demo}",
         f"event loop: {event_loop_name()}",
     ]
-    if args.workers > 1:
-        from .workers import serve_workers
+    try:
+        if args.workers > 1:
+            from .workers import serve_workers
 
-        for line in banner:
-            log.info("%s", line)
-        # After resolve_database: an embedded PostgreSQL is started once, here, for every worker.
-        if serve_workers(settings, args.workers) != 0:
-            raise CommandError("a worker failed; all workers stopped (see the lines above)")
-        return
-    run_event_loop(serve_app(create_app(settings), settings.host, settings.port, banner))
+            for line in banner:
+                log.info("%s", line)
+            # After resolve_database: an embedded PostgreSQL is started once, here, for every worker.
+            if serve_workers(settings, args.workers) != 0:
+                raise CommandError("a worker failed; all workers stopped (see the lines above)")
+            return
+        app = create_app(settings)
+        app.cleanup_ctx.append(ollama_probe_context)  # a warning at start if OLLAMA_BASE_URL answers nothing
+        run_event_loop(serve_app(app, settings.host, settings.port, banner))
+    finally:
+        ignore_stop_signals()  # stopping already: let the exit hooks stop the embedded PostgreSQL
 
 
 async def _with_pool(settings: Settings, action: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:
@@ -94,7 +103,8 @@ def _run_with_store(settings: Settings, action: Callable[[KeyStore], Awaitable[N
 
 def migrate_database(settings: Settings, args: argparse.Namespace) -> None:
     async def run() -> None:
-        conn = await asyncpg.connect(resolved.database_url)
+        with explained_connect(resolved.database_url or ""):
+            conn = await asyncpg.connect(resolved.database_url)
         try:
             applied = await migrate(conn)
         finally:
@@ -132,12 +142,16 @@ def keys_list(settings: Settings, args: argparse.Namespace) -> None:
     _run_with_store(settings, action)
 
 
-async def _one_key(store: KeyStore, id_or_prefix: str) -> KeyRecord:
-    found = await store.find(id_or_prefix)
+async def _one_key(store: KeyStore, reference: str) -> KeyRecord:
+    """The one key `reference` names: its id, the full key, or a display prefix that only it has."""
+    found = await store.find(reference)
+    # SECURITY: the reference may be a full key; it is never echoed back.
+    shown = repr(display_prefix(reference)) + "…" if len(reference) > DISPLAY_PREFIX_LENGTH else repr(reference)
     if not found:
-        raise CommandError(f"no key matches {id_or_prefix!r}")
+        raise CommandError(f"no key matches {shown} (give its id, the full key, or its prefix from `keys list`)")
     if len(found) > 1:
-        raise CommandError(f"{id_or_prefix!r} matches {len(found)} keys; give the full id")
+        ids = ", ".join(str(record.id) for record in found)
+        raise CommandError(f"{shown} matches {len(found)} keys ({ids}): give one of these ids")
     return found[0]
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 from aiohttp import web
 
+from .database_failure import connection_failure
 from .migrations import migrate
 from .typedefs import POOL, SETTINGS
 
@@ -14,16 +16,26 @@ from .typedefs import POOL, SETTINGS
 DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
+@contextlib.contextmanager
+def explained_connect(dsn: str, setting: str = "DATABASE_URL") -> Iterator[None]:
+    """Connecting to `dsn` fails with DatabaseUnavailable: one line naming the server and `setting`."""
+    try:
+        yield
+    except (*DATABASE_ERRORS, ValueError) as exc:  # ValueError: a DSN asyncpg cannot parse
+        raise connection_failure(exc, dsn, setting) from None
+
+
 async def create_pool(dsn: str) -> asyncpg.Pool:
-    return await asyncpg.create_pool(
-        dsn,
-        min_size=1,
-        max_size=10,
-        # A dead database must fail a query, not hang it: the request path never waits on it,
-        # but the admin API and the log writer do.
-        command_timeout=30,
-        timeout=10,
-    )
+    with explained_connect(dsn):
+        return await asyncpg.create_pool(
+            dsn,
+            min_size=1,
+            max_size=10,
+            # A dead database must fail a query, not hang it: the request path never waits on it,
+            # but the admin API and the log writer do.
+            command_timeout=30,
+            timeout=10,
+        )
 
 
 async def pool_context(app: web.Application) -> AsyncIterator[None]:

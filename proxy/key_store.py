@@ -23,7 +23,8 @@ RETURNING {_COLUMNS}
 SELECT_BY_DIGEST = f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = $1"
 SELECT_BY_ID = f"SELECT {_COLUMNS} FROM api_keys WHERE id = $1"
 SELECT_BY_ID_FOR_UPDATE = f"SELECT {_COLUMNS} FROM api_keys WHERE id = $1 FOR UPDATE"
-SELECT_BY_PREFIX = f"SELECT {_COLUMNS} FROM api_keys WHERE prefix LIKE $1 || '%' ORDER BY created_at"
+# Not LIKE: `_` and `%` typed by a user (every key has an `_`) would be wildcards.
+SELECT_BY_PREFIX = f"SELECT {_COLUMNS} FROM api_keys WHERE left(prefix, length($1)) = $1 ORDER BY created_at"
 SELECT_ALL = f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, id"
 UPDATE_KEY = f"""
 UPDATE api_keys
@@ -104,14 +105,22 @@ class KeyStore:
         row = await self._pool.fetchrow(SELECT_BY_ID, key_id)
         return KeyRecord.from_row(row) if row else None
 
-    async def find(self, id_or_prefix: str) -> list[KeyRecord]:
-        """For the CLI: a full id, or the display prefix (or its start) shown by `keys list`."""
+    async def find(self, reference: str) -> list[KeyRecord]:
+        """For the CLI: the key's id, the full key itself, or the display prefix (or its start) shown
+        by `keys list`. More than one record only for a prefix that several keys share."""
         try:
-            record = await self.get(UUID(id_or_prefix))
-            return [record] if record else []
+            key_id = UUID(reference)
         except ValueError:
-            rows = await self._pool.fetch(SELECT_BY_PREFIX, id_or_prefix)
-            return [KeyRecord.from_row(row) for row in rows]
+            pass
+        else:
+            record = await self.get(key_id)
+            return [record] if record else []
+        record = await self.find_by_digest(self.digest(reference))  # the key as its owner holds it
+        if record:
+            return [record]
+        if not reference:
+            return []
+        return [KeyRecord.from_row(row) for row in await self._pool.fetch(SELECT_BY_PREFIX, reference)]
 
     async def list(self) -> list[KeyRecord]:
         return [KeyRecord.from_row(row) for row in await self._pool.fetch(SELECT_ALL)]

@@ -5,11 +5,17 @@ runs after auth and rate limiting: `request[API_KEY]` (proxy.typedefs) is the ca
 keyed routes, `request[RECORD]` the usage record; it rejects by raising
 proxy.gateway_error.GatewayError, which is rendered in the route family's error shape. Any
 failure to load one stops startup with one line naming GATEWAY_PLUGINS (exit code 2).
+
+Modules are also looked for in the current directory, as `python -m` would: the installed
+`ollama-gateway` command has only its own directory on sys.path, so a plugin kept beside the
+configuration (or the repository's examples/) would not import. Installed modules come first.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 from aiohttp.typedefs import Middleware
 
@@ -19,7 +25,17 @@ VARIABLE = "GATEWAY_PLUGINS"
 
 
 def load_plugins(settings: Settings) -> list[Middleware]:
+    if settings.plugins:
+        _search_current_directory()
     return [_load(path, settings) for path in settings.plugins]
+
+
+def _search_current_directory() -> None:
+    # Appended, not prepended (uvicorn's --app-dir prepends): a file in the directory the gateway was
+    # started from must not shadow a module the gateway imports later. Only when plugins are named.
+    here = os.getcwd()
+    if not {"", ".", here} & set(sys.path):
+        sys.path.append(here)
 
 
 def _load(path: str, settings: Settings) -> Middleware:

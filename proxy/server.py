@@ -1,4 +1,4 @@
-"""Running the app on a socket until SIGTERM/SIGINT, then shutting down in order."""
+"""Running the app on a socket until SIGTERM/SIGINT/SIGHUP, then shutting down in order."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import asyncio
 import gc
 import importlib.util
 import logging
-import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from aiohttp import web
+
+from .stop_signals import stop_signals_on_loop
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,11 +60,10 @@ def _tune_gc() -> None:
 
 async def serve_app(app: web.Application, host: str, port: int, banner: list[str], *,
                     reuse_port: bool = False) -> None:
-    """Serve until SIGTERM/SIGINT. `reuse_port`: several processes share the port (serve --workers)."""
+    """Serve until SIGTERM/SIGINT/SIGHUP. `reuse_port`: several processes share the port (serve --workers)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    restore_signals = stop_signals_on_loop(loop, stop.set)  # SIGHUP too: a closed terminal drains like a stop
     runner = web.AppRunner(app, **RUNNER_OPTIONS)
     await runner.setup()
     try:
@@ -77,3 +77,4 @@ async def serve_app(app: web.Application, host: str, port: int, banner: list[str
         log.info("shutting down")
     finally:
         await runner.cleanup()
+        restore_signals()

@@ -99,6 +99,11 @@ def parse_http_url(value: str) -> URL:
 def parse_database_url(value: str) -> str:
     if not value.startswith(("postgresql://", "postgres://")):
         raise ValueError("must start with postgresql:// (the value is not shown: it may hold a password)")
+    try:
+        URL(value).port  # noqa: B018 - parses the authority: a port that is no number fails here, not at connect
+    except ValueError:
+        raise ValueError("is not a valid URL: check its host and port (the value is not shown: "
+                         "it may hold a password)") from None
     return value
 
 

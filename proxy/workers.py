@@ -1,7 +1,7 @@
 """`serve --workers N`: N gateway processes sharing one port (SO_REUSEPORT), started and stopped together.
 
 The parent resolves the database first (so an embedded PostgreSQL starts once, and stays up while
-the workers run), then spawns the workers and only supervises: it forwards SIGTERM/SIGINT and waits
+the workers run), then spawns the workers and only supervises: it forwards SIGTERM/SIGINT/SIGHUP and waits
 for every worker to drain. Each worker is a whole gateway: its own key cache, limits, usage log writer
 and pool. Limits are therefore per process (README "Limits"). A worker that dies on its own stops
 the others, so the service fails as one and its supervisor (systemd, Docker) restarts it whole.
@@ -17,10 +17,12 @@ import signal
 import sys
 from typing import Any
 
+from .database_failure import DatabaseUnavailable
 from .db import DATABASE_ERRORS
 from .logging_setup import setup_logging
 from .server import run_event_loop, serve_app
 from .settings import Settings
+from .stop_signals import STOP_SIGNALS, StopRequested, unwind_on_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ def serve_workers(settings: Settings, count: int) -> int:
             if worker.pid is not None and worker.exitcode is None:
                 os.kill(worker.pid, signal.SIGTERM)  # each drains its requests and its usage log
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     failed = False
     try:
         for worker in workers:
@@ -69,13 +71,23 @@ def serve_workers(settings: Settings, count: int) -> int:
 
 def _worker(settings: Settings, index: int, count: int) -> None:
     from .app import create_app
+    from .ollama_probe import ollama_probe_context
 
     setup_logging(settings.log_level, settings.log_format)
+    unwind_on_stop_signals()  # a stop before serve_app took over the signals ends the worker in order
     try:
-        run_event_loop(serve_app(create_app(settings), settings.host, settings.port,
+        app = create_app(settings)
+        if index == 0:  # one warning for the service, not one per worker
+            app.cleanup_ctx.append(ollama_probe_context)
+        run_event_loop(serve_app(app, settings.host, settings.port,
                                  [f"worker {index + 1} of {count}, pid {os.getpid()}"], reuse_port=True))
     except KeyboardInterrupt:  # SIGINT before serve_app took over the signals
         sys.exit(130)
+    except StopRequested:  # the parent forwards its stop signal: stopping is what was asked
+        sys.exit(0)
+    except DatabaseUnavailable as exc:
+        print(f"ollama-gateway worker {index + 1}: {exc}", file=sys.stderr)
+        sys.exit(1)
     except OSError as exc:
         print(f"ollama-gateway worker {index + 1}: {exc.strerror or exc}", file=sys.stderr)
         sys.exit(1)

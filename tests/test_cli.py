@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
@@ -90,3 +91,49 @@ def test_revocation_is_final_on_the_command_line_too(cli_env, revoke):
     assert again.returncode == 1 and "cannot be reactivated" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1  # one line, no traceback
     assert '"is_active": false' in run_cli("keys", "show", key[:12], env=cli_env).stdout
+
+
+def _created(cli_env, name: str) -> tuple[str, str]:
+    """(the key, its id) for a new key."""
+    key = run_cli("keys", "create", "--name", name, env=cli_env).stdout.strip()
+    shown = json.loads(run_cli("keys", "show", key[:12], env=cli_env).stdout)
+    return key, shown["id"]
+
+
+@pytest.mark.parametrize("action", ["update", "revoke", "show"])
+@pytest.mark.parametrize("reference", ["id", "full key", "display prefix", "start of the prefix"])
+def test_a_key_is_named_by_its_id_its_full_key_or_its_prefix(cli_env, action, reference):
+    key, key_id = _created(cli_env, "named")
+    given = {"id": key_id, "full key": key, "display prefix": key[:12], "start of the prefix": key[:9]}[reference]
+    extra = ["--rate-limit", "7"] if action == "update" else []
+    result = run_cli("keys", action, given, *extra, env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert key not in result.stdout + result.stderr  # a full key given is never echoed
+    shown = json.loads(run_cli("keys", "show", key_id, env=cli_env).stdout)
+    assert shown["rate_limit"] == 7 if action == "update" else True
+    assert shown["is_active"] is (action != "revoke")
+
+
+@pytest.mark.parametrize("action", [["update", "--rate-limit", "7"], ["revoke"], ["show"]])
+def test_an_ambiguous_prefix_is_refused_listing_the_ids(cli_env, action):
+    ids = [_created(cli_env, name)[1] for name in ("first", "second")]
+    result = run_cli("keys", action[0], "olg_", *action[1:], env=cli_env)  # every key starts so
+    assert result.returncode == 1
+    line = result.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert "'olg_' matches 2 keys" in line and all(key_id in line for key_id in ids)
+
+
+@pytest.mark.parametrize("reference", ["o_g", "%", "olg_%", "olg_________"])
+def test_a_prefix_is_matched_literally_not_as_a_pattern(cli_env, reference):
+    _created(cli_env, "literal")
+    result = run_cli("keys", "revoke", reference, env=cli_env)
+    assert result.returncode == 1 and "no key matches" in result.stderr
+
+
+def test_an_unknown_full_key_is_not_echoed(cli_env):
+    key, _ = _created(cli_env, "known")
+    other = key[:-6] + ("A" if key[-6] != "A" else "B") + key[-5:]  # a typo in a full key
+    result = run_cli("keys", "revoke", other, env=cli_env)
+    assert result.returncode == 1 and "no key matches" in result.stderr
+    assert other not in result.stderr and other[12:] not in result.stderr

@@ -31,10 +31,35 @@ def _instructions(text: str) -> list[tuple[str, str]]:
 INSTRUCTIONS = _instructions(DOCKERFILE)
 
 
-def test_compose_has_the_four_services():
+def test_compose_has_the_four_services_with_images_pinned_to_exact_versions():
     assert set(SERVICES) == {"postgres", "ollama", "gateway", "nginx"}
-    assert SERVICES["postgres"]["image"].startswith("postgres:16")
-    assert SERVICES["ollama"]["image"].startswith("ollama/ollama")
+    images = {name: service["image"] for name, service in SERVICES.items() if "image" in service}
+    assert images.keys() == {"postgres", "ollama", "nginx"}
+    assert images["postgres"].startswith("postgres:16.") and images["ollama"].startswith("ollama/ollama:")
+    for image in images.values():
+        assert re.fullmatch(r"[\w./-]+:\d+\.\d+(\.\d+)?", image), f"{image} is not pinned to a version"
+
+
+def test_the_bundled_ollama_is_optional_and_the_gateway_can_use_another():
+    assert SERVICES["ollama"]["profiles"] == ["ollama"]
+    gateway = SERVICES["gateway"]
+    assert "ollama" not in gateway.get("depends_on", {})  # or `up` without the profile would fail
+    assert gateway["environment"]["OLLAMA_BASE_URL"] == "${OLLAMA_BASE_URL:-http://ollama:11434}"
+    assert "host.docker.internal:host-gateway" in gateway["extra_hosts"]
+    # The .env copied from .env.example must not point the container at its own loopback.
+    example = (REPO / ".env.example").read_text()
+    assert not re.search(r"^OLLAMA_BASE_URL=", example, re.MULTILINE)
+
+
+def test_the_compose_file_tells_how_to_pull_a_model_into_the_bundled_ollama():
+    text = (REPO / "docker-compose.yml").read_text()
+    assert "docker compose --profile ollama up" in text
+    assert re.search(r"docker compose exec ollama ollama pull \S+", text)
+
+
+def test_secret_key_is_required_by_compose():
+    value = SERVICES["gateway"]["environment"]["SECRET_KEY"]
+    assert re.fullmatch(r"\$\{SECRET_KEY:\?[^}]+\}", value), value
 
 
 def test_postgres_is_checked_and_the_gateway_waits_for_it():
@@ -54,7 +79,6 @@ def test_gateway_settings_point_inside_the_compose_network():
     gateway = SERVICES["gateway"]
     assert gateway["build"] == "." and gateway["env_file"] == ".env"
     env = gateway["environment"]
-    assert env["OLLAMA_BASE_URL"] == "http://ollama:11434"
     assert re.fullmatch(r"postgresql://gateway:\$\{POSTGRES_PASSWORD:\?[^}]*\}@postgres:5432/gateway",
                         env["DATABASE_URL"])
     assert env["GATEWAY_HOST"] == "0.0.0.0"
@@ -65,13 +89,15 @@ def test_gateway_settings_point_inside_the_compose_network():
 
 def test_no_secret_is_written_into_the_compose_file():
     text = (REPO / "docker-compose.yml").read_text()
-    for variable in ("SECRET_KEY", "DEMO_ADMIN_KEY", "DEMO_USER_KEY"):
+    for variable in ("DEMO_ADMIN_KEY", "DEMO_USER_KEY"):
         assert f"{variable}:" not in text and f"{variable}=" not in text
+    # SECRET_KEY appears only as a reference to .env.
+    assert re.findall(r"SECRET_KEY[:=]\s*(\S+)", text) == [SERVICES["gateway"]["environment"]["SECRET_KEY"].split()[0]]
 
 
 def test_dockerfile_caches_dependencies_and_runs_unprivileged():
     froms = [args for kind, args in INSTRUCTIONS if kind == "FROM"]
-    assert all(image.split()[0] == "python:3.12-slim" for image in froms)
+    assert all(re.fullmatch(r"python:3\.12\.\d+-slim", image.split()[0]) for image in froms)  # pinned
     steps = [f"{kind} {args}" for kind, args in INSTRUCTIONS]
     # Dependencies (from pyproject.toml alone) are installed before the package arrives, so a
     # code change rebuilds only the last layers.

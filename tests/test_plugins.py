@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import aiohttp
 import pytest
 
 from proxy.plugins import load_plugins
 from proxy.settings import SettingsError
-from tests.cli_runner import run_cli
+from tests.cli_runner import REPO, cli_env, free_port, run_cli
 from tests.factories import SECRET, USER_KEY, bearer, make_settings, start_gateway
 from tests.fake_ollama import create_fake_ollama
 
@@ -67,3 +71,36 @@ def test_a_malformed_plugin_path_is_refused_with_the_settings():
     result = run_cli("keys", "list", env={"GATEWAY_PLUGINS": "examples/tenant_tag.py"})
     assert result.returncode == 2
     assert "GATEWAY_PLUGINS" in result.stderr and "package.module:factory" in result.stderr
+
+
+def test_the_readme_plugin_command_works_from_the_repository_root(database_url, db, tmp_path):
+    """`GATEWAY_PLUGINS=examples.tenant_tag:tenant_required ollama-gateway serve`, as the README writes it.
+
+    The installed command puts only its own directory on sys.path (and `pip install -e .` maps only
+    `proxy`), so this runs Python with -P (no current directory on sys.path) and `proxy` alone importable.
+    """
+    installed = tmp_path / "site"
+    installed.mkdir()
+    (installed / "proxy").symlink_to(REPO / "proxy")
+    port = free_port()
+    probe = subprocess.run(
+        [sys.executable, "-P", "-c", "import examples"], cwd=REPO, capture_output=True, check=False,
+        env=cli_env({"PYTHONPATH": str(installed)}),
+    )
+    assert probe.returncode != 0, "examples/ must not be importable without the gateway's help"
+    process = subprocess.Popen(
+        [sys.executable, "-P", "-m", "proxy", "--env-file", "/dev/null", "serve"], cwd=REPO,
+        env=cli_env({"PYTHONPATH": str(installed), "GATEWAY_PLUGINS": TENANT_PLUGIN, "GATEWAY_PORT": str(port),
+                     "DATABASE_URL": database_url, "SECRET_KEY": SECRET}),
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        output = ""
+        while "listening on" not in output:
+            line = process.stderr.readline()
+            assert line, f"serve exited with {process.wait()}:\n{output}"
+            output += line
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output += process.stderr.read()
+        assert process.wait(30) == 0, output
