@@ -12,6 +12,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from .head_timeout import GatewayRunner
+from .typedefs import SETTINGS
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -64,7 +67,7 @@ async def serve_app(app: web.Application, host: str, port: int, banner: list[str
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(app, **RUNNER_OPTIONS)
+    runner = GatewayRunner(app, header_read_timeout=app[SETTINGS].header_read_timeout, **RUNNER_OPTIONS)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
