@@ -10,9 +10,9 @@ from aiohttp import web
 
 from .access_log import log_access
 from .access_tokens import TokenSigner
+from .body_models import body_parser_context
 from .bootstrap_keys import startup_keys_context
 from .db import pool_context
-from .json_models import json_parser_context
 from .key_cache import KeyCache
 from .key_events import key_events_context
 from .key_store import KeyStore
@@ -83,7 +83,7 @@ def create_app(settings: Settings, *, sink: RecordSink | None = None,
     app.cleanup_ctx.append(key_events_context)
     app.cleanup_ctx.append(startup_keys_context)
     app.cleanup_ctx.append(upstream_session_context)
-    app.cleanup_ctx.append(json_parser_context)  # a worker process, started by the first huge body
+    app.cleanup_ctx.append(body_parser_context)  # a worker process, started by the first huge body
 
     # Timing is outermost so it sees (and records) every rejection; errors render rejections
     # as JSON before timing reads the status; auth comes before anything that is per key.

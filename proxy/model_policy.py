@@ -29,7 +29,7 @@ def requested_models(body: dict[str, Any]) -> list[str]:
             if isinstance(value, str) and value and _go_key(key) in _MODEL_FIELDS]
 
 
-def multipart_model(content_type: str, body: bytes) -> str | None:
+def multipart_model(content_type: str, body: bytes | bytearray) -> str | None:
     """The `model` form field of a multipart body (/v1/audio/transcriptions).
 
     400 for anything but well-formed multipart (no boundary, a boundary the body does not use, a

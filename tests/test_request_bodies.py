@@ -120,3 +120,27 @@ async def test_the_upload_limit_is_separate_from_the_json_limit(aiohttp_server, 
     async with http.post(gateway.u("/v1/audio/transcriptions"), data=form, headers={
             **bearer(USER_KEY), "Content-Type": "multipart/form-data; boundary=XX"}) as r:
         assert r.status != 413
+
+
+def _form(model: bytes, audio: bytes) -> bytes:
+    return (b'--XX\r\nContent-Disposition: form-data; name="model"\r\n\r\n' + model + b"\r\n--XX\r\n"
+            b'Content-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n'
+            + audio + b"\r\n--XX--\r\n")
+
+
+@pytest.mark.parametrize("audio_size", [1024, 2 * 1024 * 1024])  # inline, and in the worker process
+async def test_a_multipart_form_is_checked_inline_or_in_the_worker(gateway, http, caplog, audio_size):
+    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "n", "models": ["whisper"]}) as r:
+        narrow = (await r.json())["key"]
+    audio = b"RIFF" + b"\n\x00\xff" * (audio_size // 3)
+    headers = {**bearer(narrow), "Content-Type": "multipart/form-data; boundary=XX"}
+
+    async def post(body: bytes) -> int:
+        async with http.post(gateway.u("/v1/audio/transcriptions"), data=body, headers=headers) as r:
+            return r.status
+
+    (refused, truncated), health = await _health_while(http, gateway, asyncio.gather(
+        post(_form(b"qwen3:0.6b", audio)), post(_form(b"whisper", audio)[:-20])))
+    assert (refused, truncated) == (403, 400) and set(health) == {200}
+    assert await post(_form(b"whisper", audio)) not in (400, 403, 413)
+    _no_tracebacks(caplog)

@@ -13,14 +13,14 @@ from ..expect_continue import defer_continue, send_continue
 from ..gateway_error import GatewayError, forbidden
 from ..json_body import read_body
 from ..listing_filter import read_listing
-from ..model_policy import key_may_use, multipart_model
+from ..model_policy import key_may_use
 from ..ollama_routes import ROUTES, Access, Listing, OllamaRoute
 from ..relay import relay_response
 from ..request_record import RequestRecord
 from ..server_timing import upstream_timing
 from ..typedefs import (
     API_KEY,
-    JSON_PARSER,
+    BODY_PARSER,
     RECORD,
     SETTINGS,
     UPSTREAM_SESSION,
@@ -40,10 +40,10 @@ async def _read_request(request: web.Request, route: OllamaRoute) -> tuple[bytea
     body = await read_body(request, settings.max_body_size if route.form_body else settings.max_json_body_size)
     if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
         return body, None  # zstd on /v1 (ollama-api.md §2): forwarded as sent, model unreadable
+    parser = request.app[BODY_PARSER]
     if route.form_body:
-        model = multipart_model(request.headers.get("Content-Type", ""), body)
-        return body, [model] if model else []
-    return body, await request.app[JSON_PARSER].models(body)
+        return body, await parser.form_models(request.headers.get("Content-Type", ""), body)
+    return body, await parser.json_models(body)
 
 
 def _check_access(request: web.Request, route: OllamaRoute, models: list[str], *, readable: bool) -> None:

@@ -1,11 +1,12 @@
-"""The models a JSON request body names, found without stalling the event loop on a huge body.
+"""The models a request body names (JSON or multipart), found without stalling the event loop.
 
 Small bodies (nearly all) are parsed inline. A larger one is parsed in a separate process: a
 thread would not help, since `json.loads` holds the interpreter lock from start to end, and a
-95 MB body of millions of keys froze every other request for 10 s. Only what the gateway needs
-comes back (the top-level model fields, by `requested_models`), never the parsed object.
-A streaming parser in this process would still hold the lock, or run in pure Python at a small
-fraction of `json.loads`'s speed; another process is the one way to keep the loop free.
+95 MB body of millions of keys froze every other request for 10 s (the email package's multipart
+parser, pure Python, takes ~1 s per 20 MB of audio). Only what the gateway needs comes back (the
+model fields, by `requested_models` / `multipart_model`), never the parsed object. A streaming
+parser in this process would still hold the lock, or run in pure Python at a small fraction of
+`json.loads`'s speed; another process is the one way to keep the loop free.
 """
 
 from __future__ import annotations
@@ -13,30 +14,37 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 from aiohttp import web
 
 from .gateway_error import GatewayError
 from .json_body import parse_json_object
-from .model_policy import requested_models
-from .typedefs import JSON_PARSER
+from .model_policy import multipart_model, requested_models
+from .typedefs import BODY_PARSER
 
 # json.loads takes about 1 ms for this much: inline costs less than the trip to the worker.
 INLINE_PARSE_LIMIT = 256 * 1024
 
 
-def body_models(body: bytes | bytearray) -> list[str]:
+def json_models(body: bytes | bytearray) -> list[str]:
     """The models a JSON object body names; 400 when it is not a JSON object."""
     return requested_models(parse_json_object(body))
 
 
-def _scan(body: bytes | bytearray) -> tuple[int, str, list[str]]:
+def form_models(content_type: str, body: bytes | bytearray) -> list[str]:
+    """The model a multipart form names; 400 when it is not well-formed multipart."""
+    model = multipart_model(content_type, body)
+    return [model] if model else []
+
+
+def _scan(parse: Callable[..., list[str]], *args: Any) -> tuple[int, str, list[str]]:
     """In the worker: (status, message, models); exceptions do not pickle back with their status."""
     try:
-        return 200, "", body_models(body)
+        return 200, "", parse(*args)
     except GatewayError as exc:
         return exc.status, exc.message, []
     except MemoryError:
@@ -48,19 +56,27 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-class JsonParser:
-    """Parses request bodies, the large ones in one lazily started worker process."""
+class BodyParser:
+    """Finds the models request bodies name, parsing the large ones in one lazily started worker process."""
 
     def __init__(self, *, inline_limit: int = INLINE_PARSE_LIMIT) -> None:
         self._inline_limit = inline_limit
         self._pool: ProcessPoolExecutor | None = None
 
-    async def models(self, body: bytes | bytearray) -> list[str]:
+    async def json_models(self, body: bytes | bytearray) -> list[str]:
         if len(body) <= self._inline_limit:
-            return body_models(body)
+            return json_models(body)
+        return await self._in_worker(json_models, body)
+
+    async def form_models(self, content_type: str, body: bytes | bytearray) -> list[str]:
+        if len(body) <= self._inline_limit:
+            return form_models(content_type, body)
+        return await self._in_worker(form_models, content_type, body)
+
+    async def _in_worker(self, parse: Callable[..., list[str]], *args: Any) -> list[str]:
         pool = self._pool or self._start()
         try:
-            status, message, models = await asyncio.get_running_loop().run_in_executor(pool, _scan, body)
+            status, message, models = await asyncio.get_running_loop().run_in_executor(pool, _scan, parse, *args)
         except BrokenProcessPool:
             # The worker died (killed for memory, say): the next large body starts a new one.
             self._pool = None
@@ -81,7 +97,7 @@ class JsonParser:
             self._pool = None
 
 
-async def json_parser_context(app: web.Application) -> AsyncIterator[None]:
-    app[JSON_PARSER] = parser = JsonParser()
+async def body_parser_context(app: web.Application) -> AsyncIterator[None]:
+    app[BODY_PARSER] = parser = BodyParser()
     yield
     await asyncio.to_thread(parser.close)  # a parse under way finishes first; the loop stays free
