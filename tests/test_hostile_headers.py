@@ -59,6 +59,7 @@ def _chat_head(*extra: bytes, length: int | None = len(CHAT)) -> bytes:
     b"Content-Length: 5",           # a second, different length
     b"Content-Length: +52",
     b"Content-Length: 0x34",
+    b"Transfer-Encoding: chunked",  # besides a Content-Length (request smuggling's favourite)
 ])
 async def test_odd_header_bytes_on_a_json_route(gateway, caplog, header):
     response = await exchange(gateway.server, _chat_head(header), CHAT)
@@ -90,6 +91,18 @@ async def test_malformed_multipart_is_a_400(gateway, caplog, content_type, body)
     response = await exchange(gateway.server, head, body)
     assert status_of(response) == 400, response[:300]
     assert b'"invalid_request_error"' in response
+    _no_tracebacks(caplog)
+
+
+@pytest.mark.parametrize(("length", "expected"), [
+    (b"99999999999999999999999999", (400, 413)),  # past any integer size: refused, not parsed
+    (b"-1", (400,)),
+    (b"\xff", (400,)),
+])
+async def test_absurd_content_lengths(gateway, caplog, length, expected):
+    response = await exchange(gateway.server, _chat_head(b"Content-Length: " + length, length=None), CHAT,
+                              head_only=True)
+    assert status_of(response) in expected, response[:300]
     _no_tracebacks(caplog)
 
 
