@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .access_log import log_access
 from .access_tokens import TokenSigner
+from .body_models import body_parser_context
 from .bootstrap_keys import startup_keys_context
 from .db import pool_context
 from .key_cache import KeyCache
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, sink: RecordSink | None = None,
     app.cleanup_ctx.append(key_events_context)
     app.cleanup_ctx.append(startup_keys_context)
     app.cleanup_ctx.append(upstream_session_context)
+    app.cleanup_ctx.append(body_parser_context)  # a worker process, started by the first huge body
 
     # Timing is outermost so it sees (and records) every rejection; errors render rejections
     # as JSON before timing reads the status; auth comes before anything that is per key.

@@ -7,6 +7,7 @@ from email.policy import HTTP
 from typing import Any
 
 from .apikeys import KeyRecord
+from .gateway_error import GatewayError
 from .model_names import model_allowed
 
 # Every field any handler reads a model name from (ollama-api.md §5); the per-route lists in
@@ -38,12 +39,18 @@ def requested_models(body: dict[str, Any], fields: tuple[str, ...] = MODEL_FIELD
     return [] if acted is None else [acted, *models]
 
 
-def multipart_model(content_type: str, body: bytes) -> str | None:
-    """The `model` form field of a multipart body (/v1/audio/transcriptions)."""
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
-                                                  + body)
-    if not message.is_multipart():
-        return None
+def multipart_model(content_type: str, body: bytes | bytearray) -> str | None:
+    """The `model` form field of a multipart body (/v1/audio/transcriptions).
+
+    400 for anything but well-formed multipart (no boundary, a boundary the body does not use, a
+    truncated body): Ollama's Go parser refuses those too, and a body read two ways could name a
+    model to Ollama that the allow-list check never saw.
+    """
+    # aiohttp decodes header bytes with surrogateescape: this gives back exactly the bytes sent.
+    raw_type = content_type.encode("utf-8", "surrogateescape")
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + raw_type + b"\r\n\r\n" + body)
+    if message.get_content_type() != "multipart/form-data" or not message.is_multipart() or message.defects:
+        raise GatewayError(400, "request body must be multipart/form-data with its boundary")
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == "model":
             payload = part.get_payload(decode=True)

@@ -38,7 +38,7 @@ _RESPONSES = {
     "Forbidden": "A valid key without the right (e.g. not an admin key)",
     "NotFound": "No such resource",
     "Conflict": "The change contradicts the key's state: a revoked key cannot be reactivated",
-    "TooLarge": "Request body over MAX_BODY_SIZE",
+    "TooLarge": "Request body over MAX_JSON_BODY_SIZE (JSON) or MAX_BODY_SIZE (multipart upload)",
     "TooManyRequests": "Over the key's rate, concurrency or daily token limit; see Retry-After",
     "UpstreamFailed": "Ollama is unreachable or answered something unreadable",
     "Unavailable": "The key store is unreachable and the key is not cached; retry after Retry-After",

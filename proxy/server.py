@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from .head_timeout import GatewayRunner
 from .stop_signals import stop_signals_on_loop
+from .typedefs import SETTINGS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,7 +66,7 @@ async def serve_app(app: web.Application, host: str, port: int, banner: list[str
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     restore_signals = stop_signals_on_loop(loop, stop.set)  # SIGHUP too: a closed terminal drains like a stop
-    runner = web.AppRunner(app, **RUNNER_OPTIONS)
+    runner = GatewayRunner(app, header_read_timeout=app[SETTINGS].header_read_timeout, **RUNNER_OPTIONS)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -57,7 +58,15 @@ class Settings:
     key_cache_ttl: float = 30.0
     upstream_connect_timeout: float = 10.0
     upstream_read_timeout: float = 300.0
-    max_body_size: int = 100 * 1024 * 1024
+    max_body_size: int = 100 * 1024 * 1024  # buffered non-JSON bodies: multipart audio uploads
+    # JSON bodies are parsed to find their model: base64 images in chat make them tens of MB.
+    max_json_body_size: int = 64 * 1024 * 1024
+    # Slow clients: a request head must be complete this many seconds after it starts (or after
+    # the connection opens); a buffered body may stay silent `body_idle_timeout` seconds and take
+    # `body_read_timeout` seconds in all. The key's concurrency slot is held meanwhile.
+    header_read_timeout: float = 30.0
+    body_idle_timeout: float = 30.0
+    body_read_timeout: float = 300.0
     log_retention_days: int = 90  # request_log rows; 0 keeps them forever (rollups are always kept)
     trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For is believed
     metrics_token: str | None = _secret()  # bearer token for GET /metrics, besides an admin key
@@ -118,6 +127,14 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
         return number
 
     return parse
+
+
+def _seconds(value: str) -> float:
+    """A positive, finite number of seconds (`float()` also reads "nan" and "inf")."""
+    number = _positive(float)(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number of seconds")
+    return number
 
 
 def _non_negative_int(value: str) -> int:
@@ -225,6 +242,10 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "OLLAMA_CONNECT_TIMEOUT": ("upstream_connect_timeout", _positive(float)),
     "OLLAMA_READ_TIMEOUT": ("upstream_read_timeout", _positive(float)),
     "MAX_BODY_SIZE": ("max_body_size", _positive(int)),
+    "MAX_JSON_BODY_SIZE": ("max_json_body_size", _positive(int)),
+    "HEADER_READ_TIMEOUT": ("header_read_timeout", _seconds),
+    "BODY_IDLE_TIMEOUT": ("body_idle_timeout", _seconds),
+    "BODY_READ_TIMEOUT": ("body_read_timeout", _seconds),
     "LOG_RETENTION_DAYS": ("log_retention_days", _non_negative_int),
     "TRUSTED_PROXIES": ("trusted_proxies", _networks),
     "METRICS_TOKEN": ("metrics_token", _key_value),

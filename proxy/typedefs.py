@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .access_tokens import TokenSigner
     from .apikeys import KeyRecord
     from .key_cache import KeyCache
+    from .body_models import BodyParser
     from .key_store import KeyStore
     from .limits import KeyLimiter
     from .metrics import GatewayMetrics
@@ -27,6 +28,7 @@ RECORD_SINK = web.AppKey("record_sink", "RecordSink")
 KEY_LIMITER = web.AppKey("key_limiter", "KeyLimiter")
 METRICS = web.AppKey("metrics", "GatewayMetrics")
 TOKEN_SIGNER = web.AppKey("token_signer", "TokenSigner")
+BODY_PARSER = web.AppKey("body_parser", "BodyParser")
 
 API_KEY = web.RequestKey("api_key", "KeyRecord")
 RECORD = web.RequestKey("record", "RequestRecord")

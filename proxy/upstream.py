@@ -46,7 +46,21 @@ def upstream_request_headers(headers: CIMultiDictProxy[str], *, drop_length: boo
     since Ollama on loopback answers 403 to a foreign Host (ollama-api.md §1)."""
     fixed = _REQUEST_DROP_LENGTH if drop_length else _REQUEST_DROP
     drop = _dropped(fixed, ",".join(headers.getall("Connection", ())))
-    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
+    forwarded = CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
+    for name, value in forwarded.items():
+        if not value.isascii():
+            _check_forwardable(name, value)
+    return forwarded
+
+
+def _check_forwardable(name: str, value: str) -> None:
+    """400 for a value that is not UTF-8: aiohttp decoded its bytes with surrogateescape, and its
+    client cannot send them back as they came (its C writer silently drops them, its Python writer
+    raises), so the request Ollama would see is not the one the client sent."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise GatewayError(400, f"header {name!r} holds bytes that are not UTF-8") from None
 
 
 def downstream_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:

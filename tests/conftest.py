@@ -10,7 +10,7 @@ import pytest
 
 from proxy.migrations import migrate
 from tests.database import create_database, drop_database, server_dsn
-from tests.factories import RecordingSink
+from tests.factories import GatewayTestServer, RecordingSink
 from tests.fake_ollama import create_fake_ollama
 
 
@@ -35,6 +35,23 @@ async def db(database_url: str) -> asyncpg.Connection:
         await conn.execute(f"TRUNCATE {names}")
     yield conn
     await conn.close()
+
+
+@pytest.fixture
+async def aiohttp_server():
+    """pytest-aiohttp's factory, serving gateways with the gateway's own runner (HEADER_READ_TIMEOUT)
+    when given `header_read_timeout`, as `serve` does."""
+    servers = []
+
+    async def start(app, *, host="127.0.0.1", port=None, **options):
+        server = GatewayTestServer(app, host=host, port=port)
+        await server.start_server(**options)
+        servers.append(server)
+        return server
+
+    yield start
+    while servers:
+        await servers.pop().close()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from proxy.app import create_app
+from proxy.head_timeout import GatewayRunner
 from proxy.server import RUNNER_OPTIONS
 from proxy.settings import Settings
 
@@ -36,6 +37,15 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+class GatewayTestServer(TestServer):
+    """aiohttp's TestServer; with `header_read_timeout`, on the gateway's runner as `serve` runs it."""
+
+    async def _make_runner(self, **options: Any) -> web.AppRunner:
+        if "header_read_timeout" in options:
+            return GatewayRunner(self.app, **options)
+        return await super()._make_runner(**options)
+
+
 @dataclass
 class RunningGateway:
     server: TestServer
@@ -54,7 +64,7 @@ async def start_gateway(aiohttp_server: Any, settings: Settings, **app_options: 
     app = create_app(settings, **app_options)
     # TestServer always turns handler_cancellation on itself, as `serve` does.
     options = {k: v for k, v in RUNNER_OPTIONS.items() if k != "handler_cancellation"}
-    server = await aiohttp_server(app, **options)
+    server = await aiohttp_server(app, header_read_timeout=settings.header_read_timeout, **options)
     return RunningGateway(server, app)
 
 

@@ -262,7 +262,7 @@ async def test_blob_upload_streams_through(gateway, fake, http):
 
 
 async def test_bad_bodies_get_clear_4xx_in_each_shape(aiohttp_server, database_url, db, fake, http):
-    settings = make_settings(database_url, ollama_base_url=fake.make_url(""), max_body_size=1024)
+    settings = make_settings(database_url, ollama_base_url=fake.make_url(""), max_json_body_size=1024)
     gateway = await start_gateway(aiohttp_server, settings)
     async with http.post(gateway.u("/api/chat"), data=b"{nope", headers=bearer(USER_KEY)) as r:
         assert r.status == 400 and "invalid JSON" in (await r.json())["error"]

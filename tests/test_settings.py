@@ -18,6 +18,8 @@ def test_defaults_are_the_documented_ones():
     assert settings.embedded_database
     assert str(settings.data_dir) == "/home/u/.local/share/ollama-gateway"
     assert (settings.log_level, settings.log_format, settings.access_token_expire_minutes) == ("INFO", "text", 60)
+    assert (settings.max_json_body_size, settings.max_body_size) == (64 * 1024**2, 100 * 1024**2)
+    assert (settings.header_read_timeout, settings.body_idle_timeout, settings.body_read_timeout) == (30, 30, 300)
 
 
 @pytest.mark.parametrize("variable, value, fragment", [
@@ -33,6 +35,10 @@ def test_defaults_are_the_documented_ones():
     ("DEMO_ADMIN_KEY", "has spaces in it ok", "without spaces"),
     ("LOG_RETENTION_DAYS", "-1", "0 or more"),
     ("LOG_RETENTION_DAYS", "90d", "0 or more"),
+    ("MAX_JSON_BODY_SIZE", "0", "greater than 0"),
+    ("HEADER_READ_TIMEOUT", "0", "greater than 0"),
+    ("BODY_IDLE_TIMEOUT", "nan", "finite"),
+    ("BODY_READ_TIMEOUT", "inf", "finite"),
 ])
 def test_a_bad_value_names_its_variable(variable, value, fragment):
     with pytest.raises(SettingsError) as caught:

@@ -9,6 +9,7 @@ from aiohttp import web
 from ..access import require_admin
 from ..apikeys import KeyRecord
 from ..gateway_error import GatewayError
+from ..expect_continue import defer_continue
 from ..json_body import read_json_object
 from ..key_fields import CREATE_FIELDS, PARSERS, parse_key_fields
 from ..key_store import KeyRevoked
@@ -86,8 +87,8 @@ async def revoke_key(request: web.Request) -> web.Response:
 
 
 def setup_key_routes(app: web.Application) -> None:
-    app.router.add_post("/api/keys", create_key)
+    app.router.add_post("/api/keys", create_key, expect_handler=defer_continue)
     app.router.add_get("/api/keys", list_keys)
     app.router.add_get("/api/keys/{key_id}", show_key)
-    app.router.add_patch("/api/keys/{key_id}", update_key)
+    app.router.add_patch("/api/keys/{key_id}", update_key, expect_handler=defer_continue)
     app.router.add_delete("/api/keys/{key_id}", revoke_key)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from functools import partial
 from typing import Any
@@ -10,43 +9,51 @@ from typing import Any
 from aiohttp import ClientResponse, web
 
 from ..apikeys import KeyRecord
+from ..expect_continue import defer_continue, send_continue
 from ..gateway_error import GatewayError, forbidden
-from ..json_body import parse_json_object, read_body
+from ..json_body import read_body
 from ..listing_filter import read_listing
-from ..model_policy import key_may_use, multipart_model, requested_models
+from ..model_policy import key_may_use
 from ..ollama_routes import ROUTES, Access, Listing, OllamaRoute
 from ..relay import relay_response
 from ..request_record import RequestRecord
 from ..server_timing import upstream_timing
-from ..typedefs import API_KEY, RECORD, SETTINGS, UPSTREAM_SESSION, UPSTREAM_TIMING
-from ..upstream import UPSTREAM_ERRORS, upstream_failure, upstream_request_headers, upstream_url
+from ..typedefs import (
+    API_KEY,
+    BODY_PARSER,
+    RECORD,
+    SETTINGS,
+    UPSTREAM_SESSION,
+    UPSTREAM_TIMING,
+)
+from ..upstream import (
+    UPSTREAM_ERRORS,
+    upstream_failure,
+    upstream_request_headers,
+    upstream_url,
+)
 
-# Above this, parsing the JSON body to find its model moves off the event loop, so one request
-# with large base64 images does not stall every stream in flight.
-_INLINE_PARSE_LIMIT = 256 * 1024
 
-
-async def _read_request(request: web.Request, route: OllamaRoute) -> tuple[bytes, dict[str, Any] | None]:
-    """The body, and what it says about models: None when it cannot be read (a compressed body)."""
-    body = await read_body(request, request.app[SETTINGS].max_body_size)
-    if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+async def _read_request(request: web.Request, route: OllamaRoute) -> tuple[bytearray, list[str] | None]:
+    """The body, and the models it names: None when it cannot be read (a compressed body)."""
+    settings = request.app[SETTINGS]
+    body = await read_body(request, settings.max_body_size if route.form_body else settings.max_json_body_size)
+    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
         return body, None  # zstd on /v1 (ollama-api.md §2): forwarded as sent, model unreadable
+    parser = request.app[BODY_PARSER]
     if route.form_body:
-        model = multipart_model(request.headers.get("Content-Type", ""), body)
-        return body, {"model": model} if model else {}
-    if len(body) <= _INLINE_PARSE_LIMIT:
-        return body, parse_json_object(body)
-    return body, await asyncio.to_thread(parse_json_object, body)
+        return body, await parser.form_models(request.headers.get("Content-Type", ""), body)
+    return body, await parser.json_models(body, route.model_fields)
 
 
-def _check_access(request: web.Request, route: OllamaRoute, data: dict[str, Any] | None, models: list[str]) -> None:
+def _check_access(request: web.Request, route: OllamaRoute, models: list[str], *, readable: bool) -> None:
     """Raise 403 (or 400) when the key may not do this."""
     key = request.get(API_KEY)
     if route.access is Access.PUBLIC or key is None:
         return
     if route.access is Access.ADMIN and not key.is_admin:
         raise forbidden(f"{request.method} {request.path} needs an admin key")
-    if data is None and (route.json_body or route.form_body) and (key.models is not None or not key.is_admin):
+    if not readable and (route.json_body or route.form_body) and (key.models is not None or not key.is_admin):
         # An unreadable body could name any model, a cloud one included.
         raise GatewayError(400, "compressed request bodies are accepted from admin keys without a model allow-list only")
     for model in models:
@@ -54,23 +61,25 @@ def _check_access(request: web.Request, route: OllamaRoute, data: dict[str, Any]
             raise forbidden(f"model '{model}' is not allowed for this key")
 
 
-def _models(request: web.Request, route: OllamaRoute, data: dict[str, Any] | None) -> list[str]:
-    return [request.match_info["model"]] if route.path_model else requested_models(data or {}, route.model_fields)
+def _models(request: web.Request, route: OllamaRoute, body_models: list[str] | None) -> list[str]:
+    return [request.match_info["model"]] if route.path_model else body_models or []
 
 
 async def forward(route: OllamaRoute, request: web.Request) -> web.StreamResponse:
     record = request[RECORD]
     if route.json_body or route.form_body:
-        body, data = await _read_request(request, route)
+        body, body_models = await _read_request(request, route)
         payload: Any = body
         record.bytes_in = len(body)
     else:
-        body, data = b"", None
+        body, body_models = b"", None
         # Streamed straight through: blob uploads of several GB never sit in memory.
         payload = request.content if request.body_exists else None
-    models = _models(request, route, data)
+    models = _models(request, route, body_models)
     record.model = models[0] if models else None
-    _check_access(request, route, data, models)
+    _check_access(request, route, models, readable=body_models is not None)
+    if payload is request.content:
+        await send_continue(request)  # the streamed body is invited once the request is accepted
 
     settings = request.app[SETTINGS]
     started = time.perf_counter()
@@ -111,6 +120,6 @@ def setup_passthrough_routes(app: web.Application) -> None:
         handler = partial(forward, route)
         for method in route.methods:
             if method == "GET":
-                app.router.add_get(route.path, handler)  # HEAD too, passed through as HEAD (§7.7)
+                app.router.add_get(route.path, handler, expect_handler=defer_continue)  # HEAD too (§7.7)
             else:
-                app.router.add_route(method, route.path, handler)
+                app.router.add_route(method, route.path, handler, expect_handler=defer_continue)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -44,10 +45,15 @@ async def drop_database(name: str = DATABASE) -> None:
 
 
 async def start_gateway(name: str, tmp: Path, port: int, upstream: str, dsn: str, *,
-                        workers: int = 1, env: dict[str, str] | None = None) -> Service:
-    """`serve` with auth, limits (a huge rate_limit and burst) and the usage log on; defaults otherwise."""
+                        workers: int = 1, env: dict[str, str] | None = None, tree: Path | None = None) -> Service:
+    """`serve` with auth, limits (a huge rate_limit and burst) and the usage log on; defaults otherwise.
+
+    `tree`: another checkout's `proxy` package to serve, e.g. main's, to compare side by side."""
     args = ["serve"] + (["--workers", str(workers)] if workers > 1 else [])
-    service = start(name, python("proxy", *args), tmp, port, env={
+    argv = python("proxy", *args) if tree is None else [
+        sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); from proxy.cli import main; "
+                              f"sys.exit(main({args!r}))"]
+    service = start(name, argv, tmp, port, env={
         "DATABASE_URL": dsn, "SECRET_KEY": SECRET, "OLLAMA_BASE_URL": upstream,
         "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_DATA_DIR": str(tmp / f"{name}-data"),
         "DEMO_USER_KEY": USER_KEY, "DEMO_ADMIN_KEY": ADMIN_KEY, "DEFAULT_RATE_LIMIT": str(HUGE),
