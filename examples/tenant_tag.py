@@ -15,7 +15,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from proxy.gateway_error import GatewayError
 from proxy.settings import Settings
-from proxy.typedefs import API_KEY
+from proxy.state import API_KEY
 
 HEADER = "X-Tenant"
 _TENANT = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")

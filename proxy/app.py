@@ -8,48 +8,48 @@ from functools import partial
 
 from aiohttp import web
 
-from .access_log import log_access
-from .access_tokens import TokenSigner
-from .body_models import body_parser_context
-from .bootstrap_keys import startup_keys_context
-from .db import pool_context
-from .key_cache import KeyCache
-from .key_events import key_events_context
-from .key_store import KeyStore
-from .limits import KeyLimiter
-from .metrics import GatewayMetrics
-from .middlewares.auth import auth_middleware
-from .middlewares.cors import add_cors_headers, cors_middleware
-from .middlewares.errors import errors_middleware, remember_started_response
-from .middlewares.rate_limit import add_rate_limit_headers, rate_limit_middleware
-from .middlewares.timing import add_request_id, timing_middleware
-from .plugins import load_plugins
-from .quota_seed import quota_seed_context
-from .record_observers import ObservedSink
-from .request_log import create_writer, request_log_context, tokens_used_today
-from .request_record import RecordSink
-from .ollama_routes import PUBLIC_PATHS as OLLAMA_PUBLIC_PATHS
-from .routes.auth_token import setup_auth_token_routes
-from .routes.docs import ASSET_PATHS as DOCS_ASSET_PATHS
-from .routes.docs import PAGE_PATH as DOCS_PATH
-from .routes.docs import SPEC_PATH as OPENAPI_PATH
-from .routes.docs import setup_docs_routes
-from .routes.health import PATH as HEALTH_PATH
-from .routes.health import setup_health_routes
-from .routes.metrics import PATH as METRICS_PATH
-from .routes.metrics import setup_metrics_routes
-from .routes.models import setup_model_routes
-from .routes.passthrough import setup_passthrough_routes
-from .routes.ready import PATH as READY_PATH
-from .routes.ready import setup_ready_routes
-from .routes.keys import setup_key_routes
-from .routes.logs import setup_log_routes
-from .routes.stats import setup_stats_routes
-from .routes.trailing_slash import setup_trailing_slash_redirects, slashed
-from .server_timing import add_server_timing
-from .settings import Settings
-from .upstream import upstream_session_context
-from .typedefs import KEY_CACHE, KEY_LIMITER, KEY_STORE, METRICS, POOL, RECORD_SINK, SETTINGS, TOKEN_SIGNER
+from proxy.observability.access_log import log_access
+from proxy.keys.access_tokens import TokenSigner
+from proxy.passthrough.body_models import body_parser_context
+from proxy.keys.bootstrap import startup_keys_context
+from proxy.db.pool import pool_context
+from proxy.keys.cache import KeyCache
+from proxy.keys.events import key_events_context
+from proxy.keys.store import KeyStore
+from proxy.limits import KeyLimiter
+from proxy.observability.metrics import GatewayMetrics
+from proxy.middlewares.auth import auth_middleware
+from proxy.middlewares.cors import add_cors_headers, cors_middleware
+from proxy.middlewares.errors import errors_middleware, remember_started_response
+from proxy.middlewares.rate_limit import add_rate_limit_headers, rate_limit_middleware
+from proxy.middlewares.timing import add_request_id, timing_middleware
+from proxy.middlewares.plugins import load_plugins
+from proxy.request_log.quota_seed import quota_seed_context
+from proxy.request_log.observers import ObservedSink
+from proxy.request_log.context import create_writer, request_log_context, tokens_used_today
+from proxy.request_log.record import RecordSink
+from proxy.passthrough.routes import PUBLIC_PATHS as OLLAMA_PUBLIC_PATHS
+from proxy.routes.auth_token import setup_auth_token_routes
+from proxy.routes.docs import ASSET_PATHS as DOCS_ASSET_PATHS
+from proxy.routes.docs import PAGE_PATH as DOCS_PATH
+from proxy.routes.docs import SPEC_PATH as OPENAPI_PATH
+from proxy.routes.docs import setup_docs_routes
+from proxy.routes.health import PATH as HEALTH_PATH
+from proxy.routes.health import setup_health_routes
+from proxy.routes.metrics import PATH as METRICS_PATH
+from proxy.routes.metrics import setup_metrics_routes
+from proxy.routes.models import setup_model_routes
+from proxy.passthrough.handler import setup_passthrough_routes
+from proxy.routes.ready import PATH as READY_PATH
+from proxy.routes.ready import setup_ready_routes
+from proxy.routes.keys import setup_key_routes
+from proxy.routes.logs import setup_log_routes
+from proxy.routes.stats import setup_stats_routes
+from proxy.routes.trailing_slash import setup_trailing_slash_redirects, slashed
+from proxy.observability.server_timing import add_server_timing
+from proxy.settings import Settings
+from proxy.passthrough.upstream import upstream_session_context
+from proxy.state import KEY_CACHE, KEY_LIMITER, KEY_STORE, METRICS, POOL, RECORD_SINK, SETTINGS, TOKEN_SIGNER
 
 # Reachable without a key: liveness, readiness, the API docs, and the probes the stock `ollama` CLI
 # sends without one. /metrics authenticates itself (an admin key, or METRICS_TOKEN).

@@ -6,7 +6,7 @@ import json
 
 from aiohttp import web
 
-from .digits import is_ascii_digits
+from proxy.values.digits import is_ascii_digits
 
 # Statuses the gateway itself produces; reasons are used when a handler gives no message.
 _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",

@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 from yarl import URL
 
-from .client_address import Network
-from .digits import is_ascii_digits
-from .key_fields import MAX_BURST, MAX_CONCURRENT, MAX_TOKENS_PER_DAY
+from proxy.middlewares.client_address import Network
+from proxy.values.digits import is_ascii_digits
+from proxy.keys.fields import MAX_BURST, MAX_CONCURRENT, MAX_TOKENS_PER_DAY
 
 T = TypeVar("T")
 
@@ -72,7 +72,7 @@ class Settings:
     metrics_token: str | None = _secret()  # bearer token for GET /metrics, besides an admin key
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the gateway; "*" = any
     plugins: tuple[str, ...] = ()  # `package.module:factory` paths of extra middlewares
-    access_log: bool = True  # one `proxy.access` line per request
+    access_log: bool = True  # one `proxy.routes.access` line per request
 
     @property
     def embedded_database(self) -> bool:

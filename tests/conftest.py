@@ -8,10 +8,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from proxy.migrations import migrate
-from tests.database import create_database, drop_database, server_dsn
-from tests.factories import GatewayTestServer, RecordingSink
-from tests.fake_ollama import create_fake_ollama
+from proxy.db.migrations import migrate
+from tests.support.database import create_database, drop_database, server_dsn
+from tests.support.factories import GatewayTestServer, RecordingSink
+from tests.support.fake_ollama import create_fake_ollama
 
 
 @pytest.fixture(scope="session")

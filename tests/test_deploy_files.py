@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from proxy.settings import parse_setting
-from tests.factories import make_settings, start_gateway
-from tests.nginx_process import NGINX, NGINX_CONF, REPO, SKIP_REASON, command, free_port, render_conf
+from tests.support.factories import make_settings, start_gateway
+from tests.support.nginx_process import NGINX, NGINX_CONF, REPO, SKIP_REASON, command, free_port, render_conf
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]

@@ -11,10 +11,10 @@ import socket
 import aiohttp
 import pytest
 
-from tests.factories import ADMIN_KEY, USER_KEY, RecordingSink, bearer, make_settings, start_gateway
-from tests.fake_ollama import FAKE_STATE
-from tests.nginx_process import NGINX, SKIP_REASON, free_port, running_nginx
-from tests.pacing import assert_paced, line_arrivals
+from tests.support.factories import ADMIN_KEY, USER_KEY, RecordingSink, bearer, make_settings, start_gateway
+from tests.support.fake_ollama import FAKE_STATE
+from tests.support.nginx_process import NGINX, SKIP_REASON, free_port, running_nginx
+from tests.support.pacing import assert_paced, line_arrivals
 
 pytestmark = pytest.mark.skipif(NGINX is None, reason=SKIP_REASON)
 

@@ -7,10 +7,10 @@ import math
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from . import headers as h
-from .concurrency import ConcurrencyLimiter
-from .token_bucket import TokenBucket
-from .token_quota import DailyTokenQuota
+from proxy.limits import headers as h
+from proxy.limits.concurrency import ConcurrencyLimiter
+from proxy.limits.token_bucket import TokenBucket
+from proxy.limits.token_quota import DailyTokenQuota
 
 
 def default_burst(rate_per_hour: float) -> int:

@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from ..access_tokens import TokenSigner, looks_like_token
-from ..apikeys import KeyRecord
-from ..gateway_error import GatewayError, unauthorized
-from ..header_values import visible_ascii
-from ..key_cache import KeyStoreUnavailable
-from ..typedefs import API_KEY, KEY_CACHE, RECORD, TOKEN_AUTH
+from proxy.keys.access_tokens import TokenSigner, looks_like_token
+from proxy.keys.format import KeyRecord
+from proxy.gateway_error import GatewayError, unauthorized
+from proxy.values.headers import visible_ascii
+from proxy.keys.cache import KeyStoreUnavailable
+from proxy.state import API_KEY, KEY_CACHE, RECORD, TOKEN_AUTH
 
 log = logging.getLogger(__name__)
 

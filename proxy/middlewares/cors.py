@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from ..header_values import is_token, visible_ascii
-from ..typedefs import CORS_ORIGIN
+from proxy.values.headers import is_token, visible_ascii
+from proxy.state import CORS_ORIGIN
 
 # What Ollama itself allows (envconfig AllowedHeaders), plus the gateway's x-api-key, the request
 # id and the Anthropic SDK's headers (/v1/messages is served too). x-stainless-* go by prefix.

@@ -8,10 +8,10 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from ..db import DATABASE_ERRORS
-from ..errors import error_response
-from ..gateway_error import GatewayError
-from ..typedefs import RECORD, STARTED_RESPONSE
+from proxy.db.pool import DATABASE_ERRORS
+from proxy.errors import error_response
+from proxy.gateway_error import GatewayError
+from proxy.state import RECORD, STARTED_RESPONSE
 
 log = logging.getLogger(__name__)
 

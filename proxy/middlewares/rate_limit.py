@@ -8,9 +8,9 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from ..gateway_error import GatewayError
-from ..limits import KeyLimiter
-from ..typedefs import API_KEY, RATE_LIMIT_HEADERS, RECORD
+from proxy.gateway_error import GatewayError
+from proxy.limits import KeyLimiter
+from proxy.state import API_KEY, RATE_LIMIT_HEADERS, RECORD
 
 
 def rate_limit_middleware(*, limiter: KeyLimiter, clock: Callable[[], float] = time.time) -> Middleware:

@@ -12,10 +12,10 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 from multidict import istr
 
-from ..client_address import Network, client_address
-from ..request_id import HEADER, request_id_from
-from ..request_record import CLIENT_CLOSED, RecordSink, RequestRecord
-from ..typedefs import RECORD
+from proxy.middlewares.client_address import Network, client_address
+from proxy.middlewares.request_id import HEADER, request_id_from
+from proxy.request_log.record import CLIENT_CLOSED, RecordSink, RequestRecord
+from proxy.state import RECORD
 
 X_REAL_IP = istr("X-Real-IP")
 

@@ -6,8 +6,8 @@ import time
 
 from aiohttp import web
 
-from ..gateway_error import forbidden
-from ..typedefs import API_KEY, SETTINGS, TOKEN_AUTH, TOKEN_SIGNER
+from proxy.gateway_error import forbidden
+from proxy.state import API_KEY, SETTINGS, TOKEN_AUTH, TOKEN_SIGNER
 
 PATH = "/api/auth/token"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..openapi import build_document
+from proxy.routes.openapi import build_document
 
 SPEC_PATH = "/openapi.json"
 PAGE_PATH = "/docs"

@@ -6,14 +6,14 @@ from uuid import UUID
 
 from aiohttp import web
 
-from ..access import require_admin
-from ..apikeys import KeyRecord
-from ..gateway_error import GatewayError
-from ..expect_continue import defer_continue
-from ..json_body import read_json_object
-from ..key_fields import CREATE_FIELDS, PARSERS, parse_key_fields
-from ..key_store import KeyRevoked
-from ..typedefs import KEY_CACHE, KEY_STORE, SETTINGS
+from proxy.routes.access import require_admin
+from proxy.keys.format import KeyRecord
+from proxy.gateway_error import GatewayError
+from proxy.passthrough.expect_continue import defer_continue
+from proxy.passthrough.body import read_json_object
+from proxy.keys.fields import CREATE_FIELDS, PARSERS, parse_key_fields
+from proxy.keys.store import KeyRevoked
+from proxy.state import KEY_CACHE, KEY_STORE, SETTINGS
 
 
 def _key_id(request: web.Request) -> UUID:

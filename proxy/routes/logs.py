@@ -6,12 +6,11 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from ..access import require_admin
-from ..gateway_error import GatewayError
-from ..query_params import (decode_cursor, encode_cursor, parse_int, parse_text, parse_uuid, refuse_unknown,
-                            time_range)
-from ..request_log_query import LogFilter, fetch_logs, row_to_json
-from ..typedefs import POOL
+from proxy.routes.access import require_admin
+from proxy.gateway_error import GatewayError
+from proxy.routes.query_params import decode_cursor, encode_cursor, parse_int, parse_text, parse_uuid, refuse_unknown, time_range
+from proxy.request_log.query import LogFilter, fetch_logs, row_to_json
+from proxy.state import POOL
 
 PARAMS = ("key_id", "model", "status", "since", "until", "limit", "cursor")
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000

@@ -12,9 +12,9 @@ import time
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from ..gateway_error import forbidden
-from ..middlewares.auth import authenticate, presented_key
-from ..typedefs import METRICS, SETTINGS, TOKEN_SIGNER
+from proxy.gateway_error import forbidden
+from proxy.middlewares.auth import authenticate, presented_key
+from proxy.state import METRICS, SETTINGS, TOKEN_SIGNER
 
 PATH = "/metrics"
 

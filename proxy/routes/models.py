@@ -6,12 +6,12 @@ from functools import partial
 
 from aiohttp import web
 
-from ..gateway_error import GatewayError
-from ..listing_filter import read_listing
-from ..model_policy import key_may_use
-from ..ollama_routes import Listing
-from ..typedefs import API_KEY, SETTINGS, UPSTREAM_SESSION
-from ..upstream import UPSTREAM_ERRORS, upstream_failure, upstream_url
+from proxy.gateway_error import GatewayError
+from proxy.passthrough.listing_filter import read_listing
+from proxy.passthrough.model_policy import key_may_use
+from proxy.passthrough.routes import Listing
+from proxy.state import API_KEY, SETTINGS, UPSTREAM_SESSION
+from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_failure, upstream_url
 
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from ..request_log import JOURNAL_DIR, RequestLogWriter
-from ..typedefs import POOL, RECORD_SINK, SETTINGS, UPSTREAM_SESSION
-from ..upstream import UPSTREAM_ERRORS, upstream_url
+from proxy.request_log.context import JOURNAL_DIR, RequestLogWriter
+from proxy.state import POOL, RECORD_SINK, SETTINGS, UPSTREAM_SESSION
+from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_url
 
 PATH = "/ready"
 CHECK_TIMEOUT = 2.0

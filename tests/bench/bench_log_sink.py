@@ -28,10 +28,10 @@ import asyncpg
 from aiohttp import web
 
 from proxy.app import create_app
-from proxy.request_record import LoggingSink
+from proxy.request_log.record import LoggingSink
 from proxy.settings import Settings
-from proxy.typedefs import RECORD_SINK
-from tests.database import create_database, drop_database, server_dsn
+from proxy.state import RECORD_SINK
+from tests.support.database import create_database, drop_database, server_dsn
 
 REQUESTS = 20_000
 CLIENTS = 50

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import asyncpg
 
-from proxy.migrations import migrate
-from proxy.request_log_journal import Journal
-from proxy.request_log_partitions import maintain
-from proxy.request_log_writer import MAX_QUEUED, RequestLogWriter
-from proxy.request_record import RequestRecord
+from proxy.db.migrations import migrate
+from proxy.request_log.journal import Journal
+from proxy.request_log.partitions import maintain
+from proxy.request_log.writer import MAX_QUEUED, RequestLogWriter
+from proxy.request_log.record import RequestRecord
 from tests.bench.gateway_process import drop_database, fresh_database
 
 DATABASE = f"ogw_bench_writer_{os.getpid()}"

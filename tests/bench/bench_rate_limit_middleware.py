@@ -24,12 +24,12 @@ import uuid
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from proxy.apikeys import KeyRecord
+from proxy.keys.format import KeyRecord
 from proxy.gateway_error import GatewayError
 from proxy.limits import KeyLimiter
 from proxy.middlewares.rate_limit import add_rate_limit_headers, rate_limit_middleware
-from proxy.request_record import RequestRecord
-from proxy.typedefs import API_KEY, RECORD
+from proxy.request_log.record import RequestRecord
+from proxy.state import API_KEY, RECORD
 
 ITERATIONS = 100_000
 ROUNDS = 7
@@ -143,8 +143,8 @@ async def end_to_end(database_url: str) -> None:
     import aiohttp
 
     from proxy.app import create_app
-    from tests.database import create_database, drop_database
-    from tests.factories import ADMIN_KEY, bearer, make_settings
+    from tests.support.database import create_database, drop_database
+    from tests.support.factories import ADMIN_KEY, bearer, make_settings
 
     requests_per_round, concurrency, rounds = 4000, 16, 10
     server_dsn = database_url

@@ -9,7 +9,7 @@ import random
 import statistics
 import time
 
-from proxy.usage import UsageTap
+from proxy.passthrough.usage_tap import UsageTap
 
 LINES = 500
 ROUNDS = 7

@@ -1,6 +1,6 @@
 """The canned upstream: nginx answering fixed Ollama replies, and nginx as a plain reverse proxy.
 
-The replies are the fake Ollama's own bytes (tests/fake_ollama.py speaks the real wire formats),
+The replies are the fake Ollama's own bytes (tests/support/fake_ollama.py speaks the real wire formats),
 captured once per run, so the canned upstream answers exactly what Ollama would. nginx cannot look
 inside a POST body, so a streamed request says so in `X-Bench-Stream: 1` as well as in its body.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from tests.fake_ollama import create_fake_ollama
+from tests.support.fake_ollama import create_fake_ollama
 
 MODEL = "llama3.2"
 STREAM_HEADER = "X-Bench-Stream"

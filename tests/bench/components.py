@@ -20,20 +20,20 @@ from datetime import datetime, timezone
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.access_log import log_access
-from proxy.apikeys import KeyRecord
-from proxy.json_body import parse_json_object
-from proxy.key_cache import KeyCache
-from proxy.key_store import KeyStore
+from proxy.observability.access_log import log_access
+from proxy.keys.format import KeyRecord
+from proxy.passthrough.body import parse_json_object
+from proxy.keys.cache import KeyCache
+from proxy.keys.store import KeyStore
 from proxy.limits import KeyLimiter
-from proxy.logging_setup import setup_logging
-from proxy.metrics import GatewayMetrics
-from proxy.request_id import request_id_from
-from proxy.request_log_batch import to_row
-from proxy.request_record import RequestRecord
-from proxy.server_timing import upstream_timing
-from proxy.upstream import downstream_response_headers, upstream_request_headers
-from proxy.usage import UsageTap
+from proxy.observability.logging_setup import setup_logging
+from proxy.observability.metrics import GatewayMetrics
+from proxy.middlewares.request_id import request_id_from
+from proxy.request_log.batch import to_row
+from proxy.request_log.record import RequestRecord
+from proxy.observability.server_timing import upstream_timing
+from proxy.passthrough.upstream import downstream_response_headers, upstream_request_headers
+from proxy.passthrough.usage_tap import UsageTap
 from tests.bench.canned import SCENARIOS, capture_replies
 
 NUMBER = 20_000

@@ -51,7 +51,7 @@ async def start_gateway(name: str, tmp: Path, port: int, upstream: str, dsn: str
     `tree`: another checkout's `proxy` package to serve, e.g. main's, to compare side by side."""
     args = ["serve"] + (["--workers", str(workers)] if workers > 1 else [])
     argv = python("proxy", *args) if tree is None else [
-        sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); from proxy.cli import main; "
+        sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); from proxy.cli.main import main; "
                               f"sys.exit(main({args!r}))"]
     service = start(name, argv, tmp, port, env={
         "DATABASE_URL": dsn, "SECRET_KEY": SECRET, "OLLAMA_BASE_URL": upstream,

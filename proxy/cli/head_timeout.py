@@ -1,0 +1,91 @@
+"""A deadline on reading a request head, which aiohttp does not have (slowloris).
+
+aiohttp times only idle keep-alive connections (`keepalive_timeout`, an hour by default, and
+longer than nginx's upstream keep-alive on purpose), counted from the previous response, not from
+the head's first byte: 1,000 clients sending a header byte a second each held a descriptor for an
+hour. Here a head must be complete HEADER_READ_TIMEOUT seconds after it starts, or after the
+connection opens; otherwise the connection is closed, as nginx's `client_header_timeout` does.
+The body has its own limits where it is read (json_body.read_body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+
+class HeadTimeoutRequestHandler(RequestHandler):
+    """aiohttp's connection handler, closing the connection when a head takes too long.
+
+    Relies on two details of aiohttp 3.14's RequestHandler (web_protocol.py): `_request_count`
+    grows as each head is parsed (a bad head included), and `_waiter` is pending while the
+    connection waits for its next request. tests/cli/test_slow_clients.py pins both.
+    """
+
+    def __init__(self, manager: web.Server, *, header_read_timeout: float, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._header_read_timeout = header_read_timeout
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm_head_timer()  # a client that connects and sends nothing, or too little
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is None and self._waiting_for_head():
+            self._arm_head_timer()  # the first byte of the next request on a kept-alive connection
+        heads = self._request_count
+        super().data_received(data)
+        if self._request_count != heads:
+            self._cancel_head_timer()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _waiting_for_head(self) -> bool:
+        waiter = self._waiter
+        return waiter is not None and not waiter.done()
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self._loop.call_later(self._header_read_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        self.force_close()
+
+
+class _HeadTimeoutServer(web.Server):
+    def __init__(self, *args: Any, header_read_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_read_timeout = header_read_timeout
+
+    def __call__(self) -> RequestHandler:
+        return HeadTimeoutRequestHandler(self, loop=self._loop, header_read_timeout=self._header_read_timeout,
+                                         **self._kwargs)
+
+
+class GatewayRunner(web.AppRunner):
+    """web.AppRunner whose connections have a head timeout; the rest is aiohttp's own server."""
+
+    def __init__(self, app: web.Application, *, header_read_timeout: float, **kwargs: Any) -> None:
+        if not header_read_timeout > 0:
+            raise ValueError("header_read_timeout must be greater than 0")
+        super().__init__(app, **kwargs)
+        self._header_read_timeout = header_read_timeout
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()  # runs the app's startup, as AppRunner does
+        return _HeadTimeoutServer(server.request_handler, request_factory=server.request_factory,
+                                  handler_cancellation=server.handler_cancellation,
+                                  loop=asyncio.get_running_loop(), header_read_timeout=self._header_read_timeout,
+                                  **server._kwargs)

@@ -1,0 +1,98 @@
+"""Listens for key changes from any process (NOTIFY api_keys_changed) and drops them from the cache."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import asyncpg
+from aiohttp import web
+
+from proxy.db.pool import DATABASE_ERRORS
+from proxy.keys.cache import KeyCache
+from proxy.keys.store import KeyStore
+from proxy.state import KEY_CACHE, KEY_STORE, SETTINGS
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "api_keys_changed"
+MAX_BACKOFF = 30.0
+
+
+class KeyEventListener:
+    """One dedicated connection (LISTEN does not survive a pool's connection reuse).
+
+    NOTIFY has no replay: whenever the connection is (re)made, events may have been missed,
+    so the whole cache is flushed and the set of key digests reloaded. The cache TTL covers the
+    time the listener is down. A notified key's digest is fetched (one query per key change), so
+    a key created on another host is known here, and usable, even amid a flood of forged keys.
+    """
+
+    def __init__(self, dsn: str, cache: KeyCache, store: KeyStore) -> None:
+        self._dsn = dsn
+        self._cache = cache
+        self._store = store
+        self._lost = asyncio.Event()
+        self._learning: set[asyncio.Task[None]] = set()
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        try:
+            key_id = UUID(payload)
+        except ValueError:
+            self._cache.clear()
+            return
+        self._cache.invalidate(key_id)
+        task = asyncio.get_running_loop().create_task(self._learn(key_id))
+        self._learning.add(task)
+        task.add_done_callback(self._learning.discard)
+
+    async def _learn(self, key_id: UUID) -> None:
+        try:
+            digest = await self._store.digest_of(key_id)
+        except DATABASE_ERRORS as exc:  # the key is then looked up within the budget; reconnect reloads all
+            log.warning("cannot fetch a changed key's digest (%s)", type(exc).__name__)
+            return
+        if digest is not None:
+            self._cache.learn(digest)
+
+    def _on_terminate(self, conn: object) -> None:
+        self._lost.set()
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=10)
+            except DATABASE_ERRORS as exc:
+                log.warning("key change listener cannot connect (%s); retrying in %.0fs", type(exc).__name__, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            backoff = 0.5
+            self._lost.clear()
+            try:
+                conn.add_termination_listener(self._on_terminate)
+                await conn.add_listener(CHANNEL, self._on_notify)
+                self._cache.clear()
+                await self._cache.load_known()
+                await self._lost.wait()
+                log.warning("key change listener lost its connection; reconnecting")
+            except DATABASE_ERRORS:
+                pass
+            finally:
+                for task in self._learning:
+                    task.cancel()
+                with contextlib.suppress(*DATABASE_ERRORS):
+                    await conn.close(timeout=2)
+
+
+async def key_events_context(app: web.Application) -> AsyncIterator[None]:
+    listener = KeyEventListener(app[SETTINGS].database_url, app[KEY_CACHE], app[KEY_STORE])
+    task = asyncio.create_task(listener.run(), name="key-events")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

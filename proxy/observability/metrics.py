@@ -1,0 +1,165 @@
+"""Prometheus metrics, observed from each finished request record and at response headers.
+
+Label values stay bounded whatever clients send: route families are a fixed set, statuses are
+HTTP codes, models and key ids are the first `max_models` / `max_keys` distinct values seen (a model
+only once Ollama answered 2xx for it, so junk names never take a slot), then "other". Key ids,
+never keys. Per-key history lives in /api/stats; these are for dashboards and alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from proxy.request_log.record import RequestRecord
+from proxy.observability.route_family import RouteFamilies
+from proxy.values.text import safe_text
+from proxy.state import RECORD, UPSTREAM_TIMING
+
+MAX_MODELS = 50
+MAX_KEYS = 100
+MAX_LABEL_LENGTH = 512
+OTHER = "other"
+# A generation runs for minutes; an admin call for milliseconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+
+
+class BoundedLabels:
+    """The first `limit` distinct values admitted, then OTHER: a label can never grow a series per request.
+
+    A value is made safe (safe_text) before it is admitted: one that cannot be encoded as UTF-8
+    would make every later scrape fail, for the life of the process.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def label(self, value: str, *, admit: bool = True) -> str:
+        if value in self._seen:
+            return value
+        value = safe_text(value, MAX_LABEL_LENGTH)
+        if value in self._seen:
+            return value
+        if admit and len(self._seen) < self._limit:
+            self._seen.add(value)
+            return value
+        return OTHER
+
+
+class GatewayMetrics:
+    """One registry per app (never the process-global one), so several apps in one process stay apart."""
+
+    def __init__(self, *, writer: Any = None, pool: Callable[[], Any] = lambda: None,
+                 max_models: int = MAX_MODELS, max_keys: int = MAX_KEYS) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.families = RouteFamilies()
+        self._models = BoundedLabels(max_models)
+        self._keys = BoundedLabels(max_keys)
+        self._streaming: set[int] = set()  # id() of the records whose stream is being relayed
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        own = {"namespace": "ollama_gateway", "registry": registry}
+        family = ("family",)
+        self._requests = Counter("requests", "Requests by route family, status and model",
+                                 ("family", "status", "model"), **own)
+        self._duration = Histogram("request_duration_seconds", "Time from request to last byte sent", family,
+                                   buckets=LATENCY_BUCKETS, **own)
+        self._ttfb = Histogram("upstream_ttfb_seconds", "Time from the upstream request to Ollama's first body byte",
+                               family, buckets=LATENCY_BUCKETS, **own)
+        self._overhead = Histogram("overhead_seconds", "Gateway time before the upstream request: body read, auth, "
+                                   "limits, checks", family, buckets=OVERHEAD_BUCKETS, **own)
+        self._tokens = Counter("tokens", "LLM tokens Ollama reported (or the gateway estimated)",
+                               ("family", "model", "kind"), **own)
+        self._key_requests = Counter("key_requests", "Authenticated requests by key id", ("key_id",), **own)
+        self._key_tokens = Counter("key_tokens", "Prompt + completion tokens by key id", ("key_id",), **own)
+        self._rejections = Counter("rate_limited", "Requests refused with 429, by the limit they hit", ("reason",),
+                                   **own)
+        self._streams = Gauge("streams_in_flight", "Ollama answers being relayed right now", **own)
+        registry.register(_StateCollector(writer, pool))
+
+    async def on_startup(self, app: web.Application) -> None:
+        self.families.learn(app.router)  # every route is added by now
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        # labels() validates and locks on every call; the children are few (bounded labels), so keep them.
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe(self, record: RequestRecord) -> None:
+        """A finished record (the timing middleware's sink): counters and histograms, no I/O."""
+        if id(record) in self._streaming:
+            self._streaming.discard(id(record))
+            self._streams.dec()
+        child = self._child
+        family = self.families.of(record.endpoint)
+        status = record.status_code
+        model = self._models.label(record.model, admit=200 <= status < 300) if record.model else ""
+        child(self._requests, family, str(status), model).inc()
+        if record.response_time is not None:
+            child(self._duration, family).observe(record.response_time / 1000)
+        if record.ttfb is not None:
+            child(self._ttfb, family).observe(record.ttfb / 1000)
+        if record.prompt_tokens:
+            child(self._tokens, family, model, "prompt").inc(record.prompt_tokens)
+        if record.completion_tokens:
+            child(self._tokens, family, model, "completion").inc(record.completion_tokens)
+        if record.api_key_id is not None:
+            key = self._keys.label(str(record.api_key_id))
+            child(self._key_requests, key).inc()
+            if record.tokens_used:
+                child(self._key_tokens, key).inc(record.tokens_used)
+        if status == 429:
+            child(self._rejections, record.limit or OTHER).inc()
+
+    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Proxied answers: the gateway's overhead, and a relayed stream starting (it ends in observe).
+
+        A plain web.Response is prepared after its handler returned, so after observe: never counted.
+        """
+        timing = request.get(UPSTREAM_TIMING)
+        if timing is None:
+            return
+        family = self.families.of(request.path)
+        self._child(self._overhead, family).observe(timing.gateway_ms / 1000)
+        record = request.get(RECORD)
+        if record is not None and not isinstance(response, web.Response):
+            self._streaming.add(id(record))
+            self._streams.inc()
+
+
+class _StateCollector:
+    """Read at scrape time: the usage log writer's counters and queue, the database pool."""
+
+    def __init__(self, writer: Any, pool: Callable[[], Any]) -> None:
+        self._writer = writer
+        self._pool = pool
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = getattr(self._writer, "snapshot", None)
+        if snapshot is not None:
+            state = dict(snapshot())
+            depth = GaugeMetricFamily("ollama_gateway_log_queue_depth", "Usage records waiting in memory")
+            depth.add_metric([], state.pop("queue_depth", 0))
+            records = CounterMetricFamily("ollama_gateway_log_records", "Usage records by what became of them "
+                                          "(dropped > 0: records lost, alert)", labels=["outcome"])
+            for outcome, count in sorted(state.items()):
+                records.add_metric([outcome], count)
+            yield depth
+            yield records
+        pool = self._pool()
+        if pool is not None:
+            connections = GaugeMetricFamily("ollama_gateway_db_pool_connections", "Database pool connections",
+                                            labels=["state"])
+            size, idle = pool.get_size(), pool.get_idle_size()
+            connections.add_metric(["idle"], idle)
+            connections.add_metric(["in_use"], size - idle)
+            connections.add_metric(["max"], pool.get_max_size())
+            yield connections

@@ -1,0 +1,44 @@
+"""Server-Timing on proxied answers: the gateway's share and Ollama's, visible from any client.
+
+A streamed answer's headers leave before its body, so only what is known then is reported:
+`gw` (arrival to the upstream request: auth, limits, body read, checks) and `upstream` (the
+upstream request to Ollama's response headers). https://www.w3.org/TR/server-timing/
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from proxy.request_log.record import RequestRecord
+from proxy.state import UPSTREAM_TIMING
+
+HEADER = "Server-Timing"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTiming:
+    gateway_ms: float
+    upstream_ms: float
+
+    def header(self) -> str:
+        return f"gw;dur={self.gateway_ms:.2f}, upstream;dur={self.upstream_ms:.2f}"
+
+
+def upstream_timing(record: RequestRecord, sent: float) -> UpstreamTiming:
+    """Call when Ollama's headers are in; `sent` is the perf_counter() taken before the request left.
+
+    The arrival time is the record's wall-clock creation, the only start the request carries.
+    """
+    upstream_ms = (time.perf_counter() - sent) * 1000
+    elapsed_ms = (time.time() - record.created_at.timestamp()) * 1000
+    return UpstreamTiming(max(0.0, elapsed_ms - upstream_ms), upstream_ms)
+
+
+async def add_server_timing(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: a proxied answer, streamed or not, carries the timing of its request."""
+    timing = request.get(UPSTREAM_TIMING)
+    if timing is not None:
+        response.headers[HEADER] = timing.header()

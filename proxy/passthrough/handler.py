@@ -1,0 +1,113 @@
+"""Every Ollama route, forwarded unchanged once the key may use it (ollama-api.md §7)."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any
+
+from aiohttp import ClientResponse, web
+
+from proxy.keys.format import KeyRecord
+from proxy.passthrough.expect_continue import defer_continue, send_continue
+from proxy.gateway_error import GatewayError, forbidden
+from proxy.passthrough.body import read_body
+from proxy.passthrough.listing_filter import read_listing
+from proxy.passthrough.model_policy import key_may_use
+from proxy.passthrough.routes import ROUTES, Access, Listing, OllamaRoute
+from proxy.passthrough.relay import relay_response
+from proxy.request_log.record import RequestRecord
+from proxy.observability.server_timing import upstream_timing
+from proxy.state import API_KEY, BODY_PARSER, RECORD, SETTINGS, UPSTREAM_SESSION, UPSTREAM_TIMING
+from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_failure, upstream_request_headers, upstream_url
+
+
+async def _read_request(request: web.Request, route: OllamaRoute) -> tuple[bytearray, list[str] | None]:
+    """The body, and the models it names: None when it cannot be read (a compressed body)."""
+    settings = request.app[SETTINGS]
+    body = await read_body(request, settings.max_body_size if route.form_body else settings.max_json_body_size)
+    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        return body, None  # zstd on /v1 (ollama-api.md §2): forwarded as sent, model unreadable
+    parser = request.app[BODY_PARSER]
+    if route.form_body:
+        return body, await parser.form_models(request.headers.get("Content-Type", ""), body)
+    return body, await parser.json_models(body, route.model_fields)
+
+
+def _check_access(request: web.Request, route: OllamaRoute, models: list[str], *, readable: bool) -> None:
+    """Raise 403 (or 400) when the key may not do this."""
+    key = request.get(API_KEY)
+    if route.access is Access.PUBLIC or key is None:
+        return
+    if route.access is Access.ADMIN and not key.is_admin:
+        raise forbidden(f"{request.method} {request.path} needs an admin key")
+    if not readable and (route.json_body or route.form_body) and (key.models is not None or not key.is_admin):
+        # An unreadable body could name any model, a cloud one included.
+        raise GatewayError(400, "compressed request bodies are accepted from admin keys without a model allow-list only")
+    for model in models:
+        if not key_may_use(key, model):
+            raise forbidden(f"model '{model}' is not allowed for this key")
+
+
+def _models(request: web.Request, route: OllamaRoute, body_models: list[str] | None) -> list[str]:
+    return [request.match_info["model"]] if route.path_model else body_models or []
+
+
+async def forward(route: OllamaRoute, request: web.Request) -> web.StreamResponse:
+    record = request[RECORD]
+    if route.json_body or route.form_body:
+        body, body_models = await _read_request(request, route)
+        payload: Any = body
+        record.bytes_in = len(body)
+    else:
+        body, body_models = b"", None
+        # Streamed straight through: blob uploads of several GB never sit in memory.
+        payload = request.content if request.body_exists else None
+    models = _models(request, route, body_models)
+    record.model = models[0] if models else None
+    _check_access(request, route, models, readable=body_models is not None)
+    if payload is request.content:
+        await send_continue(request)  # the streamed body is invited once the request is accepted
+
+    settings = request.app[SETTINGS]
+    started = time.perf_counter()
+    try:
+        upstream = await request.app[UPSTREAM_SESSION].request(
+            request.method, upstream_url(settings.ollama_base_url, request.rel_url),
+            headers=upstream_request_headers(request.headers, drop_length=route.json_body or route.form_body),
+            data=payload, allow_redirects=False,
+        )
+    except UPSTREAM_ERRORS as exc:
+        raise upstream_failure(exc, settings) from None
+    request[UPSTREAM_TIMING] = upstream_timing(record, started)  # Server-Timing, overhead metric
+    try:
+        key = request.get(API_KEY)
+        if (route.listing is not Listing.NONE and request.method != "HEAD"
+                and key is not None and key.models is not None):
+            return await _filtered_listing(upstream, route.listing, key, record)
+        return await relay_response(request, upstream, record, started=started, request_bytes=len(body))
+    except BaseException:
+        # Cancelled (the client left) or failed: close the upstream connection now, so Ollama
+        # stops generating for nobody (reliability.md §4).
+        upstream.close()
+        raise
+    finally:
+        upstream.release()
+
+
+async def _filtered_listing(upstream: ClientResponse, kind: Listing, key: KeyRecord,
+                            record: RequestRecord) -> web.Response:
+    body = await read_listing(upstream, kind, partial(key_may_use, key))
+    record.bytes_out = len(body)
+    return web.Response(status=upstream.status, body=body,
+                        headers={"Content-Type": upstream.headers.get("Content-Type", "application/json")})
+
+
+def setup_passthrough_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        handler = partial(forward, route)
+        for method in route.methods:
+            if method == "GET":
+                app.router.add_get(route.path, handler, expect_handler=defer_continue)  # HEAD too (§7.7)
+            else:
+                app.router.add_route(method, route.path, handler, expect_handler=defer_continue)

@@ -1,0 +1,57 @@
+"""The usage log wired into the app: the writer as the record sink, and request_log partition upkeep.
+
+The modules behind it, one concern each: request_log_writer (queue, batching, retries),
+request_log_batch (the SQL of one batch), request_log_journal (the disk while PostgreSQL is away),
+request_log_partitions (daily partitions, retention), usage_stats (reads, incl. tokens_used_today).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from proxy.db.pool import DATABASE_ERRORS
+from proxy.request_log.journal import Journal
+from proxy.request_log.partitions import maintain, maintenance_loop
+from proxy.request_log.writer import RequestLogWriter
+from proxy.settings import Settings
+from proxy.state import POOL, RECORD_SINK, SETTINGS
+from proxy.request_log.stats import tokens_used_today
+
+__all__ = ["JOURNAL_DIR", "RequestLogWriter", "create_writer", "request_log_context", "tokens_used_today"]
+
+log = logging.getLogger(__name__)
+
+JOURNAL_DIR = "request_log_journal"  # inside GATEWAY_DATA_DIR
+
+
+def create_writer(settings: Settings) -> RequestLogWriter:
+    """Built with the app (the timing middleware needs its sink then); it gets its pool at startup."""
+    return RequestLogWriter(Journal(settings.data_dir / JOURNAL_DIR))
+
+
+async def request_log_context(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context, registered right after the pool's: the writer drains before the pool closes.
+
+    Today's partition and the week's ahead are made before the first write; a test's own sink
+    (anything but a RequestLogWriter) is left alone.
+    """
+    pool, retention = app[POOL], app[SETTINGS].log_retention_days
+    try:
+        await maintain(pool, retention)
+    except DATABASE_ERRORS as exc:
+        log.warning("request_log partition maintenance at start failed (%s: %s)", type(exc).__name__, exc)
+    upkeep = asyncio.create_task(maintenance_loop(pool, retention), name="request-log-partitions")
+    writer = app[RECORD_SINK]
+    if isinstance(writer, RequestLogWriter):
+        await writer.start(pool)
+    yield
+    upkeep.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await upkeep
+    if isinstance(writer, RequestLogWriter):
+        await writer.stop()

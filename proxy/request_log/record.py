@@ -1,0 +1,74 @@
+"""One request's usage record, filled along the middleware chain and handed to a sink when done."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from proxy.values.text import safe_optional, safe_text
+
+log = logging.getLogger(__name__)
+
+CLIENT_CLOSED = 499  # nginx's code for "the client closed the request before the answer"
+
+# Characters each text field may keep. model is also in the usage_daily unique index, whose entries
+# PostgreSQL caps at about a third of a page (2704 bytes, "index row size exceeds maximum"): 512
+# characters of at most 4 UTF-8 bytes each, plus the day and key id, stay below it.
+# https://www.postgresql.org/docs/current/btree-implementation.html
+MAX_ENDPOINT, MAX_METHOD, MAX_MODEL, MAX_ERROR, MAX_CLIENT_IP = 2048, 32, 512, 2000, 64
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """Columns of request_log; never prompt or response content."""
+
+    id: UUID
+    created_at: datetime
+    endpoint: str
+    method: str
+    client_ip: str | None
+    bytes_in: int = 0
+    api_key_id: UUID | None = None
+    model: str | None = None
+    status_code: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    usage_estimated: bool = False
+    response_time: float | None = None  # ms
+    ttfb: float | None = None  # ms, first upstream byte
+    bytes_out: int = 0
+    error: str | None = None
+    limit: str | None = None  # which per-key limit refused it: rate, concurrency or tokens
+
+    @property
+    def tokens_used(self) -> int | None:
+        if self.prompt_tokens is None and self.completion_tokens is None:
+            return None
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+    def make_storable(self) -> None:
+        """Every text field safe for its column, the rollup index, metric labels and log lines.
+
+        Done once, where the record is handed on, so the row and everything observing the record
+        see the same value; a served request must never lose its row to a value it sent.
+        """
+        self.endpoint = safe_text(self.endpoint, MAX_ENDPOINT)
+        self.method = safe_text(self.method, MAX_METHOD)
+        self.model = safe_optional(self.model, MAX_MODEL)
+        self.error = safe_optional(self.error, MAX_ERROR)
+        self.client_ip = safe_optional(self.client_ip, MAX_CLIENT_IP)
+
+
+class RecordSink(Protocol):
+    def enqueue(self, record: RequestRecord) -> None:
+        """Take a finished record without blocking the request."""
+
+
+class LoggingSink:
+    """Stand-in sink before the database writer exists: records go to the debug log."""
+
+    def enqueue(self, record: RequestRecord) -> None:
+        log.debug("request %s %s %s -> %s", record.id, record.method, record.endpoint, record.status_code)

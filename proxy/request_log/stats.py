@@ -1,0 +1,93 @@
+"""Usage statistics read from the daily rollups only, never from raw request_log rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from proxy.request_log import latency_histogram
+
+SELECT_DAILY_USAGE = """
+SELECT day, model, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+       sum(prompt_tokens)::bigint AS prompt_tokens, sum(completion_tokens)::bigint AS completion_tokens,
+       sum(response_time_sum) AS response_time_sum, usage_histogram_sum(latency_histogram) AS histogram
+FROM usage_daily
+WHERE day >= $1 AND day <= $2 AND ($3::uuid IS NULL OR api_key_id = $3)
+GROUP BY day, model
+ORDER BY day, model
+"""
+# For the daily token quota: what each key used since the last UTC midnight.
+SELECT_TOKENS_ON_DAY = """
+SELECT api_key_id, sum(prompt_tokens + completion_tokens)::bigint AS tokens
+FROM usage_daily
+WHERE day = $1 AND api_key_id IS NOT NULL
+GROUP BY api_key_id
+"""
+
+
+async def tokens_used_today(pool: asyncpg.Pool, today: date | None = None) -> dict[UUID, int]:
+    """Prompt + completion tokens per key for the current UTC day, from what has been written."""
+    today = today or datetime.now(timezone.utc).date()
+    return {row["api_key_id"]: row["tokens"] for row in await pool.fetch(SELECT_TOKENS_ON_DAY, today)}
+
+
+async def fetch_daily_usage(pool: asyncpg.Pool, since: date, until: date,
+                            key_id: UUID | None = None) -> list[asyncpg.Record]:
+    """Rows per (day, model) for every key, or for `key_id`; `since` and `until` are inclusive."""
+    return await pool.fetch(SELECT_DAILY_USAGE, since, until, key_id)
+
+
+@dataclass(slots=True)
+class UsageTotals:
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    response_time_sum: float = 0.0
+    histogram: list[int] = field(default_factory=latency_histogram.empty)
+
+    def add(self, row: Any) -> None:
+        self.requests += row["requests"]
+        self.errors += row["errors"]
+        self.prompt_tokens += row["prompt_tokens"]
+        self.completion_tokens += row["completion_tokens"]
+        self.response_time_sum += row["response_time_sum"]
+        latency_histogram.add_into(self.histogram, row["histogram"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "errors": self.errors,
+            "avg_response_time_ms": _ms(self.response_time_sum / self.requests if self.requests else None),
+            "p50_response_time_ms": _ms(latency_histogram.percentile(self.histogram, 0.50)),
+            "p95_response_time_ms": _ms(latency_histogram.percentile(self.histogram, 0.95)),
+        }
+
+
+def summarize(rows: Iterable[Any]) -> dict[str, Any]:
+    """{"totals", "by_model", "by_day"} from (day, model) rows; models by requests, days in order."""
+    totals = UsageTotals()
+    by_model: dict[str | None, UsageTotals] = {}
+    by_day: dict[date, UsageTotals] = {}
+    for row in rows:
+        totals.add(row)
+        by_model.setdefault(row["model"], UsageTotals()).add(row)
+        by_day.setdefault(row["day"], UsageTotals()).add(row)
+    models = sorted(by_model.items(), key=lambda item: (-item[1].requests, item[0] or ""))
+    return {
+        "totals": totals.to_json(),
+        "by_model": [{"model": model, **usage.to_json()} for model, usage in models],
+        "by_day": [{"day": day.isoformat(), **by_day[day].to_json()} for day in sorted(by_day)],
+    }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

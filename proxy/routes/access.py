@@ -1,0 +1,16 @@
+"""Role checks for handlers behind the auth middleware."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from proxy.keys.format import KeyRecord
+from proxy.gateway_error import forbidden
+from proxy.state import API_KEY
+
+
+def require_admin(request: web.Request) -> KeyRecord:
+    key = request[API_KEY]
+    if not key.is_admin:
+        raise forbidden("this route needs an admin key")
+    return key

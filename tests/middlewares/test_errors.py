@@ -1,0 +1,89 @@
+"""The errors middleware: a lost database is a 503, and a failure mid-stream cuts the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from proxy.app import create_app
+from proxy.gateway_error import GatewayError
+from proxy.cli.server import RUNNER_OPTIONS
+from tests.support.factories import ADMIN_KEY, RecordingSink, bearer, make_settings, start_gateway
+from tests.support.tcp_proxy import TcpProxy
+
+
+async def test_a_lost_database_is_a_503_with_retry_after_and_no_traceback(aiohttp_server, database_url, db, http,
+                                                                         caplog):
+    proxy, dsn = await TcpProxy.to_dsn(database_url)
+    try:
+        gateway = await start_gateway(aiohttp_server, make_settings(dsn), sink=RecordingSink())
+        async with http.get(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY)) as r:
+            assert r.status == 200  # and the admin key is now cached: auth needs no database
+        await proxy.cut()
+        caplog.set_level(logging.WARNING)
+        for path in ("/api/keys", "/api/stats", "/api/logs"):
+            async with http.get(gateway.u(path), headers=bearer(ADMIN_KEY)) as r:
+                assert r.status == 503, (path, await r.text())
+                assert r.content_type == "application/json"
+                assert await r.json() == {"error": "database unavailable; try again shortly"}
+                assert r.headers["Retry-After"] == "5"
+        lines = [rec for rec in caplog.records if rec.name == "proxy.middlewares.errors"]
+        assert lines and all(rec.levelno == logging.WARNING and rec.exc_info is None for rec in lines)
+        assert "database unavailable" in lines[0].getMessage()
+    finally:
+        await proxy.close()
+
+
+async def _breaks_mid_stream(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    await response.write(b'{"n": 1}\n')
+    await asyncio.sleep(0.05)  # the chunk is on the wire before the failure
+    failure = request.query["raise"]
+    if failure == "gateway":
+        raise GatewayError(502, "upstream went away")
+    if failure == "http":
+        raise web.HTTPBadGateway()
+    raise RuntimeError("a bug after the headers left")
+
+
+@pytest.fixture
+async def breaking_gateway(aiohttp_server, database_url, db, sink):
+    app = create_app(make_settings(database_url), sink=sink)
+    app.router.add_get("/test/breaks-mid-stream", _breaks_mid_stream)  # test only, added before startup
+    options = {k: v for k, v in RUNNER_OPTIONS.items() if k != "handler_cancellation"}
+    return await aiohttp_server(app, **options)
+
+
+async def _raw_get(server, path: str) -> bytes:
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {ADMIN_KEY}\r\n\r\n".encode())
+    await writer.drain()
+    try:
+        async with asyncio.timeout(5):
+            return await reader.read(-1)  # until the server closes the connection
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("failure", ["gateway", "http", "unexpected"])
+async def test_a_failure_after_the_headers_left_truncates_the_body(breaking_gateway, sink, http, failure):
+    path = f"/test/breaks-mid-stream?raise={failure}"
+    async with http.get(breaking_gateway.make_url(path), headers=bearer(ADMIN_KEY)) as r:
+        assert r.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            async with asyncio.timeout(5):
+                await r.read()
+
+    wire = await _raw_get(breaking_gateway, path)
+    assert wire.count(b"HTTP/1.1 ") == 1, wire  # no second response inside the body
+    assert b'{"n": 1}\n' in wire
+    assert not wire.endswith(b"0\r\n\r\n"), wire  # never the clean end of a chunked body
+
+    records = [rec for rec in sink.records if rec.endpoint == "/test/breaks-mid-stream"]
+    assert len(records) == 2 and all(rec.error for rec in records)

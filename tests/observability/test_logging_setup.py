@@ -1,0 +1,131 @@
+"""LoopBatchedHandler: the lines of one loop iteration leave in one write, and none waits past it."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import threading
+
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod
+
+from proxy.observability.logging_setup import ClientErrorFilter, LoopBatchedHandler, setup_logging
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def make_logger(name: str) -> tuple[logging.Logger, CountingStream]:
+    stream = CountingStream()
+    handler = LoopBatchedHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger(f"test_logging_setup.{name}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, stream
+
+
+async def test_lines_of_one_iteration_leave_in_one_write_at_its_end():
+    logger, stream = make_logger("batched")
+    for n in range(3):
+        logger.info("line %d", n)
+    assert stream.getvalue() == ""  # still this iteration
+    await asyncio.sleep(0)
+    assert stream.getvalue() == "INFO line 0\nINFO line 1\nINFO line 2\n"
+    assert stream.writes == 1
+    logger.info("next")
+    await asyncio.sleep(0)
+    assert stream.getvalue().endswith("INFO next\n") and stream.writes == 2
+
+
+async def test_a_warning_goes_at_once_after_the_lines_before_it():
+    logger, stream = make_logger("warning")
+    logger.info("first")
+    logger.warning("second")
+    assert stream.getvalue() == "INFO first\nWARNING second\n"
+    await asyncio.sleep(0)
+    assert stream.getvalue() == "INFO first\nWARNING second\n"
+
+
+def test_off_the_loop_every_line_is_written_at_once():
+    logger, stream = make_logger("no-loop")
+    logger.info("from the CLI")
+    assert stream.getvalue() == "INFO from the CLI\n"
+    thread = threading.Thread(target=logger.info, args=("from a thread",))
+    thread.start()
+    thread.join()
+    assert stream.getvalue().endswith("INFO from a thread\n")
+
+
+async def test_flush_writes_what_is_pending():
+    logger, stream = make_logger("flush")
+    logger.info("pending")
+    logger.handlers[0].flush()  # logging.shutdown() at exit does this
+    assert stream.getvalue() == "INFO pending\n"
+
+
+def _server_record(level: int, exc: BaseException | None) -> logging.LogRecord:
+    """A record as aiohttp.server's log_exception makes one."""
+    exc_info = (type(exc), exc, exc.__traceback__) if exc else None
+    return logging.LogRecord("aiohttp.server", level, "web_protocol.py", 1, "Error handling request from %s",
+                             ("10.0.0.1",), exc_info)
+
+
+def _raised(exc: BaseException) -> BaseException:
+    try:
+        raise exc
+    except BaseException as caught:
+        return caught
+
+
+def test_a_malformed_request_is_one_info_line_without_traceback():
+    logging.getLogger("aiohttp.server").setLevel(logging.INFO)
+    try:
+        record = _server_record(logging.ERROR, _raised(BadHttpMessage("Duplicate Content-Length")))
+        assert ClientErrorFilter().filter(record) is True
+    finally:
+        logging.getLogger("aiohttp.server").setLevel(logging.NOTSET)
+    assert (record.levelno, record.levelname) == (logging.INFO, "INFO")
+    assert record.exc_info is None and record.exc_text is None
+    assert record.getMessage() == ("Error handling request from 10.0.0.1: "
+                                   "BadHttpMessage: Duplicate Content-Length")
+
+
+def test_the_downgraded_line_is_dropped_when_info_is_not_shown():
+    logging.getLogger("aiohttp.server").setLevel(logging.WARNING)
+    try:
+        record = _server_record(logging.ERROR, _raised(BadHttpMessage("Content-Length can't be present with "
+                                                                      "Transfer-Encoding")))
+        assert ClientErrorFilter().filter(record) is False
+    finally:
+        logging.getLogger("aiohttp.server").setLevel(logging.NOTSET)
+
+
+def test_real_failures_and_quieter_lines_are_left_alone():
+    bug = _server_record(logging.ERROR, _raised(RuntimeError("a real bug")))
+    assert ClientErrorFilter().filter(bug) is True
+    assert bug.levelno == logging.ERROR and bug.exc_info is not None
+    probe = _server_record(logging.DEBUG, _raised(BadHttpMethod("\x16\x03\x01")))  # aiohttp's own DEBUG
+    assert ClientErrorFilter().filter(probe) is True
+    assert probe.levelno == logging.DEBUG and probe.exc_info is not None
+
+
+def test_setup_logging_installs_the_filter_once():
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup_logging("INFO", "text")
+        setup_logging("INFO", "text")
+        server = logging.getLogger("aiohttp.server")
+        assert sum(isinstance(f, ClientErrorFilter) for f in server.filters) == 1
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
