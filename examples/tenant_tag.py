@@ -13,9 +13,7 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from proxy.gateway_error import GatewayError
-from proxy.settings import Settings
-from proxy.state import API_KEY
+from proxy.plugin_api import API_KEY, GatewayError, Settings
 
 HEADER = "X-Tenant"
 _TENANT = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")

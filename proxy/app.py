@@ -46,10 +46,15 @@ from proxy.routes.keys import setup_key_routes
 from proxy.routes.logs import setup_log_routes
 from proxy.routes.stats import setup_stats_routes
 from proxy.routes.trailing_slash import setup_trailing_slash_redirects, slashed
-from proxy.observability.server_timing import add_server_timing
+from proxy.passthrough.server_timing import add_server_timing
 from proxy.settings import Settings
 from proxy.passthrough.upstream import upstream_session_context
-from proxy.state import KEY_CACHE, KEY_LIMITER, KEY_STORE, METRICS, POOL, RECORD_SINK, SETTINGS, TOKEN_SIGNER
+from proxy.keys.access_tokens import TOKEN_SIGNER
+from proxy.keys.cache import KEY_CACHE
+from proxy.keys.store import KEY_STORE
+from proxy.observability.metrics import METRICS
+from proxy.request_log.record import RECORD_SINK
+from proxy.state import KEY_LIMITER, POOL, SETTINGS
 
 # Reachable without a key: liveness, readiness, the API docs, and the probes the stock `ollama` CLI
 # sends without one. /metrics authenticates itself (an admin key, or METRICS_TOKEN).

@@ -1,4 +1,5 @@
-"""Error responses in the shape each client family parses: Ollama, OpenAI or Anthropic."""
+"""Rejecting a request: the one exception the gateway raises, and the JSON error in the shape each client
+family parses (Ollama, OpenAI or Anthropic)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,26 @@ import json
 from aiohttp import web
 
 from proxy.values.digits import is_ascii_digits
+
+class GatewayError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+# One body for every kind of bad key: missing, unknown, revoked and expired look alike.
+UNAUTHORIZED = "invalid or missing API key"
+
+
+def unauthorized() -> GatewayError:
+    return GatewayError(401, UNAUTHORIZED, {"WWW-Authenticate": 'Bearer realm="ollama-gateway"'})
+
+
+def forbidden(message: str) -> GatewayError:
+    return GatewayError(403, message)
+
 
 # Statuses the gateway itself produces; reasons are used when a handler gives no message.
 _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",

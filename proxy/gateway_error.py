@@ -1,23 +1,12 @@
-"""The one exception the gateway raises to reject a request; the errors middleware renders it."""
+"""Deprecated: the names moved to `proxy.plugin_api` (plugins) and `proxy.errors` (the gateway)."""
 
 from __future__ import annotations
 
+import warnings
 
-class GatewayError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
+from proxy.errors import UNAUTHORIZED, GatewayError, forbidden, unauthorized
 
+__all__ = ["UNAUTHORIZED", "GatewayError", "forbidden", "unauthorized"]
 
-# One body for every kind of bad key: missing, unknown, revoked and expired look alike.
-UNAUTHORIZED = "invalid or missing API key"
-
-
-def unauthorized() -> GatewayError:
-    return GatewayError(401, UNAUTHORIZED, {"WWW-Authenticate": 'Bearer realm="ollama-gateway"'})
-
-
-def forbidden(message: str) -> GatewayError:
-    return GatewayError(403, message)
+warnings.warn("proxy.gateway_error is deprecated; import GatewayError from proxy.plugin_api",
+              DeprecationWarning, stacklevel=2)

@@ -7,21 +7,26 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from ipaddress import ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
 from yarl import URL
 
-from proxy.middlewares.client_address import Network
 from proxy.values.digits import is_ascii_digits
-from proxy.keys.fields import MAX_BURST, MAX_CONCURRENT, MAX_TOKENS_PER_DAY
 
 T = TypeVar("T")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 MIN_SECRET_LENGTH = 32
+
+Network = IPv4Network | IPv6Network  # a TRUSTED_PROXIES entry
+# The largest value each per-key limit field takes, through the key API and CLI, and as a DEFAULT_*.
+MAX_RATE_LIMIT = 10_000_000
+MAX_BURST = 10_000_000
+MAX_CONCURRENT = 100_000
+MAX_TOKENS_PER_DAY = 10**15  # tokens_per_day is a bigint; this is far below its range
 
 
 class SettingsError(ValueError):

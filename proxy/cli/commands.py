@@ -26,7 +26,7 @@ from proxy.routes.query_params import day_range
 from proxy.request_log.partitions import utc_today
 from proxy.settings import Settings, SettingsError
 from proxy.cli.tables import format_stats
-from proxy.cli.stop_signals import ignore_stop_signals
+from proxy.signals import ignore_stop_signals
 from proxy.request_log.stats import fetch_daily_usage, summarize
 
 log = logging.getLogger("proxy")

@@ -11,7 +11,7 @@ from dotenv import load_dotenv
 
 from proxy.cli import commands
 from proxy.db.failure import DatabaseUnavailable
-from proxy.db.pool import DATABASE_ERRORS
+from proxy.db.errors import DATABASE_ERRORS
 from proxy.values.digits import is_ascii_digits
 from proxy.db.embedded import EmbeddedPostgresUnavailable
 from proxy.keys.fields import parse_key_fields, parse_models_list
@@ -19,7 +19,7 @@ from proxy.observability.logging_setup import setup_logging
 from proxy.cli.port_check import PortUnavailable
 from proxy.routes.query_params import parse_moment
 from proxy.settings import SettingsError, load_settings, parse_setting
-from proxy.cli.stop_signals import StopRequested, unwind_on_stop_signals
+from proxy.signals import StopRequested, unwind_on_stop_signals
 
 EXIT_USAGE = 2  # bad settings or arguments, as argparse does
 KEY_REFERENCE_HELP = "the key's id, the full key, or its prefix as `keys list` shows it"

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from proxy.cli.head_timeout import GatewayRunner
-from proxy.cli.stop_signals import stop_signals_on_loop
+from proxy.signals import stop_signals_on_loop
 from proxy.state import SETTINGS
 
 log = logging.getLogger(__name__)

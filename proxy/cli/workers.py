@@ -18,11 +18,11 @@ import sys
 from typing import Any
 
 from proxy.db.failure import DatabaseUnavailable
-from proxy.db.pool import DATABASE_ERRORS
+from proxy.db.errors import DATABASE_ERRORS
 from proxy.observability.logging_setup import setup_logging
 from proxy.cli.server import run_event_loop, serve_app
 from proxy.settings import Settings
-from proxy.cli.stop_signals import STOP_SIGNALS, StopRequested, unwind_on_stop_signals
+from proxy.signals import STOP_SIGNALS, StopRequested, unwind_on_stop_signals
 
 log = logging.getLogger(__name__)
 

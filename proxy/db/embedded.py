@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 
 from proxy.db.pool import explained_connect
-from proxy.cli.stop_signals import stop_signals_deferred
+from proxy.signals import stop_signals_deferred
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 from aiohttp import web
 
+from proxy.db.errors import DATABASE_ERRORS
 from proxy.db.failure import connection_failure
 from proxy.db.migrations import migrate
 from proxy.state import POOL, SETTINGS
 
-# What a lost, restarting or overloaded database raises; anything else is a bug and propagates.
-DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ import hmac
 import struct
 from dataclasses import dataclass
 from uuid import UUID
+from aiohttp import web
 
 TOKEN_PREFIX = "olt_"
 _VERSION = 2  # 1 had no state version: such tokens are refused (they lived an hour at most)
@@ -74,6 +75,9 @@ class TokenSigner:
         if version != _VERSION or role >= len(_ROLES) or expires_at <= now:
             return None
         return AccessToken(UUID(bytes=key_id), _ROLES[role], state_version, expires_at)
+
+
+TOKEN_SIGNER = web.AppKey("token_signer", TokenSigner)
 
 
 def looks_like_token(credential: str) -> bool:

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from proxy.keys.store import KeyStore
 from proxy.settings import Settings
-from proxy.state import KEY_STORE, POOL, SETTINGS
+from proxy.keys.store import KEY_STORE
+from proxy.state import POOL, SETTINGS
 
 log = logging.getLogger(__name__)
 

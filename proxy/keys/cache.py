@@ -9,8 +9,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from uuid import UUID
 
+from aiohttp import web
+
 from proxy.keys.format import MAX_PRESENTED_LENGTH, KeyRecord, has_key_format
-from proxy.db.pool import DATABASE_ERRORS
+from proxy.db.errors import DATABASE_ERRORS
 from proxy.keys.store import KeyStore
 from proxy.limits.token_bucket import TokenBucket
 
@@ -165,3 +167,6 @@ class KeyCache:
         self._generation += 1
         self._entries.clear()
         self._negative_count = 0
+
+
+KEY_CACHE = web.AppKey("key_cache", KeyCache)

@@ -11,10 +11,12 @@ from uuid import UUID
 import asyncpg
 from aiohttp import web
 
-from proxy.db.pool import DATABASE_ERRORS
+from proxy.db.errors import DATABASE_ERRORS
 from proxy.keys.cache import KeyCache
 from proxy.keys.store import KeyStore
-from proxy.state import KEY_CACHE, KEY_STORE, SETTINGS
+from proxy.keys.cache import KEY_CACHE
+from proxy.keys.store import KEY_STORE
+from proxy.state import SETTINGS
 
 log = logging.getLogger(__name__)
 

@@ -7,16 +7,13 @@ from typing import Any
 
 from proxy.keys.format import ROLES
 from proxy.values.digits import is_ascii_digits
-from proxy.request_log.record import MAX_MODEL
+from proxy.settings import MAX_BURST, MAX_CONCURRENT, MAX_RATE_LIMIT, MAX_TOKENS_PER_DAY
+from proxy.values.text import MAX_MODEL
 from proxy.values.timestamps import parse_timestamp
 
 MAX_NAME_LENGTH = 200
 MAX_MODEL_NAME_LENGTH = MAX_MODEL  # what a request's model is stored cut to: a longer entry could never match
 MAX_MODELS = 1000  # allow-list entries per key
-MAX_RATE_LIMIT = 10_000_000
-MAX_BURST = 10_000_000
-MAX_CONCURRENT = 100_000
-MAX_TOKENS_PER_DAY = 10**15  # tokens_per_day is a bigint; this is far below its range
 
 
 def _printable(value: str) -> bool:

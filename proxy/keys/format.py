@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
+from aiohttp import web
 
 
 KEY_PREFIX = "olg_"
@@ -131,3 +132,6 @@ class KeyRecord:
             "created_at": iso(self.created_at),
             "last_used_at": iso(self.last_used_at),
         }
+
+
+API_KEY = web.RequestKey("api_key", KeyRecord)  # the key a request authenticated with

@@ -9,6 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
+from aiohttp import web
+
 from proxy.keys.format import KeyRecord, display_prefix, generate_key, key_digest
 
 _COLUMNS = """id, prefix, name, role, rate_limit, models, is_active, expires_at, created_at, last_used_at,
@@ -147,3 +149,6 @@ class KeyStore:
 
     async def count_active_admins(self) -> int:
         return await self._pool.fetchval(COUNT_ACTIVE_ADMINS)
+
+
+KEY_STORE = web.AppKey("key_store", KeyStore)

@@ -11,10 +11,14 @@ from aiohttp.typedefs import Handler, Middleware
 
 from proxy.keys.access_tokens import TokenSigner, looks_like_token
 from proxy.keys.format import KeyRecord
-from proxy.gateway_error import GatewayError, unauthorized
+from proxy.errors import GatewayError, unauthorized
 from proxy.values.headers import visible_ascii
 from proxy.keys.cache import KeyStoreUnavailable
-from proxy.state import API_KEY, KEY_CACHE, RECORD, TOKEN_AUTH
+from proxy.keys.cache import KEY_CACHE
+from proxy.keys.format import API_KEY
+from proxy.request_log.record import RECORD
+
+TOKEN_AUTH = web.RequestKey("token_auth", bool)  # authenticated by a short-lived token, not the key
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,10 @@ only the hops that trusted proxies appended — the same rule as nginx's `real_i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 
-Network = IPv4Network | IPv6Network
+from proxy.settings import Network
+
 
 
 def client_address(peer: str | None, *, forwarded_for: str | None, real_ip: str | None,

@@ -8,7 +8,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from proxy.values.headers import is_token, visible_ascii
-from proxy.state import CORS_ORIGIN
+
+CORS_ORIGIN = web.RequestKey("cors_origin", str)  # an allowed Origin, echoed on the response
 
 # What Ollama itself allows (envconfig AllowedHeaders), plus the gateway's x-api-key, the request
 # id and the Anthropic SDK's headers (/v1/messages is served too). x-stainless-* go by prefix.

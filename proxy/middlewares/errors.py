@@ -8,10 +8,13 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from proxy.db.pool import DATABASE_ERRORS
+from proxy.db.errors import DATABASE_ERRORS
 from proxy.errors import error_response
-from proxy.gateway_error import GatewayError
-from proxy.state import RECORD, STARTED_RESPONSE
+from proxy.errors import GatewayError
+from proxy.request_log.record import RECORD
+
+# A response whose headers are out: the errors middleware cuts it rather than answer twice.
+STARTED_RESPONSE = web.RequestKey("started_response", web.StreamResponse)
 
 log = logging.getLogger(__name__)
 

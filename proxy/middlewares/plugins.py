@@ -1,10 +1,8 @@
 """GATEWAY_PLUGINS: extra middlewares named by `package.module:factory`, run after the built-in chain.
 
-Each factory is called once at startup with the Settings and returns an aiohttp middleware. It
-runs after auth and rate limiting: `request[API_KEY]` (proxy.state) is the caller's key on
-keyed routes, `request[RECORD]` the usage record; it rejects by raising
-proxy.gateway_error.GatewayError, which is rendered in the route family's error shape. Any
-failure to load one stops startup with one line naming GATEWAY_PLUGINS (exit code 2).
+Each factory is called once at startup with the Settings and returns an aiohttp middleware that
+runs after auth and rate limiting; what it may rely on is in proxy.plugin_api. Any failure to
+load one stops startup with one line naming GATEWAY_PLUGINS (exit code 2).
 
 Modules are also looked for in the current directory, as `python -m` would: the installed
 `ollama-gateway` command has only its own directory on sys.path, so a plugin kept beside the

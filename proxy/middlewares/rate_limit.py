@@ -8,9 +8,13 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from proxy.gateway_error import GatewayError
+from proxy.errors import GatewayError
 from proxy.limits import KeyLimiter
-from proxy.state import API_KEY, RATE_LIMIT_HEADERS, RECORD
+from proxy.keys.format import API_KEY
+from proxy.request_log.record import RECORD
+
+# An admitted request's RateLimit fields, added to whatever response it gets.
+RATE_LIMIT_HEADERS = web.RequestKey("rate_limit_headers", dict[str, str])
 
 
 def rate_limit_middleware(*, limiter: KeyLimiter, clock: Callable[[], float] = time.time) -> Middleware:

@@ -15,7 +15,7 @@ from multidict import istr
 from proxy.middlewares.client_address import Network, client_address
 from proxy.middlewares.request_id import HEADER, request_id_from
 from proxy.request_log.record import CLIENT_CLOSED, RecordSink, RequestRecord
-from proxy.state import RECORD
+from proxy.request_log.record import RECORD
 
 X_REAL_IP = istr("X-Real-IP")
 

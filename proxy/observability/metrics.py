@@ -18,7 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from proxy.request_log.record import RequestRecord
 from proxy.observability.route_family import RouteFamilies
 from proxy.values.text import safe_text
-from proxy.state import RECORD, UPSTREAM_TIMING
+from proxy.passthrough.server_timing import UPSTREAM_TIMING
+from proxy.request_log.record import RECORD
 
 MAX_MODELS = 50
 MAX_KEYS = 100
@@ -133,6 +134,9 @@ class GatewayMetrics:
         if record is not None and not isinstance(response, web.Response):
             self._streaming.add(id(record))
             self._streams.inc()
+
+
+METRICS = web.AppKey("metrics", GatewayMetrics)
 
 
 class _StateCollector:

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import StreamReader, web
 
 from proxy.passthrough.expect_continue import send_continue
-from proxy.gateway_error import GatewayError
+from proxy.errors import GatewayError
 from proxy.state import SETTINGS
 
 ADMIN_BODY_LIMIT = 64 * 1024

@@ -21,10 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.gateway_error import GatewayError
+from proxy.errors import GatewayError
 from proxy.passthrough.body import parse_json_object
 from proxy.passthrough.model_policy import MODEL_FIELDS, multipart_model, requested_models
-from proxy.state import BODY_PARSER
 
 # json.loads takes about 1 ms for this much: inline costs less than the trip to the worker.
 INLINE_PARSE_LIMIT = 256 * 1024
@@ -96,6 +95,9 @@ class BodyParser:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+BODY_PARSER = web.AppKey("body_parser", BodyParser)
 
 
 async def body_parser_context(app: web.Application) -> AsyncIterator[None]:

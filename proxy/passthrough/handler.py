@@ -10,15 +10,19 @@ from aiohttp import ClientResponse, web
 
 from proxy.keys.format import KeyRecord
 from proxy.passthrough.expect_continue import defer_continue, send_continue
-from proxy.gateway_error import GatewayError, forbidden
+from proxy.errors import GatewayError, forbidden
 from proxy.passthrough.body import read_body
 from proxy.passthrough.listing_filter import read_listing
 from proxy.passthrough.model_policy import key_may_use
 from proxy.passthrough.routes import ROUTES, Access, Listing, OllamaRoute
 from proxy.passthrough.relay import relay_response
 from proxy.request_log.record import RequestRecord
-from proxy.observability.server_timing import upstream_timing
-from proxy.state import API_KEY, BODY_PARSER, RECORD, SETTINGS, UPSTREAM_SESSION, UPSTREAM_TIMING
+from proxy.passthrough.server_timing import upstream_timing
+from proxy.keys.format import API_KEY
+from proxy.passthrough.body_models import BODY_PARSER
+from proxy.passthrough.server_timing import UPSTREAM_TIMING
+from proxy.request_log.record import RECORD
+from proxy.state import SETTINGS, UPSTREAM_SESSION
 from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_failure, upstream_request_headers, upstream_url
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import ClientResponse
 
-from proxy.gateway_error import GatewayError
+from proxy.errors import GatewayError
 from proxy.passthrough.body import read_stream
 from proxy.passthrough.routes import Listing
 

@@ -7,7 +7,7 @@ from email.policy import HTTP
 from typing import Any
 
 from proxy.keys.format import KeyRecord
-from proxy.gateway_error import GatewayError
+from proxy.errors import GatewayError
 from proxy.passthrough.model_names import model_allowed
 
 # Every field any handler reads a model name from (ollama-api.md §5); the per-route lists in

@@ -11,7 +11,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from proxy.gateway_error import GatewayError
+from proxy.errors import GatewayError
 from proxy.settings import Settings
 from proxy.state import SETTINGS, UPSTREAM_SESSION
 

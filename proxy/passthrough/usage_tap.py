@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from proxy.request_log.record import MAX_MODEL
+from proxy.values.text import MAX_MODEL
 
 # A partial NDJSON/SSE line is held until its newline arrives. The final /api/generate line carries
 # `context` and can pass 1.5 MB; past this cap we stop measuring that line rather than grow memory.

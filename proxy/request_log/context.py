@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from proxy.db.pool import DATABASE_ERRORS
+from proxy.db.errors import DATABASE_ERRORS
 from proxy.request_log.journal import Journal
 from proxy.request_log.partitions import maintain, maintenance_loop
 from proxy.request_log.writer import RequestLogWriter
 from proxy.settings import Settings
-from proxy.state import POOL, RECORD_SINK, SETTINGS
+from proxy.request_log.record import RECORD_SINK
+from proxy.state import POOL, SETTINGS
 from proxy.request_log.stats import tokens_used_today
 
 __all__ = ["JOURNAL_DIR", "RequestLogWriter", "create_writer", "request_log_context", "tokens_used_today"]

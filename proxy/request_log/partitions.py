@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import asyncpg
 
-from proxy.db.pool import DATABASE_ERRORS
+from proxy.db.errors import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 from aiohttp import web
 
-from proxy.db.pool import DATABASE_ERRORS
+from proxy.db.errors import DATABASE_ERRORS
 from proxy.state import KEY_LIMITER, POOL
 
 log = logging.getLogger(__name__)

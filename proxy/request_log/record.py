@@ -8,17 +8,14 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from proxy.values.text import safe_optional, safe_text
+from aiohttp import web
+
+from proxy.values.text import MAX_CLIENT_IP, MAX_ENDPOINT, MAX_ERROR, MAX_METHOD, MAX_MODEL, safe_optional, safe_text
 
 log = logging.getLogger(__name__)
 
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the request before the answer"
 
-# Characters each text field may keep. model is also in the usage_daily unique index, whose entries
-# PostgreSQL caps at about a third of a page (2704 bytes, "index row size exceeds maximum"): 512
-# characters of at most 4 UTF-8 bytes each, plus the day and key id, stay below it.
-# https://www.postgresql.org/docs/current/btree-implementation.html
-MAX_ENDPOINT, MAX_METHOD, MAX_MODEL, MAX_ERROR, MAX_CLIENT_IP = 2048, 32, 512, 2000, 64
 
 
 @dataclass(slots=True)
@@ -62,9 +59,15 @@ class RequestRecord:
         self.client_ip = safe_optional(self.client_ip, MAX_CLIENT_IP)
 
 
+RECORD = web.RequestKey("record", RequestRecord)
+
+
 class RecordSink(Protocol):
     def enqueue(self, record: RequestRecord) -> None:
         """Take a finished record without blocking the request."""
+
+
+RECORD_SINK = web.AppKey("record_sink", RecordSink)
 
 
 class LoggingSink:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import asyncpg
 
-from proxy.db.pool import DATABASE_ERRORS
+from proxy.db.errors import DATABASE_ERRORS
 from proxy.request_log.batch import write_batch
 from proxy.request_log.journal import Journal
 from proxy.request_log.record import RequestRecord

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy.keys.format import KeyRecord
-from proxy.gateway_error import forbidden
-from proxy.state import API_KEY
+from proxy.errors import forbidden
+from proxy.keys.format import API_KEY
 
 
 def require_admin(request: web.Request) -> KeyRecord:

@@ -6,8 +6,11 @@ import time
 
 from aiohttp import web
 
-from proxy.gateway_error import forbidden
-from proxy.state import API_KEY, SETTINGS, TOKEN_AUTH, TOKEN_SIGNER
+from proxy.errors import forbidden
+from proxy.keys.access_tokens import TOKEN_SIGNER
+from proxy.keys.format import API_KEY
+from proxy.middlewares.auth import TOKEN_AUTH
+from proxy.state import SETTINGS
 
 PATH = "/api/auth/token"
 

@@ -8,12 +8,14 @@ from aiohttp import web
 
 from proxy.routes.access import require_admin
 from proxy.keys.format import KeyRecord
-from proxy.gateway_error import GatewayError
+from proxy.errors import GatewayError
 from proxy.passthrough.expect_continue import defer_continue
 from proxy.passthrough.body import read_json_object
 from proxy.keys.fields import CREATE_FIELDS, PARSERS, parse_key_fields
 from proxy.keys.store import KeyRevoked
-from proxy.state import KEY_CACHE, KEY_STORE, SETTINGS
+from proxy.keys.cache import KEY_CACHE
+from proxy.keys.store import KEY_STORE
+from proxy.state import SETTINGS
 
 
 def _key_id(request: web.Request) -> UUID:

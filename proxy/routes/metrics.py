@@ -12,9 +12,11 @@ import time
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from proxy.gateway_error import forbidden
+from proxy.errors import forbidden
 from proxy.middlewares.auth import authenticate, presented_key
-from proxy.state import METRICS, SETTINGS, TOKEN_SIGNER
+from proxy.keys.access_tokens import TOKEN_SIGNER
+from proxy.observability.metrics import METRICS
+from proxy.state import SETTINGS
 
 PATH = "/metrics"
 

@@ -6,11 +6,12 @@ from functools import partial
 
 from aiohttp import web
 
-from proxy.gateway_error import GatewayError
+from proxy.errors import GatewayError
 from proxy.passthrough.listing_filter import read_listing
 from proxy.passthrough.model_policy import key_may_use
 from proxy.passthrough.routes import Listing
-from proxy.state import API_KEY, SETTINGS, UPSTREAM_SESSION
+from proxy.keys.format import API_KEY
+from proxy.state import SETTINGS, UPSTREAM_SESSION
 from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_failure, upstream_url
 
 

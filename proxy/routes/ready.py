@@ -19,7 +19,8 @@ import aiohttp
 from aiohttp import web
 
 from proxy.request_log.context import JOURNAL_DIR, RequestLogWriter
-from proxy.state import POOL, RECORD_SINK, SETTINGS, UPSTREAM_SESSION
+from proxy.request_log.record import RECORD_SINK
+from proxy.state import POOL, SETTINGS, UPSTREAM_SESSION
 from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_url
 
 PATH = "/ready"

@@ -10,9 +10,10 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from proxy.gateway_error import GatewayError, forbidden
+from proxy.errors import GatewayError, forbidden
 from proxy.routes.query_params import day_range, parse_uuid, refuse_unknown
-from proxy.state import API_KEY, POOL
+from proxy.keys.format import API_KEY
+from proxy.state import POOL
 from proxy.request_log.stats import fetch_daily_usage, summarize
 
 PARAMS = ("key_id", "since", "until")

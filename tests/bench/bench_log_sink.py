@@ -30,7 +30,7 @@ from aiohttp import web
 from proxy.app import create_app
 from proxy.request_log.record import LoggingSink
 from proxy.settings import Settings
-from proxy.state import RECORD_SINK
+from proxy.request_log.record import RECORD_SINK
 from tests.support.database import create_database, drop_database, server_dsn
 
 REQUESTS = 20_000

@@ -25,11 +25,12 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from proxy.keys.format import KeyRecord
-from proxy.gateway_error import GatewayError
+from proxy.errors import GatewayError
 from proxy.limits import KeyLimiter
 from proxy.middlewares.rate_limit import add_rate_limit_headers, rate_limit_middleware
 from proxy.request_log.record import RequestRecord
-from proxy.state import API_KEY, RECORD
+from proxy.keys.format import API_KEY
+from proxy.request_log.record import RECORD
 
 ITERATIONS = 100_000
 ROUNDS = 7

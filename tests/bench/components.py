@@ -31,7 +31,7 @@ from proxy.observability.metrics import GatewayMetrics
 from proxy.middlewares.request_id import request_id_from
 from proxy.request_log.batch import to_row
 from proxy.request_log.record import RequestRecord
-from proxy.observability.server_timing import upstream_timing
+from proxy.passthrough.server_timing import upstream_timing
 from proxy.passthrough.upstream import downstream_response_headers, upstream_request_headers
 from proxy.passthrough.usage_tap import UsageTap
 from tests.bench.canned import SCENARIOS, capture_replies

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from proxy.app import create_app
-from proxy.gateway_error import GatewayError
+from proxy.errors import GatewayError
 from proxy.cli.server import RUNNER_OPTIONS
 from tests.support.factories import ADMIN_KEY, RecordingSink, bearer, make_settings, start_gateway
 from tests.support.tcp_proxy import TcpProxy

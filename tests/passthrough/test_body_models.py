@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from proxy.passthrough.body_models import BodyParser
-from proxy.gateway_error import GatewayError
+from proxy.errors import GatewayError
 
 LARGE = b'{"model": "llama3.2", "MODEL": "qwen3", "pad": "' + b"x" * 4096 + b'"}'
 

@@ -13,7 +13,7 @@ import pytest
 from proxy.request_log.context import JOURNAL_DIR
 from proxy.request_log.journal import Journal
 from proxy.request_log.writer import RequestLogWriter
-from proxy.state import RECORD_SINK
+from proxy.request_log.record import RECORD_SINK
 from tests.support.cli_runner import REPO, cli_env, free_port
 from tests.support.factories import ADMIN_KEY, SECRET, USER_KEY, bearer, make_settings, start_gateway
 from tests.support.fake_ollama import FAKE_STATE

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from proxy.keys.access_tokens import TokenSigner
-from proxy.state import KEY_STORE
+from proxy.keys.store import KEY_STORE
 from tests.support.factories import ADMIN_KEY, SECRET, USER_KEY, bearer, make_settings, start_gateway
 
 UNAUTHORIZED = {"error": "invalid or missing API key"}

@@ -13,7 +13,7 @@ import pytest
 
 from proxy.keys.format import generate_key
 from proxy.keys.cache import UNKNOWN_LOOKUP_BURST, UNKNOWN_LOOKUPS_PER_SECOND
-from proxy.state import KEY_STORE
+from proxy.keys.store import KEY_STORE
 from tests.support.factories import ADMIN_KEY, USER_KEY, bearer, make_settings, start_gateway
 
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from proxy.routes.openapi import build_document
 from proxy.app import create_app
 from proxy.cli.server import RUNNER_OPTIONS
-from proxy.state import KEY_STORE
+from proxy.keys.store import KEY_STORE
 from tests.support.cli_runner import free_port
 from tests.support.factories import make_settings
 from tests.support.fake_ollama import create_fake_ollama

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from proxy.request_log.record import RequestRecord
-from proxy.state import UPSTREAM_TIMING
 
 HEADER = "Server-Timing"
 
@@ -25,6 +24,9 @@ class UpstreamTiming:
 
     def header(self) -> str:
         return f"gw;dur={self.gateway_ms:.2f}, upstream;dur={self.upstream_ms:.2f}"
+
+
+UPSTREAM_TIMING = web.RequestKey("upstream_timing", UpstreamTiming)
 
 
 def upstream_timing(record: RequestRecord, sent: float) -> UpstreamTiming:
