@@ -327,7 +327,8 @@ async def test_allow_list_sees_every_name_ollama_could_act_on(gateway, http, sin
 
 async def test_fields_a_handler_never_reads_are_not_checked(gateway, http):
     key = await _narrow_key(http, gateway, ["llama3.2"])
-    # ChatRequest has no `name` or `source` (O api/types.go 133-135): Ollama runs llama3.2.
+    # ChatRequest has no `name` or `source` (https://github.com/ollama/ollama/blob/v0.32.15/api/types.go):
+    # Ollama runs llama3.2.
     body = {**CHAT, "stream": False, "name": "qwen3:0.6b", "source": "qwen3:0.6b"}
     async with http.post(gateway.u("/api/chat"), json=body, headers=bearer(key)) as r:
         assert r.status == 200
