@@ -126,7 +126,7 @@ class FakeOllamaState:
     loaded: list[str] = field(default_factory=list)  # what /api/ps shows
     blobs: dict[str, int] = field(default_factory=dict)  # "sha256:<hex>" -> size
     # Local names whose config points at another model: Ollama answers with that model's name
-    # (`req.Model = m.Config.RemoteModel`, O server/routes.go 314-328, 2524-2538).
+    # (`req.Model = m.Config.RemoteModel` in GenerateHandler and ChatHandler, server/routes.go).
     remote_models: dict[str, str] = field(default_factory=dict)
     _cancel_seen: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
