@@ -75,7 +75,7 @@ def create_app(settings: Settings, *, sink: RecordSink | None = None,
     app = web.Application(client_max_size=settings.max_body_size)
     app[SETTINGS] = settings
     app[RECORD_SINK] = sink or create_writer(settings)  # tests may pass their own sink
-    app[KEY_LIMITER] = KeyLimiter()  # in memory, per process: see README "Limits"
+    app[KEY_LIMITER] = KeyLimiter()  # in memory, per process: see docs/operations.md "Limits"
     app[METRICS] = GatewayMetrics(writer=app[RECORD_SINK], pool=partial(app.get, POOL))
     app[TOKEN_SIGNER] = TokenSigner(settings.secret_key)
     # The timing middleware's sink: the usage log, then metrics and the access line from the same record.

@@ -45,7 +45,8 @@ LONG_RETRY_AFTER = 60  # seconds
 
 
 def error_body(path: str, status: int, message: str) -> dict:
-    """Native `{"error": "…"}` (ollama-api.md §4); OpenAI shape on /v1; Anthropic on /v1/messages."""
+    """Native `{"error": "…"}` (api.StatusError in https://github.com/ollama/ollama/blob/v0.32.15/api/types.go);
+    OpenAI shape on /v1; Anthropic on /v1/messages."""
     if path.startswith("/v1/messages"):
         kind = _ANTHROPIC_TYPES.get(status, "api_error")
         return {"type": "error", "error": {"type": kind, "message": message}}

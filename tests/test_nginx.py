@@ -15,6 +15,7 @@ from tests.support.factories import ADMIN_KEY, USER_KEY, RecordingSink, bearer, 
 from tests.support.fake_ollama import FAKE_STATE
 from tests.support.nginx_process import NGINX, SKIP_REASON, free_port, running_nginx
 from tests.support.pacing import assert_paced, line_arrivals
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.skipif(NGINX is None, reason=SKIP_REASON)
 
@@ -126,7 +127,7 @@ async def test_client_gone_through_nginx_closes_the_upstream(nginx, fake, http, 
         # Nothing ever comes back from `hang`, so nginx has nothing to write that would fail:
         # only proxy_ignore_client_abort off makes it notice the client leaving.
         waiting = asyncio.create_task(http.post(f"{nginx}/api/chat", json=body, headers=bearer(USER_KEY)))
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: state.active == 1, "the request reached Ollama")
         waiting.cancel()
     # nginx closes its upstream, the gateway cancels, and so on to Ollama; otherwise the fake
     # would generate for nobody (or wait forever, for `hang`).

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Handlers whose client went away are cancelled, which closes their upstream request, so
-# Ollama stops generating for nobody (reliability.md §4).
+# Ollama stops generating for nobody (https://github.com/ollama/ollama/issues/1695;
+# https://docs.aiohttp.org/en/stable/web_advanced.html#peer-disconnection).
 RUNNER_OPTIONS: dict[str, Any] = {
     "handler_cancellation": True,
     "access_log": None,  # the request log is the access log; aiohttp's would repeat it
@@ -31,7 +32,7 @@ RUNNER_OPTIONS: dict[str, Any] = {
 
 
 def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Run `main` on uvloop when it is installed (fewer CPU µs per request: README "Benchmarks"),
+    """Run `main` on uvloop when it is installed (fewer CPU µs per request: docs/benchmarks.md),
     else on asyncio's own loop."""
     try:
         import uvloop
@@ -48,7 +49,8 @@ def event_loop_name() -> str:
 # Objects allocated minus freed before a young-generation collection (CPython's default is 700).
 # Almost everything a request allocates is freed by reference counting when it ends; at 700 the
 # collector ran every request or two, tracing the objects of every request in flight and promoting
-# them, for ~25 µs a request (README "Benchmarks"). Cycles still go at most 20,000 objects later.
+# them, for ~25 µs a request (measured with tests/bench: docs/benchmarks.md). Cycles still go at
+# most 20,000 objects later.
 GC_THRESHOLD = (20_000, 20, 10)
 
 

@@ -38,7 +38,7 @@ class KeyCache:
     """digest (or key id, for tokens) -> KeyRecord (or None if unknown), each entry fresh for `ttl` seconds.
 
     Changes reach the cache three ways: the admin API invalidates directly, other processes
-    through NOTIFY (see key_events.py), and the TTL as the backstop for a lost notification.
+    through NOTIFY (see events.py), and the TTL as the backstop for a lost notification.
     The digests of all keys are held too (~100 bytes a key), kept current the same ways, so that a
     forged key is refused from memory (see UNKNOWN_LOOKUPS_PER_SECOND).
     A known key past its TTL keeps answering from memory while one background query refreshes it,

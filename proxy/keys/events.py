@@ -38,6 +38,9 @@ class KeyEventListener:
         self._cache = cache
         self._store = store
         self._lost = asyncio.Event()
+        # Set once LISTEN is on and the cache has been flushed and the key digests reloaded;
+        # cleared when the connection goes. Until it is set, a reconnect may still flush the cache.
+        self.connected = asyncio.Event()
         self._learning: set[asyncio.Task[None]] = set()
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
@@ -80,19 +83,24 @@ class KeyEventListener:
                 await conn.add_listener(CHANNEL, self._on_notify)
                 self._cache.clear()
                 await self._cache.load_known()
+                self.connected.set()
                 await self._lost.wait()
                 log.warning("key change listener lost its connection; reconnecting")
             except DATABASE_ERRORS:
                 pass
             finally:
+                self.connected.clear()
                 for task in self._learning:
                     task.cancel()
                 with contextlib.suppress(*DATABASE_ERRORS):
                     await conn.close(timeout=2)
 
 
+KEY_EVENTS = web.AppKey("key_events", KeyEventListener)
+
+
 async def key_events_context(app: web.Application) -> AsyncIterator[None]:
-    listener = KeyEventListener(app[SETTINGS].database_url, app[KEY_CACHE], app[KEY_STORE])
+    listener = app[KEY_EVENTS] = KeyEventListener(app[SETTINGS].database_url, app[KEY_CACHE], app[KEY_STORE])
     task = asyncio.create_task(listener.run(), name="key-events")
     yield
     task.cancel()

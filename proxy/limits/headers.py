@@ -1,14 +1,18 @@
-"""RateLimit-Policy / RateLimit field values (draft-ietf-httpapi-ratelimit-headers-11) as ready strings."""
+"""RateLimit-Policy / RateLimit field values as ready strings.
+
+Sections below are those of https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/11/.
+"""
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
 
-# Field names. Both fields are Structured-Field Lists of String items with parameters (draft §3, §4).
+# Field names. Both fields are Structured-Field Lists of String items with parameters (draft
+# sections 3, 4).
 POLICY = "RateLimit-Policy"
 RATELIMIT = "RateLimit"
-# "qu" must be a unit from the draft's registry (§3.1.2, §10.3): requests, content-bytes,
+# "qu" must be a unit from the draft's registry (sections 3.1.2, 10.3): requests, content-bytes,
 # concurrent-requests. LLM tokens are none of them, and leaving "qu" out would claim "requests",
 # so a client would read a 40-token quota as 40 requests. The token quota therefore travels in our
 # own fields with the same syntax, where qu="tokens" is ours to define; the standard fields never
@@ -28,9 +32,9 @@ def policy_field(rate_per_hour: float | None, burst: int | None, max_concurrent:
     """RateLimit-Policy for the request-counted limits, or None when the key has none.
 
     The token bucket is advertised as `burst` tokens per the time it takes to refill from empty
-    (w is whole seconds, §3.1.3, so it is rounded up and at least 1). The concurrency limit has no
-    window; its unit is the registered "concurrent-requests". Cached: the value changes only when
-    a key's limits do, and the draft asks that it stay consistent across responses (§3).
+    (w is whole seconds, section 3.1.3, so it is rounded up and at least 1). The concurrency limit
+    has no window; its unit is the registered "concurrent-requests". Cached: the value changes only when
+    a key's limits do, and the draft asks that it stay consistent across responses (section 3).
     """
     items = []
     if rate_per_hour is not None and burst is not None:
@@ -48,8 +52,8 @@ def token_policy_field(tokens_per_day: int) -> str:
 
 
 def burst_item(remaining: int, seconds: int) -> str:
-    # t is the time within which no more than r can be used (§4.1.2): for a bucket that is the
-    # time to the next whole token, which is also Retry-After when r=0, as §6 asks.
+    # t is the time within which no more than r can be used (section 4.1.2): for a bucket that is
+    # the time to the next whole token, which is also Retry-After when r=0, as section 6 asks.
     return f'"{BURST}";r={remaining};t={seconds}'
 
 

@@ -23,7 +23,9 @@ class Admission:
     allowed: bool
     headers: dict[str, str] = field(default_factory=dict)  # to add to the response, 200 or 429
     reason: str | None = None  # "rate" | "concurrency" | "tokens" when rejected
-    policy: str | None = None  # violated policy name, for problem+json "violated-policies" (draft §5.1)
+    # The violated policy's name, for problem+json "violated-policies"
+    # (draft-ietf-httpapi-ratelimit-headers-11 section 5.1).
+    policy: str | None = None
     retry_after: int = 0  # seconds, >= 1 when rejected
     message: str = ""
 
@@ -124,8 +126,9 @@ class KeyLimiter:
 
 
 def _reject(out: dict[str, str], reason: str, policy: str, retry_after: int, message: str) -> Admission:
-    # On a 429 only the violated policy's service limit is sent (draft B.1.2: a server MAY omit
-    # the others), so Retry-After is never earlier than the end of any t sent with it (§6).
+    # On a 429 only the violated policy's service limit is sent (draft-ietf-httpapi-ratelimit-headers-11
+    # appendix B.1.2: a server MAY omit the others), so Retry-After is never earlier than the end of
+    # any t sent with it (draft section 6).
     out["Retry-After"] = str(retry_after)
     return Admission(False, out, reason, policy, retry_after, message)
 

@@ -1,8 +1,9 @@
 """The client's address: the socket peer's, or the one a trusted proxy in front of the gateway saw.
 
 SECURITY: any client can send X-Forwarded-For, which is why aiohttp ignores it
-(reliability.md §4). The headers count only when the peer itself is a trusted proxy, and then
-only the hops that trusted proxies appended — the same rule as nginx's `real_ip_recursive on`.
+(https://docs.aiohttp.org/en/stable/web_advanced.html#deploying-behind-a-proxy). The headers count
+only when the peer itself is a trusted proxy, and then only the hops that trusted proxies appended —
+the same rule as nginx's `real_ip_recursive on`.
 """
 
 from __future__ import annotations

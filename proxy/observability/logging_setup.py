@@ -35,8 +35,8 @@ class LoopBatchedHandler(logging.StreamHandler):
     """A StreamHandler that writes all the lines of one event loop iteration with one write(2).
 
     Under load many requests end in the same iteration, and one access line each would cost one
-    system call each (README "Benchmarks"). No line waits past the iteration it was logged in;
-    WARNING and above, and lines logged off the loop (CLI commands, threads), are written at once.
+    system call each (docs/benchmarks.md, "access line"). No line waits past the iteration it was
+    logged in; WARNING and above, and lines logged off the loop (CLI commands, threads), are written at once.
     """
 
     def __init__(self, stream: TextIO) -> None:

@@ -1,4 +1,4 @@
-"""Every Ollama route, forwarded unchanged once the key may use it (ollama-api.md §7)."""
+"""Every Ollama route, forwarded unchanged once the key may use it."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ async def _read_request(request: web.Request, route: OllamaRoute) -> tuple[bytea
     settings = request.app[SETTINGS]
     body = await read_body(request, settings.max_body_size if route.form_body else settings.max_json_body_size)
     if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
-        return body, None  # zstd on /v1 (ollama-api.md §2): forwarded as sent, model unreadable
+        return body, None  # zstd on /v1 (middleware/openai.go): forwarded as sent, model unreadable
     parser = request.app[BODY_PARSER]
     if route.form_body:
         return body, await parser.form_models(request.headers.get("Content-Type", ""), body)
@@ -92,7 +92,7 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
         return await relay_response(request, upstream, record, started=started, request_bytes=len(body))
     except BaseException:
         # Cancelled (the client left) or failed: close the upstream connection now, so Ollama
-        # stops generating for nobody (reliability.md §4).
+        # stops generating for nobody (https://github.com/ollama/ollama/issues/1695).
         upstream.close()
         raise
     finally:
@@ -112,6 +112,6 @@ def setup_passthrough_routes(app: web.Application) -> None:
         handler = partial(forward, route)
         for method in route.methods:
             if method == "GET":
-                app.router.add_get(route.path, handler, expect_handler=defer_continue)  # HEAD too (§7.7)
+                app.router.add_get(route.path, handler, expect_handler=defer_continue)  # HEAD too
             else:
                 app.router.add_route(method, route.path, handler, expect_handler=defer_continue)

@@ -26,7 +26,8 @@ def filter_listing(body: bytes, kind: Listing, allowed: Callable[[str], bool]) -
     if kind is Listing.NATIVE and isinstance(data.get("models"), list):
         data["models"] = [m for m in data["models"] if _allowed(m, ("name", "model"), allowed)]
     elif kind is Listing.OPENAI and "data" in data:
-        # Ollama sends `null` for an empty list (ollama-api.md §7.10); keep that shape.
+        # Ollama sends `null` for an empty list (ToListCompletion's nil slice,
+        # https://github.com/ollama/ollama/blob/v0.32.15/openai/openai.go); keep that shape.
         if isinstance(data["data"], list):
             data["data"] = [m for m in data["data"] if _allowed(m, ("id",), allowed)]
     else:

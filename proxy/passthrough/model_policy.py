@@ -10,8 +10,9 @@ from proxy.keys.format import KeyRecord
 from proxy.errors import GatewayError
 from proxy.passthrough.model_names import model_allowed
 
-# Every field any handler reads a model name from (ollama-api.md §5); the per-route lists in
-# ollama_routes.py narrow this down, and a caller without one gets every field checked.
+# Every field any handler reads a model name from (the request types in
+# https://github.com/ollama/ollama/blob/v0.32.15/api/types.go); the per-route lists in routes.py narrow
+# this down, and a caller without one gets every field checked.
 MODEL_FIELDS = ("model", "name", "from", "source", "destination")
 # Go's encoding/json matches object keys case-insensitively with Unicode folding, so Ollama reads
 # `"Model"`, `"MODEL"` and `"ſource"` as the fields above, and of several keys that fold to one
@@ -28,7 +29,8 @@ def requested_models(body: dict[str, Any], fields: tuple[str, ...] = MODEL_FIELD
 
     `fields` are in the order the handler prefers them (`cmp.Or(req.Model, req.Name)`). All values
     are returned, not only the one Go's decoder keeps: the cloud passthrough reads the exact key
-    `model` from a map (O server/cloud_proxy.go extractModelField), so a shadowed value can be acted on too.
+    `model` from a map (extractModelField in https://github.com/ollama/ollama/blob/v0.32.15/server/cloud_proxy.go),
+    so a shadowed value can be acted on too.
     """
     named: dict[str, list[str]] = {}
     for key, value in body.items():
@@ -59,7 +61,8 @@ def multipart_model(content_type: str, body: bytes | bytearray) -> str | None:
 
 
 def is_cloud_model(name: str) -> bool:
-    """`:cloud` / `-cloud` models run on ollama.com under the server's identity (ollama-api.md §1).
+    """`:cloud` / `-cloud` models run on ollama.com under the server's identity
+    (https://github.com/ollama/ollama/blob/v0.32.15/server/cloud_proxy.go, cloudPassthroughMiddleware).
 
     Matched as Ollama's parseSourceSuffix does: trimmed and case-insensitive.
     """

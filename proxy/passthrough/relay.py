@@ -28,7 +28,8 @@ async def relay_response(
     """Send the upstream status, headers and body as they arrive: nothing buffered, added or removed.
 
     If Ollama dies or goes silent mid-stream, the client connection is cut without the final
-    chunk, so the client sees a truncated body and never a fabricated clean end (reliability.md §4).
+    chunk, so the client sees a truncated body and never a fabricated clean end, as nginx does
+    (https://github.com/nginx/nginx-tests/blob/master/proxy_unfinished.t).
     """
     tap = UsageTap(upstream.headers.get("Content-Type", ""), status=upstream.status, request_bytes=request_bytes)
     whole = _whole_body(request, upstream)

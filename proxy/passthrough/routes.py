@@ -1,4 +1,7 @@
-"""Ollama's route table (ollama-api.md §1) with the access each route needs at the gateway."""
+"""Ollama's route table with the access each route needs at the gateway.
+
+The table is GenerateRoutes in https://github.com/ollama/ollama/blob/v0.32.15/server/routes.go.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from dataclasses import dataclass
 class Access(enum.Enum):
     PUBLIC = "public"  # the stock `ollama` CLI probes these and cannot send a key
     ANY_KEY = "any key"
-    ADMIN = "admin"  # mutates the server or uses its ollama.com identity (ollama-api.md §7.9)
+    ADMIN = "admin"  # mutates the server or uses its ollama.com identity
 
 
 class Listing(enum.Enum):
@@ -29,21 +32,22 @@ class OllamaRoute:
     listing: Listing = Listing.NONE
     path_model: bool = False  # the model is the last path segment (/v1/models/{model})
     form_body: bool = False  # multipart/form-data with a `model` field
-    # The JSON fields the handler reads model names from, the one it prefers first (ollama-api.md §5).
+    # The JSON fields the handler reads model names from, the one it prefers first.
     model_fields: tuple[str, ...] = ("model",)
 
 
 _GET = ("GET",)  # aiohttp adds HEAD to every GET route
 _POST = ("POST",)
-# Model fields per handler, from ollama/ollama (fb30760) api/types.go and the handlers that read them.
-# Generate/Chat/Embed/EmbeddingRequest, the /v1 and anthropic requests: `model` only (O api/types.go
-# 65, 135, 601, 633; openai/openai.go 92, 106, 149; openai/responses.go 369; anthropic/anthropic.go 68).
-# Pull, delete: cmp.Or(req.Model, req.Name); push, show: Model, else Name (O server/routes.go 1119,
-# 1176-1179, 1257, 1312-1315).
+# Model fields per handler, from the request types in https://github.com/ollama/ollama/blob/v0.32.15/api/types.go
+# and the handlers that read them. GenerateRequest, ChatRequest, EmbedRequest, EmbeddingRequest, the /v1 requests
+# (openai/openai.go, openai/responses.go) and anthropic/anthropic.go MessagesRequest: `model` only.
+# PullHandler, DeleteHandler: cmp.Or(req.Model, req.Name); PushHandler, ShowHandler: Model, else Name
+# (https://github.com/ollama/ollama/blob/v0.32.15/server/routes.go).
 _MODEL_OR_NAME = ("model", "name")
-# Create: the new model is cmp.Or(r.Model, r.Name), built `from` another (O server/create.go 103, 128).
+# Create: the new model is cmp.Or(r.Model, r.Name), built `from` another
+# (CreateHandler, https://github.com/ollama/ollama/blob/v0.32.15/server/create.go).
 _CREATE = ("model", "name", "from")
-# Copy reads Source and Destination (O server/routes.go 1657-1668, api/types.go 759-760).
+# CopyHandler reads CopyRequest's Source and Destination (server/routes.go, api/types.go).
 _COPY = ("source", "destination")
 
 ROUTES: tuple[OllamaRoute, ...] = (
@@ -65,7 +69,7 @@ ROUTES: tuple[OllamaRoute, ...] = (
     OllamaRoute(_POST, "/api/me", Access.ADMIN),
     OllamaRoute(_POST, "/api/signout", Access.ADMIN),
     OllamaRoute(("DELETE",), "/api/user/keys/{encoded_key}", Access.ADMIN),
-    # Blobs are multi-GB model files: streamed through, never read (ollama-api.md §7.5).
+    # Blobs are multi-GB model files: streamed through, never read.
     OllamaRoute(("POST", "HEAD"), "/api/blobs/{digest}", Access.ADMIN),
     OllamaRoute(("GET", "POST"), "/api/experimental/{tail:.+}", Access.ADMIN),
     OllamaRoute(_POST, "/v1/chat/completions", Access.ANY_KEY, json_body=True),
@@ -77,7 +81,8 @@ ROUTES: tuple[OllamaRoute, ...] = (
     OllamaRoute(_POST, "/v1/images/edits", Access.ANY_KEY, json_body=True),
     OllamaRoute(_POST, "/v1/audio/transcriptions", Access.ANY_KEY, form_body=True),
     OllamaRoute(_GET, "/v1/models", Access.ANY_KEY, listing=Listing.OPENAI),
-    # `{model:.+}`: the OpenAI SDK sends `/` inside a model id as %2F (ollama-api.md §5).
+    # `{model:.+}`: the OpenAI SDK sends `/` inside a model id as %2F
+    # (https://github.com/openai/openai-python/blob/main/src/openai/_utils/_path.py).
     OllamaRoute(_GET, "/v1/models/{model:.+}", Access.ANY_KEY, path_model=True),
 )
 

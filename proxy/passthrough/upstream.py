@@ -16,7 +16,8 @@ from proxy.settings import Settings
 from proxy.state import SETTINGS, UPSTREAM_SESSION
 
 # RFC 9110 §7.6.1 hop-by-hop fields, plus the gateway's own credentials: Ollama must never see a
-# gateway key (a cloud model would even forward it to ollama.com; ollama-api.md §1).
+# gateway key (a cloud model would even forward it to ollama.com:
+# copyProxyRequestHeaders in https://github.com/ollama/ollama/blob/v0.32.15/server/cloud_proxy.go).
 # CORS is the gateway's alone (CORS_ORIGINS): Ollama answers 403 to an Origin outside its own
 # list, and its Access-Control-* fields would grant localhost origins the gateway does not.
 _REQUEST_DROP = frozenset({
@@ -43,7 +44,8 @@ def _dropped(fixed: frozenset[str], connection: str) -> frozenset[str]:
 
 def upstream_request_headers(headers: CIMultiDictProxy[str], *, drop_length: bool) -> CIMultiDict[str]:
     """The client's headers less hop-by-hop ones and its credentials; Host comes from the upstream URL,
-    since Ollama on loopback answers 403 to a foreign Host (ollama-api.md §1)."""
+    since Ollama on loopback answers 403 to a foreign Host
+    (allowedHostsMiddleware, https://github.com/ollama/ollama/blob/v0.32.15/server/routes.go)."""
     fixed = _REQUEST_DROP_LENGTH if drop_length else _REQUEST_DROP
     drop = _dropped(fixed, ",".join(headers.getall("Connection", ())))
     forwarded = CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
@@ -94,7 +96,8 @@ async def upstream_session_context(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
         # No total: pulls and long generations run for many minutes. sock_read is the longest
-        # silence allowed between two reads (reliability.md §4).
+        # silence allowed between two reads
+        # (https://docs.aiohttp.org/en/stable/client_reference.html#aiohttp.ClientTimeout).
         timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=settings.upstream_connect_timeout, sock_read=settings.upstream_read_timeout
         ),

@@ -27,14 +27,16 @@ MODEL_CHARS = MAX_MODEL  # as much of a reported model name as the request log k
 # Bounded: int() of a huge digit run raises (Python caps int-from-string length); counts are
 # clamped to the request_log integer columns later anyway.
 _DIGITS = re.compile(rb"\d{1,18}")
-# Go's encoder writes `model` first in native answers (O api/types.go GenerateResponse, ChatResponse,
-# EmbedResponse), so in their final line or body it is found without a parse.
+# Go's encoder writes `model` first in native answers (GenerateResponse, ChatResponse, EmbedResponse
+# in https://github.com/ollama/ollama/blob/v0.32.15/api/types.go), so in their final line or body it is
+# found without a parse.
 _LEADING_MODEL = re.compile(rb'\{"model":("(?:[^"\\]|\\.){1,%d}")' % MODEL_CHARS)
 # Usage field names: OpenAI, then /v1/responses and anthropic, then native metrics.
 _PROMPT = ("prompt_tokens", "input_tokens", "prompt_eval_count")
 _COMPLETION = ("completion_tokens", "output_tokens", "eval_count")
-# /v1/completions with include_usage repeats this placeholder on every chunk (O middleware/openai.go
-# CompleteWriter); the real numbers come last, on a `"choices":[]` chunk.
+# /v1/completions with include_usage repeats this placeholder on every chunk (CompleteWriter in
+# https://github.com/ollama/ollama/blob/v0.32.15/middleware/openai.go); the real numbers come last, on a
+# `"choices":[]` chunk.
 _ZEROED = b'"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}'
 
 
@@ -311,7 +313,8 @@ def _string(quoted: bytes) -> str | None:
 
 def _placeholder(holder: dict, usage: dict) -> bool:
     """The all-zero usage Ollama's /v1/completions repeats on every chunk that still has choices
-    (O middleware/openai.go CompleteWriter): the real counts follow on a `"choices":[]` chunk."""
+    (CompleteWriter in https://github.com/ollama/ollama/blob/v0.32.15/middleware/openai.go): the real counts
+    follow on a `"choices":[]` chunk."""
     return bool(holder.get("choices")) and not any(usage.get(k) for k in _PROMPT + _COMPLETION)
 
 

@@ -15,9 +15,10 @@ COLUMNS = ("id", "created_at", "api_key_id", "endpoint", "method", "model", "sta
            "completion_tokens", "tokens_used", "usage_estimated", "response_time", "ttfb", "bytes_in",
            "bytes_out", "client_ip", "error")
 
-# COPY has no ON CONFLICT, so the batch lands in a staging table first (reliability.md §3). Made once
-# per connection and emptied at each commit: creating it per batch (ON COMMIT DROP) cost 12% of the
-# throughput. IF NOT EXISTS also covers a pooler (PgBouncer) handing us another server connection.
+# COPY has no ON CONFLICT, so the batch lands in a staging table first
+# (https://www.postgresql.org/docs/current/sql-copy.html). Made once per connection and emptied at
+# each commit: creating it per batch (ON COMMIT DROP) cost 12% of the throughput. IF NOT EXISTS
+# also covers a pooler (PgBouncer) handing us another server connection.
 CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS request_log_staging (LIKE request_log INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
 """

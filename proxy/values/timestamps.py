@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 # Years 1 and 9999 overflow once shifted to UTC, by a day or by a range: in Python they raise
-# OverflowError, in asyncpg they fail the query (schemathesis and the review found the 500s).
+# OverflowError, in asyncpg they fail the query.
 MIN_YEAR = 2
 MAX_YEAR = 9998
 

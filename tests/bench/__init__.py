@@ -1,1 +1,1 @@
-"""The benchmark suite and micro-benchmarks; never collected by pytest (README "Benchmarks")."""
+"""The benchmark suite and micro-benchmarks; never collected by pytest (docs/benchmarks.md)."""

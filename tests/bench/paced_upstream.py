@@ -15,7 +15,8 @@ import time
 
 HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
         b"Date: Thu, 01 Jan 2026 12:00:00 GMT\r\nTransfer-Encoding: chunked\r\n\r\n")
-# Ollama's own line (ollama-api.md §3), content = the send time: about the size of a real chunk.
+# Ollama's own line (api.ChatResponse, https://github.com/ollama/ollama/blob/v0.32.15/api/types.go),
+# content = the send time: about the size of a real chunk.
 LINE = (b'{"model":"llama3.2","created_at":"2026-01-01T12:00:00.123456789Z",'
         b'"message":{"role":"assistant","content":"%d"},"done":false}\n')
 LAST = (b'{"model":"llama3.2","created_at":"2026-01-01T12:00:00.123456789Z","message":{"role":"assistant",'

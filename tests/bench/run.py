@@ -2,7 +2,7 @@
 
     python -m tests.bench.run [--quick] [--out bench-results/latest.json]
 
-Starts everything itself on loopback ports (see README "Benchmarks"), prints Markdown tables and
+Starts everything itself on loopback ports (see docs/benchmarks.md), prints Markdown tables and
 writes JSON. Needs nginx, wrk and a PostgreSQL (BENCH_DATABASE_URL, else TEST_DATABASE_URL, else
 postgresql://postgres@127.0.0.1:5432/postgres), on which it creates and drops its own databases.
 """

@@ -16,18 +16,23 @@ from tests.support.factories import SECRET
 
 
 class GatedStore(KeyStore):
-    """The real store, with a gate to hold its lookups mid-flight and a count of them."""
+    """The real store, with a gate to hold its lookups mid-flight, a count of them, and events for
+    a lookup that has read its row (`at_gate`) and one that has answered (`answered`)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         super().__init__(pool, SECRET)
         self.lookups = 0
         self.gate = asyncio.Event()
         self.gate.set()
+        self.at_gate = asyncio.Event()
+        self.answered = asyncio.Event()
 
     async def find_by_digest(self, digest: bytes):
         self.lookups += 1
         record = await super().find_by_digest(digest)
+        self.at_gate.set()
         await self.gate.wait()
+        self.answered.set()  # the caller goes on in this same step: it has the record when a waiter wakes
         return record
 
 
@@ -63,7 +68,7 @@ async def test_a_revoke_during_a_lookup_is_not_undone_by_it(store):
     cache = KeyCache(store, ttl=30)
     store.gate.clear()
     first = asyncio.create_task(cache.lookup(new.key))
-    await asyncio.sleep(0.05)  # the query has read the active row and waits at the gate
+    await store.at_gate.wait()  # the query has read the active row and waits at the gate
     await store.revoke(new.record.id)
     cache.invalidate(new.record.id)
     store.gate.set()
@@ -77,7 +82,7 @@ async def test_one_query_for_many_waiters_and_a_leaving_client_cancels_only_itse
     cache = KeyCache(store, ttl=30)
     store.gate.clear()
     waiters = [asyncio.create_task(cache.lookup(new.key)) for _ in range(5)]
-    await asyncio.sleep(0.05)
+    await store.at_gate.wait()  # a database round trip later: every waiter has joined the one query
     waiters[0].cancel()
     store.gate.set()
     results = await asyncio.gather(*waiters, return_exceptions=True)
@@ -93,10 +98,12 @@ async def test_a_known_key_past_its_ttl_answers_at_once_and_refreshes_behind(sto
     await cache.lookup(new.key)
     clock.now += 31
     store.gate.clear()  # the database is now slow
+    store.answered.clear()
     record = await asyncio.wait_for(cache.lookup(new.key), 5)
     assert record.id == new.record.id and store.lookups == 2  # answered from memory; refresh under way
+    assert not store.answered.is_set()
     store.gate.set()
-    await asyncio.sleep(0.05)
+    await store.answered.wait()
     await cache.lookup(new.key)
     assert store.lookups == 2  # fresh again after the refresh
 

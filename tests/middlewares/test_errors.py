@@ -12,6 +12,7 @@ from aiohttp import web
 from proxy.app import create_app
 from proxy.errors import GatewayError
 from proxy.cli.server import RUNNER_OPTIONS
+from proxy.keys.events import KEY_EVENTS
 from tests.support.factories import ADMIN_KEY, RecordingSink, bearer, make_settings, start_gateway
 from tests.support.tcp_proxy import TcpProxy
 
@@ -21,6 +22,9 @@ async def test_a_lost_database_is_a_503_with_retry_after_and_no_traceback(aiohtt
     proxy, dsn = await TcpProxy.to_dsn(database_url)
     try:
         gateway = await start_gateway(aiohttp_server, make_settings(dsn), sink=RecordingSink())
+        # The key change listener flushes the cache when it connects: prime it only after that.
+        async with asyncio.timeout(60):
+            await gateway.app[KEY_EVENTS].connected.wait()
         async with http.get(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY)) as r:
             assert r.status == 200  # and the admin key is now cached: auth needs no database
         await proxy.cut()
@@ -38,12 +42,16 @@ async def test_a_lost_database_is_a_503_with_retry_after_and_no_traceback(aiohtt
         await proxy.close()
 
 
+FIRST_LINE = b'{"n": 1}\n'
+CHUNK_READ = web.AppKey("chunk_read", asyncio.Queue)
+
+
 async def _breaks_mid_stream(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    await response.write(b'{"n": 1}\n')
-    await asyncio.sleep(0.05)  # the chunk is on the wire before the failure
+    await response.write(FIRST_LINE)
+    await request.app[CHUNK_READ].get()  # the client has the chunk: the failure cannot discard it
     failure = request.query["raise"]
     if failure == "gateway":
         raise GatewayError(502, "upstream went away")
@@ -56,6 +64,7 @@ async def _breaks_mid_stream(request: web.Request) -> web.StreamResponse:
 async def breaking_gateway(aiohttp_server, database_url, db, sink):
     app = create_app(make_settings(database_url), sink=sink)
     app.router.add_get("/test/breaks-mid-stream", _breaks_mid_stream)  # test only, added before startup
+    app[CHUNK_READ] = asyncio.Queue()
     options = {k: v for k, v in RUNNER_OPTIONS.items() if k != "handler_cancellation"}
     return await aiohttp_server(app, **options)
 
@@ -66,7 +75,9 @@ async def _raw_get(server, path: str) -> bytes:
     await writer.drain()
     try:
         async with asyncio.timeout(5):
-            return await reader.read(-1)  # until the server closes the connection
+            head = await reader.readuntil(FIRST_LINE)
+            server.app[CHUNK_READ].put_nowait(None)
+            return head + await reader.read(-1)  # until the server closes the connection
     finally:
         writer.close()
 
@@ -76,13 +87,15 @@ async def test_a_failure_after_the_headers_left_truncates_the_body(breaking_gate
     path = f"/test/breaks-mid-stream?raise={failure}"
     async with http.get(breaking_gateway.make_url(path), headers=bearer(ADMIN_KEY)) as r:
         assert r.status == 200
+        assert await r.content.readline() == FIRST_LINE
+        breaking_gateway.app[CHUNK_READ].put_nowait(None)
         with pytest.raises(aiohttp.ClientPayloadError):
             async with asyncio.timeout(5):
                 await r.read()
 
     wire = await _raw_get(breaking_gateway, path)
     assert wire.count(b"HTTP/1.1 ") == 1, wire  # no second response inside the body
-    assert b'{"n": 1}\n' in wire
+    assert FIRST_LINE in wire
     assert not wire.endswith(b"0\r\n\r\n"), wire  # never the clean end of a chunked body
 
     records = [rec for rec in sink.records if rec.endpoint == "/test/breaks-mid-stream"]

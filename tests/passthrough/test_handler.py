@@ -15,6 +15,7 @@ from yarl import URL
 from tests.support.factories import ADMIN_KEY, USER_KEY, bearer, make_settings, start_gateway
 from tests.support.fake_ollama import FAKE_STATE, create_fake_ollama
 from tests.support.pacing import assert_paced, line_arrivals
+from tests.support.polling import wait_until
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}
 
@@ -132,7 +133,7 @@ async def test_client_gone_closes_the_upstream(gateway, fake, http, stream):
     else:
         # No headers ever come back from `hang`: the client gives up while waiting for them.
         waiting = asyncio.create_task(http.post(gateway.u("/api/chat"), json=body, headers=bearer(USER_KEY)))
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: state.active == 1, "the request reached Ollama")
         waiting.cancel()
     # Functional bound: without propagation the fake would wait for the whole generation
     # (or forever, for `hang`).
@@ -234,11 +235,12 @@ async def test_silent_ollama_is_a_504_and_a_cut_stream(aiohttp_server, database_
 
 
 async def test_ollama_dying_mid_stream_cuts_the_client_stream(gateway, http, sink):
+    before = len(sink.records)
     async with http.post(gateway.u("/api/chat"), json={**CHAT, "model": "die-mid"}, headers=bearer(USER_KEY)) as r:
         assert r.status == 200
         with pytest.raises(aiohttp.ClientPayloadError):
             await r.read()
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: len(sink.records) > before, "the request recorded")  # once its handler is done
     record = sink.records[-1]
     assert record.error == "upstream connection lost mid-response"
     assert record.usage_estimated and record.completion_tokens == 3
@@ -327,7 +329,8 @@ async def test_allow_list_sees_every_name_ollama_could_act_on(gateway, http, sin
 
 async def test_fields_a_handler_never_reads_are_not_checked(gateway, http):
     key = await _narrow_key(http, gateway, ["llama3.2"])
-    # ChatRequest has no `name` or `source` (O api/types.go 133-135): Ollama runs llama3.2.
+    # ChatRequest has no `name` or `source` (https://github.com/ollama/ollama/blob/v0.32.15/api/types.go):
+    # Ollama runs llama3.2.
     body = {**CHAT, "stream": False, "name": "qwen3:0.6b", "source": "qwen3:0.6b"}
     async with http.post(gateway.u("/api/chat"), json=body, headers=bearer(key)) as r:
         assert r.status == 200

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.factories import ADMIN_KEY, USER_KEY, bearer, make_settings, start_gateway
 from tests.support.fake_ollama import FAKE_STATE
+from tests.support.polling import eventually
 
 METRICS_TOKEN = "scrape-token-0123456789"
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}
@@ -72,11 +71,11 @@ async def test_streams_in_flight_while_relaying(gateway, fake, http):
         await r.content.readline()
         assert _value(await _scrape(http, gateway), "ollama_gateway_streams_in_flight") == 1
         await r.read()
-    for _ in range(100):  # the record is handed on once the handler has returned
-        if _value(await _scrape(http, gateway), "ollama_gateway_streams_in_flight") == 0:
-            break
-        await asyncio.sleep(0.01)
-    assert _value(await _scrape(http, gateway), "ollama_gateway_streams_in_flight") == 0
+
+    async def none_in_flight() -> bool:  # the record is handed on once the handler has returned
+        return _value(await _scrape(http, gateway), "ollama_gateway_streams_in_flight") == 0
+
+    await eventually(none_in_flight, "the stream counted out")
 
 
 async def test_rejections_by_reason(aiohttp_server, database_url, db, fake, http):

@@ -1,10 +1,10 @@
 """A fake Ollama server that speaks Ollama's real wire formats, for the gateway's tests.
 
-Ollama cannot run here, so the gateway's tests drive this instead. The formats follow
-/work/shared/reference/ollama-api.md (the § numbers below): Go-style compact JSON, NDJSON
-and SSE framing, content types, status codes and error shapes. Replies are deterministic
-(fixed timestamps, ids, tokens and durations), so one request always gets the same bytes,
-whether it is sent directly or through the gateway.
+Ollama cannot run here, so the gateway's tests drive this instead. The formats follow Ollama's
+source at https://github.com/ollama/ollama/tree/v0.32.15 (the files named below are in it):
+Go-style compact JSON, NDJSON and SSE framing, content types, status codes and error shapes.
+Replies are deterministic (fixed timestamps, ids, tokens and durations), so one request always
+gets the same bytes, whether it is sent directly or through the gateway.
 
 Run it with handler cancellation on, or a client that goes away is never noticed.
 pytest-aiohttp's ``await aiohttp_server(create_fake_ollama())`` already does: aiohttp 3.14's
@@ -22,8 +22,8 @@ Special model names, always known whether listed or not (a ``:latest`` tag is ig
 - ``hang``: never answers; waits until cancelled, which is recorded.
 - ``quiet``: sends the response headers, then nothing more, ever (idle-timeout tests).
 - ``error-mid``: a few chunks, then an ``{"error": ...}`` line and the end, status 200
-  (§4 "Mid-stream errors"). On /v1 the stream stops before its finish events; without
-  streaming it is a 500. Pulling it streams a few progress lines, then the error.
+  (streamResponse in server/routes.go; docs/api/errors.mdx). On /v1 the stream stops before its
+  finish events; without streaming it is a 500. Pulling it streams a few progress lines, then the error.
 - ``die-mid``: a few chunks, then the TCP connection is aborted inside the chunked body.
 - ``big-context``: /api/generate's final line carries a ``context`` array over 1.5 MB.
 
@@ -69,7 +69,7 @@ CREATED_UNIX = 1767268800
 MODIFIED_AT = "2025-12-01T09:30:00Z"
 MODIFIED_UNIX = 1764581400
 EXPIRES_AT = "2026-01-01T12:05:00.123456789Z"
-# Durations are integer nanoseconds (§3).
+# Durations are integer nanoseconds (time.Duration in api.Metrics, api/types.go).
 LOAD_NS = 25_000_000
 PROMPT_TOKEN_NS = 1_000_000
 EVAL_TOKEN_NS = 20_000_000
@@ -82,8 +82,8 @@ CHAT_ID, COMPLETION_ID = "chatcmpl-123", "cmpl-123"
 RESPONSE_ID, RESPONSE_ITEM_ID = "resp_123456", "msg_123456"
 ANTHROPIC_ID, ANTHROPIC_REQUEST_ID = "msg_0123456789abcdef01234567", "req_0123456789abcdef01234567"
 
-GIN_JSON = "application/json; charset=utf-8"  # gin's c.JSON (§2)
-BARE_JSON = "application/json"  # waitForStream and the /v1 writers (§2)
+GIN_JSON = "application/json; charset=utf-8"  # gin's c.JSON (render/json.go)
+BARE_JSON = "application/json"  # waitForStream (server/routes.go), middleware/openai.go
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
 SSE_DONE = b"data: [DONE]\n\n"
@@ -94,7 +94,7 @@ GO_PRIVATE_NETS = tuple(
 )
 GO_ESCAPED = "<>&\u2028\u2029"  # json.Marshal escapes these inside strings
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-DIGEST_PATTERN = re.compile(r"sha256[:-][0-9a-fA-F]{64}")  # §5
+DIGEST_PATTERN = re.compile(r"sha256[:-][0-9a-fA-F]{64}")  # manifest/paths.go
 ZERO_DURATION = re.compile(r"[+-]?0+(\.0*)?(ns|us|µs|ms|s|m|h)?")
 BLOB_CHUNK = 64 * 1024
 MAX_BODY = 256 * 1024**2  # Ollama has no cap; base64 images make bodies large
@@ -126,7 +126,7 @@ class FakeOllamaState:
     loaded: list[str] = field(default_factory=list)  # what /api/ps shows
     blobs: dict[str, int] = field(default_factory=dict)  # "sha256:<hex>" -> size
     # Local names whose config points at another model: Ollama answers with that model's name
-    # (`req.Model = m.Config.RemoteModel`, O server/routes.go 314-328, 2524-2538).
+    # (`req.Model = m.Config.RemoteModel` in GenerateHandler and ChatHandler, server/routes.go).
     remote_models: dict[str, str] = field(default_factory=dict)
     _cancel_seen: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
@@ -212,8 +212,9 @@ def _native_error(status: int, message: str, content_type: str = GIN_JSON) -> we
 
 
 def _openai_error(status: int, message: str, *, via_writer: bool = True) -> web.Response:
-    """§4 "OpenAI shape". Handler errors pass through Ollama's OpenAI writer (json.Encoder:
-    bare application/json and a trailing newline); the middleware's own 400s use gin's c.JSON.
+    """The OpenAI error shape (NewError, openai/openai.go). Handler errors pass through Ollama's
+    OpenAI writer (json.Encoder: bare application/json and a trailing newline); the middleware's
+    own 400s use gin's c.JSON.
     """
     kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
     body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
@@ -221,7 +222,7 @@ def _openai_error(status: int, message: str, *, via_writer: bool = True) -> web.
 
 
 def _anthropic_error(status: int, message: str, *, via_writer: bool = True) -> web.Response:
-    """§4 "Anthropic shape", framed like _openai_error."""
+    """The Anthropic error shape (anthropic/anthropic.go), framed like _openai_error."""
     kinds = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
              404: "not_found_error", 429: "rate_limit_error", 503: "overloaded_error"}
     body = {"type": "error", "error": {"type": kinds.get(status, "api_error"), "message": message},
@@ -245,7 +246,7 @@ def _go_strings(value: Any) -> Any:
 
 
 def _decode(raw: bytes, go_type: str, *, empty: str) -> dict[str, Any]:
-    """Parse a JSON object body, failing with Go's encoding/json wording (§4 "Bad or missing body")."""
+    """Parse a JSON object body, failing with Go's encoding/json wording (c.ShouldBindJSON)."""
     text = raw.decode("utf-8", "replace")
     if not text.strip():
         raise ValueError(empty)
@@ -280,7 +281,8 @@ def _compat_body(request: web.Request, go_type: str, error: Callable[..., web.Re
 
 
 def _name(body: dict[str, Any], *keys: str) -> str:
-    """The first non-empty string among `keys` (`model`, then the deprecated `name`, §5)."""
+    """The first non-empty string among `keys`: `model`, then the deprecated `name` (cmp.Or in
+    server/routes.go)."""
     for key in keys:
         if isinstance(value := body.get(key), str) and value:
             return value
@@ -310,7 +312,7 @@ def _require_model(request: web.Request, name: str, error: Callable[..., web.Res
     if not name:
         raise _Halt(error(400, "model is required"))
     if not _is_known(request.app[FAKE_STATE], name):
-        raise _Halt(error(404, f"model '{name}' not found"))  # §4 "Unknown model"
+        raise _Halt(error(404, f"model '{name}' not found"))  # GenerateHandler, server/routes.go
 
 
 def _reported(request: web.Request, name: str) -> str:
@@ -319,7 +321,7 @@ def _reported(request: web.Request, name: str) -> str:
 
 
 def _wants_stream(body: dict[str, Any]) -> bool:
-    """Native `stream` is a *bool: only an explicit false turns streaming off (§2)."""
+    """Native `stream` is a *bool: only an explicit false turns streaming off (api/types.go)."""
     return body.get("stream") is not False
 
 
@@ -329,7 +331,8 @@ def _num_predict(body: dict[str, Any]) -> Any:
 
 
 def _is_unload(body: dict[str, Any]) -> bool:
-    """keep_alive 0 (a number of seconds, or a Go duration string) unloads (§5)."""
+    """keep_alive 0 (a number of seconds, or a Go duration string) unloads (Duration.UnmarshalJSON
+    in api/types.go)."""
     keep_alive = body.get("keep_alive")
     if isinstance(keep_alive, (int, float)) and not isinstance(keep_alive, bool):
         return 0 <= keep_alive < 1  # Go truncates to whole seconds
@@ -388,7 +391,7 @@ class _Reply:
         return len(self.tokens)
 
     def metrics(self) -> dict[str, int]:
-        """api.Metrics for the final chunk, in Go's field order (§3)."""
+        """api.Metrics for the final chunk, in Go's field order (api/types.go)."""
         prompt_ns = self.prompt_eval_count * PROMPT_TOKEN_NS
         eval_ns = self.eval_count * EVAL_TOKEN_NS
         return {
@@ -401,7 +404,7 @@ class _Reply:
         }
 
     def usage(self) -> dict[str, int]:
-        """OpenAI usage: prompt_eval_count, eval_count and their sum (§3)."""
+        """OpenAI usage: prompt_eval_count, eval_count and their sum (ToUsage, openai/openai.go)."""
         return {"prompt_tokens": self.prompt_eval_count, "completion_tokens": self.eval_count,
                 "total_tokens": self.prompt_eval_count + self.eval_count}
 
@@ -479,7 +482,8 @@ async def _stream(
     failure: str = MID_STREAM_ERROR,
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
-    """Write each step's frames token_interval apart, chunked and unbuffered (§2).
+    """Write each step's frames token_interval apart, chunked and unbuffered
+    (streamResponse, server/routes.go).
 
     A step is what Ollama writes for one model chunk: one NDJSON line, or a few SSE frames.
     """
@@ -519,7 +523,7 @@ async def _collect(
 
 
 def _ndjson_error(message: str) -> bytes:
-    # §4 "Mid-stream errors": the status stays 200; the error is one more line.
+    # Mid-stream errors (streamResponse, server/routes.go): the status stays 200; the error is one more line.
     return _ndjson({"error": message})
 
 
@@ -584,7 +588,7 @@ async def _generate(request: web.Request) -> web.StreamResponse:
     _note_loaded(request.app[FAKE_STATE], name, body)
     head = {"model": _reported(request, name), "created_at": CREATED_AT}
     prompt = body.get("prompt") if isinstance(body.get("prompt"), str) else ""
-    if not prompt and not body.get("images"):  # §3: a model-load call, even when streaming
+    if not prompt and not body.get("images"):  # a model-load call, even when streaming (GenerateHandler)
         reason = "unload" if _is_unload(body) else "load"
         return _json({**head, "response": "", "done": True, "done_reason": reason})
     reply = _reply(prompt, _num_predict(body))
@@ -606,7 +610,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     _require_model(request, name)
     _note_loaded(request.app[FAKE_STATE], name, body)
     head = {"model": _reported(request, name), "created_at": CREATED_AT}
-    if not body.get("messages"):  # §3: `messages: []` only loads the model
+    if not body.get("messages"):  # `messages: []` only loads the model (ChatHandler)
         reason = "unload" if _is_unload(body) else "load"
         return _json({**head, "message": {"role": "assistant", "content": ""}, "done_reason": reason, "done": True})
     reply = _reply(" ".join(_texts(body["messages"])), _num_predict(body))
@@ -634,7 +638,7 @@ async def _embed(request: web.Request) -> web.Response:
 
 
 async def _embeddings(request: web.Request) -> web.Response:
-    """The legacy endpoint: only `embedding`, no usage (§3)."""
+    """The legacy endpoint: only `embedding`, no usage (EmbeddingsHandler)."""
     body = _native_body(request, "api.EmbeddingRequest")
     name = _name(body, "model")
     if not name:
@@ -647,7 +651,7 @@ async def _embeddings(request: web.Request) -> web.Response:
 
 
 def _progress(status: str, digest: str = "", total: int = 0, completed: int = 0) -> dict[str, Any]:
-    """api.ProgressResponse: digest, total and completed are omitempty (§2)."""
+    """api.ProgressResponse: digest, total and completed are omitempty (api/types.go)."""
     line: dict[str, Any] = {"status": status}
     optional = {"digest": digest, "total": total, "completed": completed}
     line.update((key, value) for key, value in optional.items() if value)
@@ -662,7 +666,8 @@ def _layer_progress(verb: str, name: str) -> list[dict[str, Any]]:
 
 async def _progress_reply(request: web.Request, name: str, body: dict[str, Any],
                           lines: list[dict[str, Any]]) -> web.StreamResponse:
-    """Pull, push and create: NDJSON progress, or with stream:false only the last object (§2)."""
+    """Pull, push and create: NDJSON progress, or with stream:false only the last object
+    (waitForStream, server/routes.go)."""
     if _wants_stream(body):
         steps = [[_ndjson(line)] for line in lines]
         return await _stream(request, name, NDJSON, steps, error_frame=_ndjson_error, failure=PULL_ERROR)
@@ -722,7 +727,7 @@ async def _copy(request: web.Request) -> web.Response:
     if not destination:
         return _native_error(400, "invalid destination name")
     _add_model(state, destination)
-    return web.Response()  # 200, empty body (§4 "Successful empty bodies")
+    return web.Response()  # 200, empty body (CopyHandler, server/routes.go)
 
 
 async def _delete(request: web.Request) -> web.Response:
@@ -753,7 +758,7 @@ async def _head_blob(request: web.Request) -> web.Response:
 
 
 async def _create_blob(request: web.Request) -> web.Response:
-    """Hash the upload as it streams in; never hold it in memory (§7.5).
+    """Hash the upload as it streams in; never hold it in memory (CreateBlobHandler, server/routes.go).
 
     Unlike Ollama, a blob that already exists is still read to the end, so an uploader
     never sees its connection closed under it.
@@ -787,7 +792,7 @@ async def _signout(request: web.Request) -> web.Response:
 
 
 def _stream_requested(body: dict[str, Any]) -> bool:
-    return body.get("stream") is True  # a plain bool on /v1: false by default (§2)
+    return body.get("stream") is True  # a plain bool on /v1: false by default (openai/openai.go)
 
 
 def _include_usage(body: dict[str, Any]) -> bool:
@@ -818,7 +823,7 @@ async def _openai_chat(request: web.Request) -> web.StreamResponse:
         delta = {"role": "assistant", "content": content}
         return {**head("chat.completion.chunk"), "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
-    # §2: a separate finish chunk, a usage chunk only when asked, then [DONE].
+    # ChatWriter (middleware/openai.go): a separate finish chunk, a usage chunk only when asked, then [DONE].
     last = [_sse(chunk("", reply.done_reason))]
     if _include_usage(body):
         last.append(_sse({**head("chat.completion.chunk"), "choices": [], "usage": reply.usage()}))
@@ -851,7 +856,8 @@ async def _openai_completions(request: web.Request) -> web.StreamResponse:
                  "model": name, "system_fingerprint": "fp_ollama"}
         return _sse(value if usage is None else {**value, "usage": usage})
 
-    # §2: with include_usage every chunk carries a zeroed usage, and a last one the real usage.
+    # CompleteWriter (middleware/openai.go): with include_usage every chunk carries a zeroed usage,
+    # and a last one the real usage.
     zero = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0} if include_usage else None
     steps = [[chunk([choice(token, None)], zero)] for token in reply.tokens]
     last = [chunk([choice("", reply.done_reason)], zero)]
@@ -890,13 +896,14 @@ def _openai_model(name: str) -> dict[str, Any]:
 
 
 async def _openai_models(request: web.Request) -> web.Response:
-    data = [_openai_model(m) for m in request.app[FAKE_STATE].models] or None  # §7.10: a nil slice is null
+    # ToListCompletion (openai/openai.go) leaves an empty list a nil slice: null.
+    data = [_openai_model(m) for m in request.app[FAKE_STATE].models] or None
     return _json({"object": "list", "data": data}, content_type=BARE_JSON, newline=True)
 
 
 async def _openai_retrieve(request: web.Request) -> web.Response:
     # aiohttp matches the still-encoded path, so "a%2Fb" arrives here as one segment "a/b";
-    # had the gateway decoded it, "/v1/models/a/b" would not match at all (§5).
+    # had the gateway decoded it, "/v1/models/a/b" would not match at all (the OpenAI SDK sends "/" as %2F).
     name = request.match_info["model"]
     if not _is_known(request.app[FAKE_STATE], name):
         return _openai_error(404, f"model '{name}' not found")
@@ -936,7 +943,7 @@ def _responses_usage(reply: _Reply) -> dict[str, Any]:
 
 
 def _responses_steps(name: str, body: dict[str, Any], reply: _Reply) -> list[list[bytes]]:
-    """The SSE events of a streamed /v1/responses, grouped per model chunk (§2)."""
+    """The SSE events of a streamed /v1/responses, grouped per model chunk (openai/responses.go)."""
     sequence = itertools.count()
 
     def event(kind: str, **data: Any) -> bytes:
@@ -971,7 +978,7 @@ async def _openai_responses(request: web.Request) -> web.StreamResponse:
     _require_model(request, name, _openai_error)
     prompt = " ".join(_texts(body.get("instructions")) + _texts(body.get("input")))
     reply = _reply(prompt, body.get("max_output_tokens"))
-    if _stream_requested(body):  # no [DONE] here (§2)
+    if _stream_requested(body):  # no [DONE] here (ResponsesMiddleware)
         return await _stream(request, name, SSE, _responses_steps(name, body, reply), headers=SSE_HEADERS)
     await _collect(request, name, reply.tokens, BARE_JSON, _openai_error)
     output = [_output_message("completed", [_output_text(reply.text)])]
@@ -995,7 +1002,7 @@ async def _anthropic_messages(request: web.Request) -> web.StreamResponse:
     usage = {"input_tokens": reply.prompt_eval_count, "output_tokens": reply.eval_count}
     if _stream_requested(body):
         # message_start goes out with the first chunk, before Ollama knows prompt_eval_count,
-        # so it carries Ollama's len/4 estimate; message_delta has the real counts (§3).
+        # so it carries Ollama's len/4 estimate; message_delta has the real counts (anthropic/anthropic.go).
         roles = [str(m.get("role", "")) for m in messages if isinstance(m, dict)]
         estimate = max(1, sum(map(len, texts + roles)) // 4)
         steps = _anthropic_steps(name, reply, estimate, stop_reason, usage)
@@ -1008,7 +1015,7 @@ async def _anthropic_messages(request: web.Request) -> web.StreamResponse:
 
 def _anthropic_steps(name: str, reply: _Reply, estimate: int, stop_reason: str,
                      usage: dict[str, int]) -> list[list[bytes]]:
-    """The SSE events of a streamed /v1/messages, grouped per model chunk (§2)."""
+    """The SSE events of a streamed /v1/messages, grouped per model chunk (anthropic/anthropic.go)."""
     start = {"type": "message_start", "message": {
         "id": ANTHROPIC_ID, "type": "message", "role": "assistant", "model": name, "content": [],
         "usage": {"input_tokens": estimate, "output_tokens": 0}}}
@@ -1037,7 +1044,7 @@ def _split_host(host: str) -> str:
 
 
 def _host_allowed(host_header: str) -> bool:
-    """Ollama's allowedHostsMiddleware on a loopback listener (§1 "Host check")."""
+    """Ollama's allowedHostsMiddleware on a loopback listener (server/routes.go)."""
     host = _split_host(host_header)
     try:
         ip = ipaddress.ip_address(host)
@@ -1059,7 +1066,7 @@ async def _gin(request: web.Request, handler: Callable[..., Any]) -> web.StreamR
     if not _host_allowed(request.headers.get("Host", "")):
         return web.Response(status=403)  # empty body
     miss = request.match_info.http_exception
-    if miss is not None:  # gin's plain-text 404 and 405 (§1)
+    if miss is not None:  # gin's plain-text 404 and 405 (HandleMethodNotAllowed)
         return web.Response(status=miss.status, body=GIN_MISSES[miss.status], headers={"Content-Type": "text/plain"})
     if request.match_info.handler is not _create_blob:  # uploads stream through it instead
         request[_BODY] = await request.read()
@@ -1081,7 +1088,8 @@ def create_fake_ollama(*, models: list[str] | None = None, token_interval: float
     app = web.Application(middlewares=[_gin], client_max_size=MAX_BODY)
     app[FAKE_STATE] = FakeOllamaState(models=list(DEFAULT_MODELS if models is None else models),
                                       token_interval=token_interval)
-    # §1's route table; web.get also answers HEAD unless allow_head=False, as gin does here.
+    # The table of GenerateRoutes (server/routes.go); web.get also answers HEAD unless
+    # allow_head=False, as gin does here.
     app.router.add_routes([
         web.get("/", _root),
         web.get("/api/version", _version),

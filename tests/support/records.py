@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -13,6 +11,9 @@ import asyncpg
 from proxy.db.pool import create_pool
 from proxy.db.migrations import migrate
 from proxy.request_log.record import RequestRecord
+from tests.support.polling import wait_until
+
+__all__ = ["make_record", "migrated_pool", "wait_until"]
 
 
 def make_record(**overrides: Any) -> RequestRecord:
@@ -30,15 +31,6 @@ def make_record(**overrides: Any) -> RequestRecord:
     }
     values.update(overrides)
     return RequestRecord(**values)
-
-
-async def wait_until(condition: Callable[[], bool], what: str, limit: float = 60.0) -> None:
-    """Poll until `condition()` holds. `limit` only stops a broken test from hanging; it is no
-    performance bound (the usual wait is a flush interval or two)."""
-    async with asyncio.timeout(limit):
-        while not condition():
-            await asyncio.sleep(0.02)
-    assert condition(), what
 
 
 async def migrated_pool(dsn: str) -> asyncpg.Pool:
