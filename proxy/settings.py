@@ -77,7 +77,7 @@ class Settings:
     metrics_token: str | None = _secret()  # bearer token for GET /metrics, besides an admin key
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the gateway; "*" = any
     plugins: tuple[str, ...] = ()  # `package.module:factory` paths of extra middlewares
-    access_log: bool = True  # one `proxy.routes.access` line per request
+    access_log: bool = True  # one `proxy.access` line per request
 
     @property
     def embedded_database(self) -> bool:

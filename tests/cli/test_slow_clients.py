@@ -148,6 +148,21 @@ async def test_an_admin_body_also_waits_for_its_invitation(gateway):
     writer.close()
 
 
-async def test_an_unknown_expectation_is_a_417(gateway):
-    response = await exchange(gateway.server, _chat_head(USER_KEY, b"Expect: \xffmagic").rstrip(b"\r\n"), CHAT)
-    assert status_of(response) == 417
+UNKNOWN_EXPECTATIONS = [b"magic", b"\xffmagic", b"100-continue, foo", b"\xc0\xaf", b""]
+
+
+@pytest.mark.parametrize("expect", UNKNOWN_EXPECTATIONS)
+@pytest.mark.parametrize("head", [
+    lambda expect: _chat_head(USER_KEY, b"Expect: " + expect),  # pass-through, keyed
+    lambda expect: b"GET /health HTTP/1.1\r\nHost: g\r\nExpect: " + expect + b"\r\n\r\n",  # public
+    lambda expect: b"GET /nowhere HTTP/1.1\r\nHost: g\r\nExpect: " + expect + b"\r\n\r\n",  # no route
+    lambda expect: b"PROPFIND /api/keys HTTP/1.1\r\nHost: g\r\nExpect: " + expect + b"\r\n\r\n",  # no method
+], ids=["chat", "health", "404", "405"])
+async def test_an_unknown_expectation_is_ignored_and_the_request_served_as_usual(gateway, sink, head, expect):
+    """RFC 9110 §10.1.1 lets a server ignore an expectation it does not know: the request goes down the
+    chain like any other (its answer, its id, its row), never a 417 or 500 from before the middlewares."""
+    request = head(expect)
+    response = await exchange(gateway.server, request.rstrip(b"\r\n"), CHAT if b"/api/chat" in request else b"")
+    assert status_of(response) in (200, 401)  # no route and no method still ask for a key first
+    assert b"X-Request-ID" in response
+    assert len(sink.records) == 1
