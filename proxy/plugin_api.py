@@ -4,6 +4,10 @@ A plugin is `package.module:factory`: the factory is called once at startup with
 an aiohttp middleware, which runs after auth and the rate limits. On a keyed route `request[API_KEY]` is the
 caller's `KeyRecord`; the middleware rejects by raising `GatewayError(status, message)`, which the gateway
 renders in the route family's error shape. See examples/tenant_tag.py.
+
+There is no shared per-request usage record to write into: the record is assembled once the request has
+ended, from what each stage of the gateway noted under its own key (`RECORD` is gone, also from
+`proxy.typedefs`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from proxy.values.headers import visible_ascii
 from proxy.keys.cache import KeyStoreUnavailable
 from proxy.keys.cache import KEY_CACHE
 from proxy.keys.format import API_KEY
-from proxy.request_log.record import RECORD
 
 TOKEN_AUTH = web.RequestKey("token_auth", bool)  # authenticated by a short-lived token, not the key
 
@@ -96,5 +95,4 @@ async def authenticate(request: web.Request, signer: TokenSigner, now: float) ->
             raise unauthorized()
         request[TOKEN_AUTH] = True
     request[API_KEY] = record
-    request[RECORD].api_key_id = record.id
     return record

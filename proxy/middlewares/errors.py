@@ -11,10 +11,12 @@ from aiohttp.typedefs import Handler, Middleware
 from proxy.db.errors import DATABASE_ERRORS
 from proxy.errors import error_response
 from proxy.errors import GatewayError
-from proxy.request_log.record import RECORD
+from proxy.request_log.record import request_id as _request_id
 
 # A response whose headers are out: the errors middleware cuts it rather than answer twice.
 STARTED_RESPONSE = web.RequestKey("started_response", web.StreamResponse)
+# The message of the error answer given, or of the cut: the usage record's `error`.
+ERROR_MESSAGE = web.RequestKey("error_message", str)
 
 log = logging.getLogger(__name__)
 
@@ -35,34 +37,21 @@ def errors_middleware() -> Middleware:
         try:
             return await handler(request)
         except GatewayError as exc:
-            if started := _started(request):
-                return _cut(request, started, exc.message)
-            _note(request, exc.message)
-            return error_response(request, exc.status, exc.message, exc.headers)
+            return _answer(request, exc.status, exc.message, exc.headers)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise  # redirects and the like are answers, not errors
             # aiohttp's own rejections: unknown route (404), wrong method (405), body too large (413).
             message = exc.reason.lower() if exc.status != 404 else f"no route for {request.method} {request.path}"
-            if started := _started(request):
-                return _cut(request, started, message)
-            _note(request, message)
-            return error_response(request, exc.status, message, _allow_header(exc))
+            return _answer(request, exc.status, message, _allow_header(exc))
         except Exception as exc:
-            record = request.get(RECORD)
-            request_id = record.id if record else "?"
+            request_id = _request_id(request)
             if _from_database(exc):
                 # An outage, not a bug: one line, no traceback (the writer and key cache say more).
                 log.warning("request %s: database unavailable (%s: %s)", request_id, type(exc).__name__, exc)
-                if started := _started(request):
-                    return _cut(request, started, DATABASE_UNAVAILABLE)
-                _note(request, DATABASE_UNAVAILABLE)
-                return error_response(request, 503, DATABASE_UNAVAILABLE, {"Retry-After": DATABASE_RETRY_AFTER})
+                return _answer(request, 503, DATABASE_UNAVAILABLE, {"Retry-After": DATABASE_RETRY_AFTER})
             log.exception("unhandled error in request %s", request_id)
-            if started := _started(request):
-                return _cut(request, started, "internal error")
-            _note(request, "internal error")
-            return error_response(request, 500, "internal gateway error")
+            return _answer(request, 500, "internal gateway error", noted="internal error")
 
     return errors
 
@@ -70,6 +59,19 @@ def errors_middleware() -> Middleware:
 async def remember_started_response(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: the response whose headers are leaving, should its handler fail later."""
     request[STARTED_RESPONSE] = response
+
+
+def _answer(request: web.Request, status: int, message: str, headers: dict[str, str] | None = None, *,
+            noted: str | None = None) -> web.StreamResponse:
+    """The error answer; or, when a response is already under way, that response with the connection cut.
+
+    `noted` is what the usage record keeps, when it differs from what the client is told.
+    """
+    noted = noted or message
+    request[ERROR_MESSAGE] = noted
+    if started := _started(request):
+        return _cut(request, started, noted)
+    return error_response(request, status, message, headers)
 
 
 def _started(request: web.Request) -> web.StreamResponse | None:
@@ -85,10 +87,7 @@ def _cut(request: web.Request, response: web.StreamResponse, message: str) -> we
     log a traceback and send a text/plain 500; with the transport gone, finishing the returned
     response fails quietly and the client sees a truncated body, never a clean end.
     """
-    _note(request, message)
-    record = request.get(RECORD)
-    log.warning("request %s: %s after the response started; cutting the connection",
-                record.id if record else "?", message)
+    log.warning("request %s: %s after the response started; cutting the connection", _request_id(request), message)
     if request.transport is not None:
         request.transport.abort()
     return response
@@ -106,12 +105,6 @@ def _from_database(exc: Exception) -> bool:
             return True
         tb = tb.tb_next
     return False
-
-
-def _note(request: web.Request, message: str) -> None:
-    record = request.get(RECORD)
-    if record is not None and record.error is None:
-        record.error = message
 
 
 def _allow_header(exc: web.HTTPException) -> dict[str, str] | None:

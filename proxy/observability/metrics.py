@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
+from uuid import UUID
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from proxy.request_log.record import RequestRecord
+from proxy.request_log.record import REQUEST_START, RequestRecord
 from proxy.observability.route_family import RouteFamilies
 from proxy.values.text import safe_text
 from proxy.passthrough.server_timing import UPSTREAM_TIMING
-from proxy.request_log.record import RECORD
 
 MAX_MODELS = 50
 MAX_KEYS = 100
@@ -62,7 +62,9 @@ class GatewayMetrics:
         self.families = RouteFamilies()
         self._models = BoundedLabels(max_models)
         self._keys = BoundedLabels(max_keys)
-        self._streaming: set[int] = set()  # id() of the records whose stream is being relayed
+        # Request id -> its streams being relayed. A count, since a client may send one X-Request-ID on
+        # several requests at once: the gauge may then drop early, but never drifts.
+        self._streaming: dict[UUID, int] = {}
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         own = {"namespace": "ollama_gateway", "registry": registry}
         family = ("family",)
@@ -96,9 +98,8 @@ class GatewayMetrics:
 
     def observe(self, record: RequestRecord) -> None:
         """A finished record (the timing middleware's sink): counters and histograms, no I/O."""
-        if id(record) in self._streaming:
-            self._streaming.discard(id(record))
-            self._streams.dec()
+        if self._streaming:
+            self._stream_ended(record.id)
         child = self._child
         family = self.families.of(record.endpoint)
         status = record.status_code
@@ -130,10 +131,17 @@ class GatewayMetrics:
             return
         family = self.families.of(request.path)
         self._child(self._overhead, family).observe(timing.gateway_ms / 1000)
-        record = request.get(RECORD)
-        if record is not None and not isinstance(response, web.Response):
-            self._streaming.add(id(record))
+        start = request.get(REQUEST_START)
+        if start is not None and not isinstance(response, web.Response):
+            self._streaming[start.id] = self._streaming.get(start.id, 0) + 1
             self._streams.inc()
+
+    def _stream_ended(self, request_id: UUID) -> None:
+        count = self._streaming.pop(request_id, 0)
+        if count:
+            if count > 1:
+                self._streaming[request_id] = count - 1
+            self._streams.dec()
 
 
 METRICS = web.AppKey("metrics", GatewayMetrics)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -15,15 +16,30 @@ from proxy.passthrough.body import read_body
 from proxy.passthrough.listing_filter import read_listing
 from proxy.passthrough.model_policy import key_may_use
 from proxy.passthrough.routes import ROUTES, Access, Listing, OllamaRoute
-from proxy.passthrough.relay import relay_response
-from proxy.request_log.record import RequestRecord
+from proxy.passthrough.relay import Relayed, relay_response
 from proxy.passthrough.server_timing import upstream_timing
 from proxy.keys.format import API_KEY
 from proxy.passthrough.body_models import BODY_PARSER
 from proxy.passthrough.server_timing import UPSTREAM_TIMING
-from proxy.request_log.record import RECORD
+from proxy.request_log.record import REQUEST_START
 from proxy.state import SETTINGS, UPSTREAM_SESSION
 from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_failure, upstream_request_headers, upstream_url
+
+
+@dataclass(slots=True)
+class Forwarded:
+    """What the pass-through learned of one request: what it named, and what relaying its answer measured."""
+
+    model: str | None  # as the request spelled it; Relayed.model says what Ollama ran
+    bytes_in: int
+    relayed: Relayed | None = None  # once Ollama answered
+
+    @property
+    def tokens_used(self) -> int | None:
+        return self.relayed.tokens_used if self.relayed is not None else None
+
+
+FORWARDED = web.RequestKey("forwarded", Forwarded)
 
 
 async def _read_request(request: web.Request, route: OllamaRoute) -> tuple[bytearray, list[str] | None]:
@@ -58,17 +74,17 @@ def _models(request: web.Request, route: OllamaRoute, body_models: list[str] | N
 
 
 async def forward(route: OllamaRoute, request: web.Request) -> web.StreamResponse:
-    record = request[RECORD]
     if route.json_body or route.form_body:
         body, body_models = await _read_request(request, route)
         payload: Any = body
-        record.bytes_in = len(body)
+        bytes_in = len(body)
     else:
         body, body_models = b"", None
         # Streamed straight through: blob uploads of several GB never sit in memory.
         payload = request.content if request.body_exists else None
+        bytes_in = request.content_length or 0
     models = _models(request, route, body_models)
-    record.model = models[0] if models else None
+    forwarded = request[FORWARDED] = Forwarded(models[0] if models else None, bytes_in)
     _check_access(request, route, models, readable=body_models is not None)
     if payload is request.content:
         await send_continue(request)  # the streamed body is invited once the request is accepted
@@ -83,13 +99,14 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
         )
     except UPSTREAM_ERRORS as exc:
         raise upstream_failure(exc, settings) from None
-    request[UPSTREAM_TIMING] = upstream_timing(record, started)  # Server-Timing, overhead metric
+    request[UPSTREAM_TIMING] = upstream_timing(request[REQUEST_START], started)  # Server-Timing, overhead metric
     try:
         key = request.get(API_KEY)
         if (route.listing is not Listing.NONE and request.method != "HEAD"
                 and key is not None and key.models is not None):
-            return await _filtered_listing(upstream, route.listing, key, record)
-        return await relay_response(request, upstream, record, started=started, request_bytes=len(body))
+            return await _filtered_listing(upstream, route.listing, key, forwarded)
+        relayed = forwarded.relayed = Relayed()
+        return await relay_response(request, upstream, relayed, started=started, request_bytes=len(body))
     except BaseException:
         # Cancelled (the client left) or failed: close the upstream connection now, so Ollama
         # stops generating for nobody (https://github.com/ollama/ollama/issues/1695).
@@ -100,9 +117,9 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
 
 
 async def _filtered_listing(upstream: ClientResponse, kind: Listing, key: KeyRecord,
-                            record: RequestRecord) -> web.Response:
+                            forwarded: Forwarded) -> web.Response:
     body = await read_listing(upstream, kind, partial(key_may_use, key))
-    record.bytes_out = len(body)
+    forwarded.relayed = Relayed(bytes_out=len(body))
     return web.Response(status=upstream.status, body=body,
                         headers={"Content-Type": upstream.headers.get("Content-Type", "application/json")})
 

@@ -5,48 +5,73 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
-from proxy.request_log.record import CLIENT_CLOSED, RequestRecord
 from proxy.passthrough.upstream import UPSTREAM_ERRORS, downstream_response_headers
 from proxy.passthrough.usage_tap import UsageTap
+from proxy.request_log.record import request_id
 
 log = logging.getLogger(__name__)
 
+CLIENT_LEFT = "client closed the request"
+
+
+@dataclass(slots=True)
+class Relayed:
+    """What relaying one answer measured; complete once relay_response has ended, however it ended."""
+
+    ttfb: float | None = None  # ms from the upstream request to Ollama's first body byte
+    bytes_out: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    usage_estimated: bool = False
+    model: str | None = None  # the model Ollama's answer names: what it ran
+    error: str | None = None
+    client_left: bool = False  # the client went away before the last byte (nginx's 499)
+
+    @property
+    def tokens_used(self) -> int | None:
+        if self.prompt_tokens is None and self.completion_tokens is None:
+            return None
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
 
 
 async def relay_response(
     request: web.Request,
     upstream: aiohttp.ClientResponse,
-    record: RequestRecord,
+    relayed: Relayed,
     *,
     started: float,
     request_bytes: int,
 ) -> web.StreamResponse:
     """Send the upstream status, headers and body as they arrive: nothing buffered, added or removed.
 
-    If Ollama dies or goes silent mid-stream, the client connection is cut without the final
-    chunk, so the client sees a truncated body and never a fabricated clean end, as nginx does
+    What it measures goes into `relayed`, which only it writes: filled in `finally`, so a cancelled
+    relay (the client left) still reports the tokens Ollama spent. If Ollama dies or goes silent
+    mid-stream, the client connection is cut without the final chunk, so the client sees a
+    truncated body and never a fabricated clean end, as nginx does
     (https://github.com/nginx/nginx-tests/blob/master/proxy_unfinished.t).
     """
     tap = UsageTap(upstream.headers.get("Content-Type", ""), status=upstream.status, request_bytes=request_bytes)
     whole = _whole_body(request, upstream)
     if whole is not None:
-        return await _relay_whole(request, upstream, record, tap, whole, started)
+        return await _relay_whole(request, upstream, relayed, tap, whole, started)
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                   headers=downstream_response_headers(upstream.headers))
     if upstream.content_length is not None:
         response.content_length = upstream.content_length
     await response.prepare(request)
     content = upstream.content
+    ttfb, bytes_out = None, 0
     try:
         async for chunk in content.iter_any():
-            if record.ttfb is None:
-                record.ttfb = (time.perf_counter() - started) * 1000
+            if ttfb is None:
+                ttfb = (time.perf_counter() - started) * 1000
             tap.feed(chunk)
-            record.bytes_out += len(chunk)
+            bytes_out += len(chunk)
             if content.at_eof():  # the last chunk: it and the end of the body leave in one write
                 await response.write_eof(chunk)
                 break
@@ -54,21 +79,21 @@ async def relay_response(
     except ConnectionResetError:
         # The client left between two chunks (handler cancellation usually comes first).
         upstream.close()
-        record.status_code = CLIENT_CLOSED
-        record.error = "client closed the request"
+        relayed.client_left, relayed.error = True, CLIENT_LEFT
         return response
     except UPSTREAM_ERRORS as exc:
         upstream.close()
-        record.error = "upstream timed out mid-response" if isinstance(exc, asyncio.TimeoutError) else (
+        relayed.error = "upstream timed out mid-response" if isinstance(exc, asyncio.TimeoutError) else (
             "upstream connection lost mid-response")
-        log.warning("request %s: %s; cutting the client stream", record.id, record.error)
+        log.warning("request %s: %s; cutting the client stream", request_id(request), relayed.error)
         if request.transport is not None:
             request.transport.abort()
         return response
     finally:
-        _note_usage(record, tap)
-    if record.ttfb is None:
-        record.ttfb = (time.perf_counter() - started) * 1000
+        relayed.ttfb, relayed.bytes_out = ttfb, bytes_out
+        _note_usage(relayed, tap)
+    if relayed.ttfb is None:
+        relayed.ttfb = (time.perf_counter() - started) * 1000
     await response.write_eof()
     return response
 
@@ -85,22 +110,21 @@ def _whole_body(request: web.Request, upstream: aiohttp.ClientResponse) -> bytes
     return content.read_nowait()
 
 
-async def _relay_whole(request: web.Request, upstream: aiohttp.ClientResponse, record: RequestRecord,
+async def _relay_whole(request: web.Request, upstream: aiohttp.ClientResponse, relayed: Relayed,
                        tap: UsageTap, body: bytes, started: float) -> web.Response:
     # A web.Response sends its headers with its body: one write to the client instead of two,
     # and nothing waits, since every byte is here already.
-    record.ttfb = (time.perf_counter() - started) * 1000
-    record.bytes_out += len(body)
+    relayed.ttfb = (time.perf_counter() - started) * 1000
+    relayed.bytes_out = len(body)
     tap.feed(body)
-    _note_usage(record, tap)
+    _note_usage(relayed, tap)
     response = web.Response(status=upstream.status, reason=upstream.reason, body=body,
                             headers=downstream_response_headers(upstream.headers))
     try:
         await response.prepare(request)
         await response.write_eof()
     except ConnectionResetError:
-        record.status_code = CLIENT_CLOSED
-        record.error = "client closed the request"
+        relayed.client_left, relayed.error = True, CLIENT_LEFT
     return response
 
 
@@ -111,11 +135,11 @@ def _tokens(value: int | None) -> int | None:
     return None if value is None else min(max(value, 0), _MAX_TOKENS)
 
 
-def _note_usage(record: RequestRecord, tap: UsageTap) -> None:
+def _note_usage(relayed: Relayed, tap: UsageTap) -> None:
     usage = tap.finish()
-    record.prompt_tokens = _tokens(usage.prompt_tokens)
-    record.completion_tokens = _tokens(usage.completion_tokens)
-    record.usage_estimated = usage.estimated
-    record.model = usage.model or record.model  # what Ollama ran, over how the request spelled it
-    if usage.error and record.error is None:
-        record.error = usage.error
+    relayed.prompt_tokens = _tokens(usage.prompt_tokens)
+    relayed.completion_tokens = _tokens(usage.completion_tokens)
+    relayed.usage_estimated = usage.estimated
+    relayed.model = usage.model
+    if usage.error and relayed.error is None:
+        relayed.error = usage.error

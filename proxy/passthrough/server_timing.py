@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from proxy.request_log.record import RequestRecord
+from proxy.request_log.record import RequestStart
 
 HEADER = "Server-Timing"
 
@@ -29,14 +29,10 @@ class UpstreamTiming:
 UPSTREAM_TIMING = web.RequestKey("upstream_timing", UpstreamTiming)
 
 
-def upstream_timing(record: RequestRecord, sent: float) -> UpstreamTiming:
-    """Call when Ollama's headers are in; `sent` is the perf_counter() taken before the request left.
-
-    The arrival time is the record's wall-clock creation, the only start the request carries.
-    """
-    upstream_ms = (time.perf_counter() - sent) * 1000
-    elapsed_ms = (time.time() - record.created_at.timestamp()) * 1000
-    return UpstreamTiming(max(0.0, elapsed_ms - upstream_ms), upstream_ms)
+def upstream_timing(start: RequestStart, sent: float) -> UpstreamTiming:
+    """Call when Ollama's headers are in; `sent` is the perf_counter() taken before the request left."""
+    now = time.perf_counter()
+    return UpstreamTiming((sent - start.clock) * 1000, (now - sent) * 1000)
 
 
 async def add_server_timing(request: web.Request, response: web.StreamResponse) -> None:

@@ -1,8 +1,7 @@
-"""One request's usage record, filled along the middleware chain and handed to a sink when done."""
+"""A request's start, and its usage record: assembled once when the request has ended, then handed to a sink."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -12,10 +11,26 @@ from aiohttp import web
 
 from proxy.values.text import MAX_CLIENT_IP, MAX_ENDPOINT, MAX_ERROR, MAX_METHOD, MAX_MODEL, safe_optional, safe_text
 
-log = logging.getLogger(__name__)
-
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the request before the answer"
 
+
+@dataclass(slots=True)  # not frozen: that costs ~0.4 µs per request, and only the timing middleware makes one
+class RequestStart:
+    """Set by the timing middleware on arrival, never changed: the request's id (X-Request-ID, log lines, the
+    record's key) and when it came."""
+
+    id: UUID
+    arrived_at: datetime  # wall clock, the record's created_at
+    clock: float  # time.perf_counter() on arrival, for durations
+
+
+REQUEST_START = web.RequestKey("request_start", RequestStart)
+
+
+def request_id(request: web.Request) -> UUID | str:
+    """For log lines: the request's id, or "?" before the timing middleware gave it one."""
+    start = request.get(REQUEST_START)
+    return start.id if start is not None else "?"
 
 
 @dataclass(slots=True)
@@ -59,19 +74,9 @@ class RequestRecord:
         self.client_ip = safe_optional(self.client_ip, MAX_CLIENT_IP)
 
 
-RECORD = web.RequestKey("record", RequestRecord)
-
-
 class RecordSink(Protocol):
     def enqueue(self, record: RequestRecord) -> None:
         """Take a finished record without blocking the request."""
 
 
 RECORD_SINK = web.AppKey("record_sink", RecordSink)
-
-
-class LoggingSink:
-    """Stand-in sink before the database writer exists: records go to the debug log."""
-
-    def enqueue(self, record: RequestRecord) -> None:
-        log.debug("request %s %s %s -> %s", record.id, record.method, record.endpoint, record.status_code)

@@ -28,9 +28,9 @@ from proxy.keys.format import KeyRecord
 from proxy.errors import GatewayError
 from proxy.limits import KeyLimiter
 from proxy.middlewares.rate_limit import add_rate_limit_headers, rate_limit_middleware
-from proxy.request_log.record import RequestRecord
 from proxy.keys.format import API_KEY
-from proxy.request_log.record import RECORD
+from proxy.passthrough.handler import FORWARDED, Forwarded
+from proxy.passthrough.relay import Relayed
 
 ITERATIONS = 100_000
 ROUNDS = 7
@@ -53,8 +53,7 @@ def key_record(**limits) -> KeyRecord:
 def prepared_request(key: KeyRecord, tokens: int | None) -> web.Request:
     request = make_mocked_request("POST", "/api/chat")
     request[API_KEY] = key
-    request[RECORD] = RequestRecord(id=uuid.uuid4(), created_at=NOW, endpoint="/api/chat", method="POST",
-                                    client_ip="127.0.0.1", prompt_tokens=tokens, completion_tokens=tokens)
+    request[FORWARDED] = Forwarded("llama3.2", 96, Relayed(prompt_tokens=tokens, completion_tokens=tokens))
     return request
 
 

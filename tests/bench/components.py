@@ -18,10 +18,11 @@ import timeit
 import uuid
 from datetime import datetime, timezone
 
+from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.observability.access_log import log_access
-from proxy.keys.format import KeyRecord
+from proxy.keys.format import API_KEY, KeyRecord
 from proxy.passthrough.body import parse_json_object
 from proxy.keys.cache import KeyCache
 from proxy.keys.store import KeyStore
@@ -29,8 +30,11 @@ from proxy.limits import KeyLimiter
 from proxy.observability.logging_setup import setup_logging
 from proxy.observability.metrics import GatewayMetrics
 from proxy.middlewares.request_id import request_id_from
+from proxy.middlewares.timing import _record as assemble_record
+from proxy.passthrough.handler import FORWARDED, Forwarded
+from proxy.passthrough.relay import Relayed
 from proxy.request_log.batch import to_row
-from proxy.request_log.record import RequestRecord
+from proxy.request_log.record import REQUEST_START, RequestRecord, RequestStart
 from proxy.passthrough.server_timing import upstream_timing
 from proxy.passthrough.upstream import downstream_response_headers, upstream_request_headers
 from proxy.passthrough.usage_tap import UsageTap
@@ -62,11 +66,10 @@ async def measure() -> dict[str, float]:
     replies = await capture_replies()
     record = _record()
     results: dict[str, float] = {}
-    results["request id + usage record"] = _time(lambda: RequestRecord(
-        id=request_id_from(None), created_at=datetime.now(timezone.utc), endpoint="/api/chat", method="POST",
-        client_ip="127.0.0.1"))
-    results["usage record made storable"] = _time(record.make_storable)
-    results["X-Request-ID header value"] = _time(lambda: str(record.id))
+    results["request id + start"] = _time(lambda: RequestStart(request_id_from(None), datetime.now(timezone.utc),
+                                                               time.perf_counter()))
+    start = RequestStart(record.id, record.created_at, time.perf_counter())
+    results["X-Request-ID header value"] = _time(lambda: str(start.id))
 
     store = KeyStore(None, "s" * 40)  # type: ignore[arg-type]  # digest only: a cached key never queries
     cache = KeyCache(store, ttl=3600, operator_keys=[KEY])
@@ -88,6 +91,14 @@ async def measure() -> dict[str, float]:
         limiter.release(key.id)
 
     results["rate limit admit + release"] = _time(admit)
+    request = make_mocked_request("POST", "/api/chat", headers={"Content-Length": "96"})
+    request[REQUEST_START] = start
+    request[API_KEY] = key
+    request[FORWARDED] = Forwarded("llama3.2", 96, Relayed(ttfb=0.2, bytes_out=1500, prompt_tokens=26,
+                                                           completion_tokens=9, model="llama3.2"))
+    results["usage record assembled from the request"] = _time(
+        lambda: assemble_record(request, start, "127.0.0.1", 200, False))
+    results["usage record made storable"] = _time(record.make_storable)
     body = SCENARIOS[1].body
     results["JSON body parse (model check)"] = _time(lambda: parse_json_object(body))
     request_headers = CIMultiDictProxy(CIMultiDict({"Host": "127.0.0.1:8000", "Content-Type": "application/json",
@@ -106,7 +117,7 @@ async def measure() -> dict[str, float]:
             usage.finish()
 
         results[f"usage tap, whole {scenario.name} answer"] = _time(tap)
-    results["Server-Timing value"] = _time(lambda: upstream_timing(record, time.perf_counter()).header())
+    results["Server-Timing value"] = _time(lambda: upstream_timing(start, time.perf_counter()).header())
     metrics = GatewayMetrics()
     results["metrics (observe one record)"] = _time(lambda: metrics.observe(record))
     _stderr_to_pipe()
