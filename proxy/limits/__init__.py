@@ -1,4 +1,8 @@
-"""Per-key limits, free of any framework: request rate, concurrency, daily LLM tokens, and their headers."""
+"""Per-key limits as plain classes: token bucket, concurrency cap, daily token quota, and the draft-11
+RateLimit header fields. Framework-free (no aiohttp, no database), with an injected clock, so every rule is
+tested without a server.
+"""
+
 
 from proxy.limits.concurrency import ConcurrencyLimiter
 from proxy.limits.headers import POLICY, RATELIMIT, TOKEN_POLICY, TOKEN_RATELIMIT, burst_item, concurrency_item, join_items, policy_field, token_item, token_policy_field
