@@ -10,7 +10,7 @@ from typing import Any
 from dotenv import load_dotenv
 
 from proxy.cli import commands
-from proxy.db.failure import DatabaseUnavailable
+from proxy.db.errors import DatabaseUnavailable
 from proxy.db.errors import DATABASE_ERRORS
 from proxy.values.digits import is_ascii_digits
 from proxy.db.embedded import EmbeddedPostgresUnavailable

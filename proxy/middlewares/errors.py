@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from proxy.db.errors import DATABASE_ERRORS
+from proxy.db.errors import DatabaseUnavailable
 from proxy.errors import error_response
 from proxy.errors import GatewayError
 from proxy.request_log.record import RECORD
@@ -51,9 +50,9 @@ def errors_middleware() -> Middleware:
         except Exception as exc:
             record = request.get(RECORD)
             request_id = record.id if record else "?"
-            if _from_database(exc):
+            if isinstance(exc, DatabaseUnavailable):
                 # An outage, not a bug: one line, no traceback (the writer and key cache say more).
-                log.warning("request %s: database unavailable (%s: %s)", request_id, type(exc).__name__, exc)
+                log.warning("request %s: database unavailable (%s)", request_id, exc)
                 if started := _started(request):
                     return _cut(request, started, DATABASE_UNAVAILABLE)
                 _note(request, DATABASE_UNAVAILABLE)
@@ -92,20 +91,6 @@ def _cut(request: web.Request, response: web.StreamResponse, message: str) -> we
     if request.transport is not None:
         request.transport.abort()
     return response
-
-
-def _from_database(exc: Exception) -> bool:
-    """DATABASE_ERRORS that came out of the driver: clients and Ollama raise OSError too."""
-    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError)):
-        return True
-    if not isinstance(exc, DATABASE_ERRORS):
-        return False
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_globals.get("__name__", "").startswith("asyncpg"):
-            return True
-        tb = tb.tb_next
-    return False
 
 
 def _note(request: web.Request, message: str) -> None:
