@@ -23,7 +23,7 @@ from proxy.observability.logging_setup import setup_logging
 from proxy.db.migrations import migrate
 from proxy.cli.port_check import ensure_port_free
 from proxy.routes.query_params import day_range
-from proxy.request_log.partitions import utc_today
+from proxy.values.utc_day import utc_today
 from proxy.settings import Settings, SettingsError
 from proxy.cli.tables import format_stats
 from proxy.signals import ignore_stop_signals

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from dotenv import load_dotenv
 
 from proxy.cli import commands
-from proxy.db.failure import DatabaseUnavailable
+from proxy.db.errors import DatabaseUnavailable
 from proxy.db.errors import DATABASE_ERRORS
 from proxy.values.digits import is_ascii_digits
 from proxy.db.embedded import EmbeddedPostgresUnavailable
@@ -28,30 +29,29 @@ KEY_REFERENCE_HELP = "the key's id, the full key, or its prefix as `keys list` s
 # --- argument parsing -------------------------------------------------------------------
 
 
-def _setting_flag(variable: str) -> Callable[[str], Any]:
-    """A flag that overrides an environment variable is parsed and reported the same way."""
+def _flag_type(name: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse `type` from one of the gateway's parsers: its ValueError (SettingsError is one)
+    becomes argparse's error line, the same message the API or the environment would give."""
 
-    def parse(value: str) -> Any:
+    def flag_type(value: str) -> Any:
         try:
-            return parse_setting(variable, value)
-        except SettingsError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = variable
-    return parse
-
-
-def _key_field(name: str) -> Callable[[str], Any]:
-    def parse(value: str) -> Any:
-        try:
-            if name == "models":
-                return parse_models_list(value)
-            return parse_key_fields({name: value}, (name,))[name]
+            return parse(value)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    parse.__name__ = name
-    return parse
+    flag_type.__name__ = name  # argparse names the flag's type in some of its messages
+    return flag_type
+
+
+def _setting_flag(variable: str) -> Callable[[str], Any]:
+    """A flag that overrides an environment variable is parsed and reported the same way."""
+    return _flag_type(variable, partial(parse_setting, variable))
+
+
+def _key_field(name: str) -> Callable[[str], Any]:
+    if name == "models":
+        return _flag_type(name, parse_models_list)
+    return _flag_type(name, lambda value: parse_key_fields({name: value}, (name,))[name])
 
 
 # (field, flag that clears it, help, help of the clearing flag); DEFAULT_* settings apply on create.
@@ -147,15 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _moment_flag(name: str) -> Callable[[str], str]:
-    def parse(value: str) -> str:
-        try:
-            parse_moment(name, value)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+    """Checked here, kept as typed: day_range reads it again, as it does the API's query parameter."""
+
+    def checked(value: str) -> str:
+        parse_moment(name, value)
         return value
 
-    parse.__name__ = name
-    return parse
+    return _flag_type(name, checked)
 
 
 def _workers_flag(value: str) -> int:

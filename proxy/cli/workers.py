@@ -17,7 +17,7 @@ import signal
 import sys
 from typing import Any
 
-from proxy.db.failure import DatabaseUnavailable
+from proxy.db.errors import DatabaseUnavailable
 from proxy.db.errors import DATABASE_ERRORS
 from proxy.observability.logging_setup import setup_logging
 from proxy.cli.server import run_event_loop, serve_app

@@ -12,13 +12,11 @@ import socket
 import asyncpg
 from yarl import URL
 
-
-class DatabaseUnavailable(Exception):
-    """Connecting to the database failed; the message is one line for the user."""
+from proxy.db.errors import DatabaseUnavailable
 
 
 def connection_failure(exc: BaseException, dsn: str, setting: str = "DATABASE_URL") -> DatabaseUnavailable:
-    """`exc`, raised while connecting to `dsn`, as one line naming the server and `setting`."""
+    """`exc`, raised while connecting to `dsn`, as one line for the user naming the server and `setting`."""
     host, port, user, database = _parts(dsn)
     at = f"the database at {_address(host, port)} ({setting})"
     if isinstance(exc, socket.gaierror):

@@ -12,7 +12,7 @@ from uuid import UUID
 from aiohttp import web
 
 from proxy.keys.format import MAX_PRESENTED_LENGTH, KeyRecord, has_key_format
-from proxy.db.errors import DATABASE_ERRORS
+from proxy.db.errors import DatabaseUnavailable
 from proxy.keys.store import KeyStore
 from proxy.limits.token_bucket import TokenBucket
 
@@ -67,9 +67,8 @@ class KeyCache:
         """(Re)load the digest of every key: at start, and whenever notifications may have been missed."""
         try:
             known = await self._store.all_digests()
-        except DATABASE_ERRORS as exc:
-            log.warning("cannot load key digests (%s); unknown keys are looked up within the budget",
-                        type(exc).__name__)
+        except DatabaseUnavailable as exc:
+            log.warning("cannot load key digests (%s); unknown keys are looked up within the budget", exc)
             return
         self._known = known
 
@@ -134,12 +133,12 @@ class KeyCache:
                     generation: int) -> KeyRecord | None:
         try:
             record = await load()
-        except DATABASE_ERRORS as exc:
+        except DatabaseUnavailable as exc:
             stale = self._entries.get(cache_key)
             if stale is not None and stale[0] is not None:
-                log.warning("key store unreachable (%s); serving a known key from cache", type(exc).__name__)
+                log.warning("key store unreachable (%s); serving a known key from cache", exc)
                 return stale[0]
-            raise KeyStoreUnavailable(str(type(exc).__name__)) from exc
+            raise KeyStoreUnavailable(str(exc)) from exc
         if generation == self._generation:
             self._store_entry(cache_key, record)
         return record

@@ -1,22 +1,23 @@
-"""Listens for key changes from any process (NOTIFY api_keys_changed) and drops them from the cache."""
+"""Listens for key changes from any process (NOTIFY api_keys_changed): drops them from the cache, and
+tells the limits when a key is revoked or deleted."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from uuid import UUID
 
 import asyncpg
 from aiohttp import web
 
-from proxy.db.errors import DATABASE_ERRORS
+from proxy.db.errors import DATABASE_ERRORS, DatabaseUnavailable
 from proxy.keys.cache import KeyCache
 from proxy.keys.store import KeyStore
 from proxy.keys.cache import KEY_CACHE
 from proxy.keys.store import KEY_STORE
-from proxy.state import SETTINGS
+from proxy.state import KEY_LIMITER, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,17 @@ class KeyEventListener:
     so the whole cache is flushed and the set of key digests reloaded. The cache TTL covers the
     time the listener is down. A notified key's digest is fetched (one query per key change), so
     a key created on another host is known here, and usable, even amid a flood of forged keys.
+    The same query tells whether the key was revoked or deleted: then `on_retired(key_id)` is called,
+    so whatever this process keeps for the key (its limits' state) goes with it. Revocation is final
+    (store.KeyRevoked), so nothing kept for such a key is ever needed again.
     """
 
-    def __init__(self, dsn: str, cache: KeyCache, store: KeyStore) -> None:
+    def __init__(self, dsn: str, cache: KeyCache, store: KeyStore, *,
+                 on_retired: Callable[[UUID], None] = lambda key_id: None) -> None:
         self._dsn = dsn
         self._cache = cache
         self._store = store
+        self._on_retired = on_retired
         self._lost = asyncio.Event()
         # Set once LISTEN is on and the cache has been flushed and the key digests reloaded;
         # cleared when the connection goes. Until it is set, a reconnect may still flush the cache.
@@ -56,12 +62,14 @@ class KeyEventListener:
 
     async def _learn(self, key_id: UUID) -> None:
         try:
-            digest = await self._store.digest_of(key_id)
-        except DATABASE_ERRORS as exc:  # the key is then looked up within the budget; reconnect reloads all
-            log.warning("cannot fetch a changed key's digest (%s)", type(exc).__name__)
+            found = await self._store.digest_and_active(key_id)
+        except DatabaseUnavailable as exc:  # the key is then looked up within the budget; reconnect reloads all
+            log.warning("cannot fetch a changed key's digest (%s)", exc)
             return
-        if digest is not None:
-            self._cache.learn(digest)
+        if found is None or not found[1]:
+            self._on_retired(key_id)
+        if found is not None:
+            self._cache.learn(found[0])
 
     def _on_terminate(self, conn: object) -> None:
         self._lost.set()
@@ -100,7 +108,8 @@ KEY_EVENTS = web.AppKey("key_events", KeyEventListener)
 
 
 async def key_events_context(app: web.Application) -> AsyncIterator[None]:
-    listener = app[KEY_EVENTS] = KeyEventListener(app[SETTINGS].database_url, app[KEY_CACHE], app[KEY_STORE])
+    listener = app[KEY_EVENTS] = KeyEventListener(app[SETTINGS].database_url, app[KEY_CACHE], app[KEY_STORE],
+                                                  on_retired=app[KEY_LIMITER].forget)
     task = asyncio.create_task(listener.run(), name="key-events")
     yield
     task.cancel()

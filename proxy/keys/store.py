@@ -11,6 +11,7 @@ import asyncpg
 
 from aiohttp import web
 
+from proxy.db.errors import unavailable_on_outage
 from proxy.keys.format import KeyRecord, display_prefix, generate_key, key_digest
 
 _COLUMNS = """id, prefix, name, role, rate_limit, models, is_active, expires_at, created_at, last_used_at,
@@ -44,7 +45,7 @@ RETURNING {_COLUMNS}
 """
 # Every digest, for the cache's set of keys that exist (no plaintext, no other column).
 SELECT_ALL_DIGESTS = "SELECT key_hash FROM api_keys"
-SELECT_DIGEST_BY_ID = "SELECT key_hash FROM api_keys WHERE id = $1"
+SELECT_DIGEST_BY_ID = "SELECT key_hash, is_active FROM api_keys WHERE id = $1"
 COUNT_ACTIVE_ADMINS = """
 SELECT count(*) FROM api_keys
 WHERE role = 'admin' AND is_active AND (expires_at IS NULL OR expires_at > now())
@@ -81,30 +82,38 @@ class KeyStore:
                      models: list[str] | None = None, expires_at: Any = None, burst: int | None = None,
                      max_concurrent: int | None = None, tokens_per_day: int | None = None) -> NewKey:
         key = generate_key()
-        row = await self._pool.fetchrow(
-            INSERT_KEY, uuid.uuid4(), self.digest(key), display_prefix(key),
-            name, role, rate_limit, models, expires_at, burst, max_concurrent, tokens_per_day,
-        )
+        with unavailable_on_outage():
+            row = await self._pool.fetchrow(
+                INSERT_KEY, uuid.uuid4(), self.digest(key), display_prefix(key),
+                name, role, rate_limit, models, expires_at, burst, max_concurrent, tokens_per_day,
+            )
         return NewKey(key, KeyRecord.from_row(row))
 
     async def ensure(self, key: str, *, name: str, role: str, rate_limit: int) -> KeyRecord:
-        row = await self._pool.fetchrow(
-            ENSURE_KEY, uuid.uuid4(), self.digest(key), display_prefix(key), name, role, rate_limit
-        )
+        with unavailable_on_outage():
+            row = await self._pool.fetchrow(
+                ENSURE_KEY, uuid.uuid4(), self.digest(key), display_prefix(key), name, role, rate_limit
+            )
         return KeyRecord.from_row(row)
 
     async def find_by_digest(self, digest: bytes) -> KeyRecord | None:
-        row = await self._pool.fetchrow(SELECT_BY_DIGEST, digest)
+        with unavailable_on_outage():
+            row = await self._pool.fetchrow(SELECT_BY_DIGEST, digest)
         return KeyRecord.from_row(row) if row else None
 
     async def all_digests(self) -> set[bytes]:
-        return {row["key_hash"] for row in await self._pool.fetch(SELECT_ALL_DIGESTS)}
+        with unavailable_on_outage():
+            return {row["key_hash"] for row in await self._pool.fetch(SELECT_ALL_DIGESTS)}
 
-    async def digest_of(self, key_id: UUID) -> bytes | None:
-        return await self._pool.fetchval(SELECT_DIGEST_BY_ID, key_id)
+    async def digest_and_active(self, key_id: UUID) -> tuple[bytes, bool] | None:
+        """The key's digest and whether it is active (not revoked); None once it is deleted."""
+        with unavailable_on_outage():
+            row = await self._pool.fetchrow(SELECT_DIGEST_BY_ID, key_id)
+        return (row["key_hash"], row["is_active"]) if row else None
 
     async def get(self, key_id: UUID) -> KeyRecord | None:
-        row = await self._pool.fetchrow(SELECT_BY_ID, key_id)
+        with unavailable_on_outage():
+            row = await self._pool.fetchrow(SELECT_BY_ID, key_id)
         return KeyRecord.from_row(row) if row else None
 
     async def find(self, reference: str) -> list[KeyRecord]:
@@ -122,33 +131,38 @@ class KeyStore:
             return [record]
         if not reference:
             return []
-        return [KeyRecord.from_row(row) for row in await self._pool.fetch(SELECT_BY_PREFIX, reference)]
+        with unavailable_on_outage():
+            rows = await self._pool.fetch(SELECT_BY_PREFIX, reference)
+        return [KeyRecord.from_row(row) for row in rows]
 
     async def list(self) -> list[KeyRecord]:
-        return [KeyRecord.from_row(row) for row in await self._pool.fetch(SELECT_ALL)]
+        with unavailable_on_outage():
+            rows = await self._pool.fetch(SELECT_ALL)
+        return [KeyRecord.from_row(row) for row in rows]
 
     async def update(self, key_id: UUID, changes: dict[str, Any]) -> KeyRecord | None:
         unknown = set(changes) - set(UPDATABLE)
         if unknown:
             raise ValueError(f"not updatable: {', '.join(sorted(unknown))}")
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(SELECT_BY_ID_FOR_UPDATE, key_id)
-            if row is None:
-                return None
-            # Revocation is final, as with GitHub's and Stripe's keys: a key that leaked and was
-            # revoked must not come back by a mistaken edit. (Demo keys from the environment are
-            # the operator's own and are ensured at start instead; see ENSURE_KEY.)
-            if changes.get("is_active") is True and not row["is_active"]:
-                raise KeyRevoked("a revoked key cannot be reactivated; create a new key instead")
-            merged = {field: changes.get(field, row[field]) for field in UPDATABLE}
-            row = await conn.fetchrow(UPDATE_KEY, key_id, *(merged[f] for f in UPDATABLE))
+        with unavailable_on_outage():
+            async with self._pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(SELECT_BY_ID_FOR_UPDATE, key_id)
+                if row is None:
+                    return None
+                # Revocation is final, as with GitHub's and Stripe's keys: a key that leaked and was
+                # revoked must not come back by a mistaken edit. (Demo keys from the environment are
+                # the operator's own and are ensured at start instead; see ENSURE_KEY.)
+                if changes.get("is_active") is True and not row["is_active"]:
+                    raise KeyRevoked("a revoked key cannot be reactivated; create a new key instead")
+                merged = {field: changes.get(field, row[field]) for field in UPDATABLE}
+                row = await conn.fetchrow(UPDATE_KEY, key_id, *(merged[f] for f in UPDATABLE))
         return KeyRecord.from_row(row)
 
     async def revoke(self, key_id: UUID) -> KeyRecord | None:
         return await self.update(key_id, {"is_active": False})
 
     async def count_active_admins(self) -> int:
-        return await self._pool.fetchval(COUNT_ACTIVE_ADMINS)
-
+        with unavailable_on_outage():
+            return await self._pool.fetchval(COUNT_ACTIVE_ADMINS)
 
 KEY_STORE = web.AppKey("key_store", KeyStore)

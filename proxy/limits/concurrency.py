@@ -48,3 +48,7 @@ class ConcurrencyLimiter:
 
     def in_flight(self, key_id: Hashable) -> int:
         return self._in_flight.get(key_id, 0)
+
+    def forget(self, key_id: Hashable) -> None:
+        """Stop counting a key that can make no more requests; its later leave() calls do nothing."""
+        self._in_flight.pop(key_id, None)

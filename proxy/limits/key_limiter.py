@@ -23,9 +23,6 @@ class Admission:
     allowed: bool
     headers: dict[str, str] = field(default_factory=dict)  # to add to the response, 200 or 429
     reason: str | None = None  # "rate" | "concurrency" | "tokens" when rejected
-    # The violated policy's name, for problem+json "violated-policies"
-    # (draft-ietf-httpapi-ratelimit-headers-11 section 5.1).
-    policy: str | None = None
     retry_after: int = 0  # seconds, >= 1 when rejected
     message: str = ""
 
@@ -64,13 +61,13 @@ class KeyLimiter:
         quota = self._quota.check(key_id, tokens_per_day, now)
         if not quota.allowed:
             out[h.TOKEN_RATELIMIT] = h.token_item(0, quota.retry_after)
-            return _reject(out, "tokens", h.DAILY_TOKENS, quota.retry_after,
+            return _reject(out, "tokens", quota.retry_after,
                            f"daily token quota exceeded: {tokens_per_day} tokens per UTC day, "
                            f"resets in {quota.retry_after} s")
         if not self._concurrency.can_enter(key_id, max_concurrent):
             out[h.RATELIMIT] = h.concurrency_item(0)
             # No known release time; 1 s is the shortest delay-seconds a client can be given.
-            return _reject(out, "concurrency", h.CONCURRENCY, 1,
+            return _reject(out, "concurrency", 1,
                            f"concurrency limit exceeded: {max_concurrent} "
                            f"request{'' if max_concurrent == 1 else 's'} in flight at once")
         burst_state = None
@@ -85,7 +82,7 @@ class KeyLimiter:
             burst_state = bucket.try_acquire(now)
             if not burst_state.allowed:
                 out[h.RATELIMIT] = h.burst_item(0, burst_state.retry_after)
-                return _reject(out, "rate", h.BURST, burst_state.retry_after,
+                return _reject(out, "rate", burst_state.retry_after,
                                f"rate limit exceeded: {burst} requests per burst, "
                                f"refills at {_number(rate_per_hour)}/hour")
         # Cannot fail: can_enter said yes and nothing has awaited since.
@@ -117,20 +114,22 @@ class KeyLimiter:
         return self._concurrency.in_flight(key_id)
 
     def forget(self, key_id: Hashable) -> None:
-        """Drop a revoked or deleted key's bucket.
+        """Drop everything kept for a revoked or deleted key: its bucket, in-flight count and token count.
 
-        Its in-flight count drains through the release() calls still to come, and its token count
-        stays until UTC midnight, so revoking and reactivating a key does not reset its quota.
+        Revocation is final (a revoked key is never reactivated), so none of it is needed again.
+        The release() calls of its requests still in flight then find nothing to release, harmlessly.
         """
         self._buckets.pop(key_id, None)
+        self._concurrency.forget(key_id)
+        self._quota.forget(key_id)
 
 
-def _reject(out: dict[str, str], reason: str, policy: str, retry_after: int, message: str) -> Admission:
+def _reject(out: dict[str, str], reason: str, retry_after: int, message: str) -> Admission:
     # On a 429 only the violated policy's service limit is sent (draft-ietf-httpapi-ratelimit-headers-11
     # appendix B.1.2: a server MAY omit the others), so Retry-After is never earlier than the end of
     # any t sent with it (draft section 6).
     out["Retry-After"] = str(retry_after)
-    return Admission(False, out, reason, policy, retry_after, message)
+    return Admission(False, out, reason, retry_after, message)
 
 
 def _number(value: float) -> str:

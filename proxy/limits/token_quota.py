@@ -67,9 +67,8 @@ class DailyTokenQuota:
             self._day = day_number
         self._used[key_id] = max(self._used.get(key_id, 0), tokens)
 
-    def used(self, key_id: Hashable, now: float) -> int:
-        self._roll(now)
-        return self._used.get(key_id, 0)
+    def forget(self, key_id: Hashable) -> None:
+        self._used.pop(key_id, None)
 
     def _roll(self, now: float) -> None:
         # Discard every count of a past day. A wall clock stepped back across midnight keeps the

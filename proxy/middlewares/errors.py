@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from proxy.db.errors import DATABASE_ERRORS
+from proxy.db.errors import DatabaseUnavailable
 from proxy.errors import error_response
 from proxy.errors import GatewayError
 from proxy.request_log.record import request_id as _request_id
@@ -46,9 +45,9 @@ def errors_middleware() -> Middleware:
             return _answer(request, exc.status, message, _allow_header(exc))
         except Exception as exc:
             request_id = _request_id(request)
-            if _from_database(exc):
+            if isinstance(exc, DatabaseUnavailable):
                 # An outage, not a bug: one line, no traceback (the writer and key cache say more).
-                log.warning("request %s: database unavailable (%s: %s)", request_id, type(exc).__name__, exc)
+                log.warning("request %s: database unavailable (%s)", request_id, exc)
                 return _answer(request, 503, DATABASE_UNAVAILABLE, {"Retry-After": DATABASE_RETRY_AFTER})
             log.exception("unhandled error in request %s", request_id)
             return _answer(request, 500, "internal gateway error", noted="internal error")
@@ -93,18 +92,6 @@ def _cut(request: web.Request, response: web.StreamResponse, message: str) -> we
     return response
 
 
-def _from_database(exc: Exception) -> bool:
-    """DATABASE_ERRORS that came out of the driver: clients and Ollama raise OSError too."""
-    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError)):
-        return True
-    if not isinstance(exc, DATABASE_ERRORS):
-        return False
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_globals.get("__name__", "").startswith("asyncpg"):
-            return True
-        tb = tb.tb_next
-    return False
 
 
 def _allow_header(exc: web.HTTPException) -> dict[str, str] | None:

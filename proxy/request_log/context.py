@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from proxy.db.errors import DATABASE_ERRORS
+from proxy.db.errors import DatabaseUnavailable
 from proxy.request_log.journal import Journal
 from proxy.request_log.partitions import maintain, maintenance_loop
 from proxy.request_log.writer import RequestLogWriter
@@ -44,8 +44,8 @@ async def request_log_context(app: web.Application) -> AsyncIterator[None]:
     pool, retention = app[POOL], app[SETTINGS].log_retention_days
     try:
         await maintain(pool, retention)
-    except DATABASE_ERRORS as exc:
-        log.warning("request_log partition maintenance at start failed (%s: %s)", type(exc).__name__, exc)
+    except DatabaseUnavailable as exc:
+        log.warning("request_log partition maintenance at start failed (%s)", exc)
     upkeep = asyncio.create_task(maintenance_loop(pool, retention), name="request-log-partitions")
     writer = app[RECORD_SINK]
     if isinstance(writer, RequestLogWriter):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import asyncpg
 
-from proxy.db.errors import DATABASE_ERRORS
+from proxy.db.errors import DatabaseUnavailable, unavailable_on_outage
+from proxy.values.utc_day import utc_today
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +30,18 @@ FROM generate_series($1::date::timestamp, ($1::date + $2::integer)::timestamp, i
 DROP_PARTITIONS = "SELECT request_log_drop_partitions_before($1)"
 
 
-def utc_today() -> date:
-    return datetime.now(timezone.utc).date()
-
-
 async def ensure_partitions(pool: asyncpg.Pool, today: date, days_ahead: int = DAYS_AHEAD) -> int:
     """Partitions for today and the next `days_ahead` days; returns how many were created."""
-    return await pool.fetchval(ENSURE_PARTITIONS, today, days_ahead)
+    with unavailable_on_outage():
+        return await pool.fetchval(ENSURE_PARTITIONS, today, days_ahead)
 
 
 async def drop_expired(pool: asyncpg.Pool, today: date, retention_days: int) -> int:
     """Drop partitions (and DEFAULT-partition rows) of days older than `retention_days`; 0 keeps all."""
     if retention_days <= 0:
         return 0
-    return await pool.fetchval(DROP_PARTITIONS, today - timedelta(days=retention_days))
+    with unavailable_on_outage():
+        return await pool.fetchval(DROP_PARTITIONS, today - timedelta(days=retention_days))
 
 
 async def maintain(pool: asyncpg.Pool, retention_days: int, today: date | None = None) -> None:
@@ -61,6 +60,6 @@ async def maintenance_loop(pool: asyncpg.Pool, retention_days: int) -> None:
         try:
             await maintain(pool, retention_days)
             delay = CHECK_INTERVAL
-        except DATABASE_ERRORS as exc:
-            log.warning("request_log partition maintenance failed (%s: %s); retrying", type(exc).__name__, exc)
+        except DatabaseUnavailable as exc:
+            log.warning("request_log partition maintenance failed (%s); retrying", exc)
             delay = RETRY_INTERVAL

@@ -9,6 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
+from proxy.db.errors import unavailable_on_outage
+
 # Keyset pagination on (created_at, id), served by the request_log_time_id index: page N costs
 # the same as page 1, and rows written meanwhile never shift a page. Unset filters are NULL.
 SELECT_LOGS = """
@@ -39,8 +41,9 @@ class LogFilter:
 async def fetch_logs(pool: asyncpg.Pool, where: LogFilter, limit: int) -> tuple[list[asyncpg.Record], bool]:
     """Up to `limit` rows, and whether more rows follow."""
     after_time, after_id = where.after or (None, None)
-    rows = await pool.fetch(SELECT_LOGS, where.key_id, where.model, where.status, where.since, where.until,
-                            after_time, after_id, limit + 1)
+    with unavailable_on_outage():
+        rows = await pool.fetch(SELECT_LOGS, where.key_id, where.model, where.status, where.since, where.until,
+                                after_time, after_id, limit + 1)
     return rows[:limit], len(rows) > limit
 
 

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import datetime
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import date
 from uuid import UUID
 
 import asyncpg
 from aiohttp import web
 
-from proxy.db.errors import DATABASE_ERRORS
+from proxy.db.errors import DatabaseUnavailable
 from proxy.state import KEY_LIMITER, POOL
+from proxy.values.utc_day import utc_day_at
 
 log = logging.getLogger(__name__)
 
-# usage_stats.tokens_used_today: tokens per key on the given UTC day, from the rollups.
-TokensUsedToday = Callable[[asyncpg.Pool, datetime.date], Awaitable[Mapping[UUID, int]]]
+# request_log.stats.tokens_used_today: tokens per key on the given UTC day, from the rollups.
+TokensUsedToday = Callable[[asyncpg.Pool, date], Awaitable[Mapping[UUID, int]]]
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
@@ -32,11 +33,11 @@ def quota_seed_context(tokens_used_today: TokensUsedToday, *,
     """
 
     async def seed(app: web.Application) -> AsyncIterator[None]:
-        day = datetime.datetime.fromtimestamp(clock(), datetime.timezone.utc).date()
+        day = utc_day_at(clock())
         try:
             counts = await tokens_used_today(app[POOL], day)
-        except DATABASE_ERRORS as exc:
-            log.warning("daily token counts not restored (%s): quotas start from zero", type(exc).__name__)
+        except DatabaseUnavailable as exc:
+            log.warning("daily token counts not restored (%s): quotas start from zero", exc)
         else:
             limiter = app[KEY_LIMITER]
             for key_id, tokens in counts.items():

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from proxy.request_log import latency_histogram
+from proxy.db.errors import unavailable_on_outage
+from proxy.request_log.usage_totals import UsageTotals
+from proxy.values.utc_day import utc_today
 
 SELECT_DAILY_USAGE = """
 SELECT day, model, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
@@ -32,44 +33,16 @@ GROUP BY api_key_id
 
 async def tokens_used_today(pool: asyncpg.Pool, today: date | None = None) -> dict[UUID, int]:
     """Prompt + completion tokens per key for the current UTC day, from what has been written."""
-    today = today or datetime.now(timezone.utc).date()
-    return {row["api_key_id"]: row["tokens"] for row in await pool.fetch(SELECT_TOKENS_ON_DAY, today)}
+    with unavailable_on_outage():
+        rows = await pool.fetch(SELECT_TOKENS_ON_DAY, today or utc_today())
+    return {row["api_key_id"]: row["tokens"] for row in rows}
 
 
 async def fetch_daily_usage(pool: asyncpg.Pool, since: date, until: date,
                             key_id: UUID | None = None) -> list[asyncpg.Record]:
     """Rows per (day, model) for every key, or for `key_id`; `since` and `until` are inclusive."""
-    return await pool.fetch(SELECT_DAILY_USAGE, since, until, key_id)
-
-
-@dataclass(slots=True)
-class UsageTotals:
-    requests: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    response_time_sum: float = 0.0
-    histogram: list[int] = field(default_factory=latency_histogram.empty)
-
-    def add(self, row: Any) -> None:
-        self.requests += row["requests"]
-        self.errors += row["errors"]
-        self.prompt_tokens += row["prompt_tokens"]
-        self.completion_tokens += row["completion_tokens"]
-        self.response_time_sum += row["response_time_sum"]
-        latency_histogram.add_into(self.histogram, row["histogram"])
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "errors": self.errors,
-            "avg_response_time_ms": _ms(self.response_time_sum / self.requests if self.requests else None),
-            "p50_response_time_ms": _ms(latency_histogram.percentile(self.histogram, 0.50)),
-            "p95_response_time_ms": _ms(latency_histogram.percentile(self.histogram, 0.95)),
-        }
+    with unavailable_on_outage():
+        return await pool.fetch(SELECT_DAILY_USAGE, since, until, key_id)
 
 
 def summarize(rows: Iterable[Any]) -> dict[str, Any]:
@@ -78,9 +51,9 @@ def summarize(rows: Iterable[Any]) -> dict[str, Any]:
     by_model: dict[str | None, UsageTotals] = {}
     by_day: dict[date, UsageTotals] = {}
     for row in rows:
-        totals.add(row)
-        by_model.setdefault(row["model"], UsageTotals()).add(row)
-        by_day.setdefault(row["day"], UsageTotals()).add(row)
+        totals.add_row(row)
+        by_model.setdefault(row["model"], UsageTotals()).add_row(row)
+        by_day.setdefault(row["day"], UsageTotals()).add_row(row)
     models = sorted(by_model.items(), key=lambda item: (-item[1].requests, item[0] or ""))
     return {
         "totals": totals.to_json(),
@@ -88,6 +61,3 @@ def summarize(rows: Iterable[Any]) -> dict[str, Any]:
         "by_day": [{"day": day.isoformat(), **by_day[day].to_json()} for day in sorted(by_day)],
     }
 
-
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)

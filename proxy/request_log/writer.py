@@ -6,15 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 
 import asyncpg
 
 from proxy.db.errors import DATABASE_ERRORS
-from proxy.request_log.batch import write_batch
+from proxy.request_log.commit import commit_batch
+from proxy.request_log.counters import WriterCounters
 from proxy.request_log.journal import Journal
 from proxy.request_log.record import RequestRecord
+from proxy.request_log.spill import JournalSpill
 
 log = logging.getLogger(__name__)
 
@@ -22,39 +23,7 @@ BATCH_SIZE = 1000
 FLUSH_INTERVAL = 0.5  # seconds; about what SIGKILL can lose, the database up or away
 MAX_QUEUED = 50_000  # records held in memory while the database is away, before the journal takes them
 DRAIN_TIMEOUT = 5.0  # seconds spent writing at shutdown before the journal takes the rest
-ACQUIRE_TIMEOUT = 10.0
 RETRY_MIN, RETRY_MAX = 0.2, 5.0  # backoff between attempts while the database is away
-
-# SQLSTATE classes that blame the data, not the server: 22 data exception (a NUL in text), 23 integrity
-# constraint violation (a NOT NULL column left empty), 54 program limit exceeded (an index row too large).
-# https://www.postgresql.org/docs/current/errcodes-appendix.html
-BAD_RECORD_CLASSES = frozenset({"22", "23", "54"})
-
-
-def is_bad_record(exc: BaseException) -> bool:
-    """True when `exc` says the batch holds a record PostgreSQL will never take, so retrying cannot
-    help; False when the database is away or busy (connection lost, class 08, 53, 57P0x, timeouts),
-    so the same batch must be tried again later."""
-    if isinstance(exc, asyncpg.PostgresError):
-        return (exc.sqlstate or "")[:2] in BAD_RECORD_CLASSES
-    # asyncpg encodes each value before sending it: one it cannot encode (a lone surrogate, a
-    # wrong type) raises one of these client-side, asyncpg's own DataError among them.
-    if isinstance(exc, (ValueError, TypeError)):
-        return True
-    # Anything else that is not the database going away is this record meeting a bug: retrying
-    # it forever would stall every record behind it.
-    return not isinstance(exc, DATABASE_ERRORS)
-
-
-@dataclass(slots=True)
-class WriterCounters:
-    enqueued: int = 0  # records handed to the writer
-    written: int = 0  # from memory into the database
-    journaled: int = 0  # from memory to the journal on disk
-    replayed: int = 0  # from the journal into the database (counted per file, once it is done)
-    duplicates: int = 0  # written or replayed records the table already had: a retried batch
-    rejected: int = 0  # refused by PostgreSQL as malformed (is_bad_record); kept in rejected.jsonl
-    dropped: int = 0  # lost: the journal could not be written (a disk failure). Alert on > 0.
 
 
 class RequestLogWriter:
@@ -65,9 +34,10 @@ class RequestLogWriter:
     `flush_interval` a second task moves what is queued to the journal (at once past `max_queued`),
     with a copy of a batch whose write hangs: so a record older than about one interval is in
     PostgreSQL or fsync'd on disk. The journal is replayed once the database answers again, or at
-    the next start. A record PostgreSQL refuses (is_bad_record) is set aside, never retried; the
-    rest of its batch is written. `stop` drains for up to `drain_timeout` seconds, then journals
-    the rest. Every write is idempotent, so replays never double-count.
+    the next start. A record PostgreSQL refuses (commit.is_bad_record) is set aside, never retried;
+    the rest of its batch is written. `stop` drains for up to `drain_timeout` seconds, then journals
+    the rest. Every write is idempotent, so replays never double-count. This class decides when
+    records move; commit.py writes a batch, and spill.py does everything on disk.
     """
 
     def __init__(self, journal: Journal, *, batch_size: int = BATCH_SIZE, flush_interval: float = FLUSH_INTERVAL,
@@ -76,24 +46,21 @@ class RequestLogWriter:
             raise ValueError("need batch_size >= 1, max_queued >= batch_size, flush_interval > 0")
         self.counters = WriterCounters()
         self.journal = journal
+        self._spill = JournalSpill(journal, self.counters)
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._max_queued = max_queued
         self._drain_timeout = drain_timeout
         self._queue: deque[RequestRecord] = deque()
-        self._in_flight = 0  # records taken from the queue, on their way to the database or disk
-        self._replay_needed = True  # an earlier run may have left a journal
+        self._in_flight = 0  # records taken from the queue, on their way to the database
         self._failures = 0
         self._writing: list[RequestRecord] | None = None  # the batch on its way to the database
         self._writing_since = 0.0
         self._writing_on_disk = False  # a copy of it is in the journal: never put it back in the queue
-        self.journal_error: str | None = None  # why the journal directory is unusable, found at start
         self._pool: asyncpg.Pool | None = None
         self._stopping = False
         self._wake = asyncio.Event()  # the queue holds a full batch
         self._spill_wake = asyncio.Event()  # the queue passed max_queued, or stop
-        self._disk = asyncio.Lock()  # one journal append or claim at a time
-        self._replaying = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
 
     def enqueue(self, record: RequestRecord) -> None:
@@ -111,7 +78,12 @@ class RequestLogWriter:
     @property
     def idle(self) -> bool:
         """Nothing queued, nothing on its way, no journal waiting for or in replay."""
-        return not (self._queue or self._in_flight or self._replay_needed or self._replaying.locked())
+        return not (self._queue or self._in_flight) and self._spill.idle
+
+    @property
+    def journal_error(self) -> str | None:
+        """Why the journal directory is unusable, if it is (found at start, or by a failed write)."""
+        return self._spill.journal_error
 
     def snapshot(self) -> dict[str, int]:
         """Counters and queue depth, for metrics and logs."""
@@ -130,17 +102,7 @@ class RequestLogWriter:
 
     async def probe_journal(self) -> bool:
         """Can the journal be written? Logged once when it turns unusable; kept in `journal_error`."""
-        try:
-            await asyncio.to_thread(self.journal.probe)
-        except OSError as exc:
-            if self.journal_error is None:
-                log.error("request log: the journal directory %s is not writable (%s); set GATEWAY_DATA_DIR "
-                          "to a writable directory, or usage records are lost if PostgreSQL goes away",
-                          self.journal.directory, exc.strerror or exc)
-            self.journal_error = "not writable"
-            return False
-        self.journal_error = None
-        return True
+        return await self._spill.probe()
 
     async def stop(self) -> None:
         """Drain to the database for up to `drain_timeout` seconds, then journal what is left."""
@@ -157,7 +119,7 @@ class RequestLogWriter:
                 log.warning("request log: database unavailable at shutdown; journaling %d records",
                             len(self._queue))
         while self._queue:  # requests finishing during the drain add more
-            await self._spill(self._take(len(self._queue)))
+            await self._spill.append(self._take(len(self._queue)))
         log.info("request log stopped: %s", self.snapshot())
 
     # --- background work ---------------------------------------------------------------------
@@ -170,7 +132,7 @@ class RequestLogWriter:
             self._wake.clear()
             try:
                 await self._write_queued()
-                if self._replay_needed:
+                if self._spill.replay_needed:
                     await self._replay()
             except Exception as exc:  # the loop must outlive anything, even a bug
                 if not isinstance(exc, DATABASE_ERRORS):
@@ -190,14 +152,14 @@ class RequestLogWriter:
             self._spill_wake.clear()
             if self._stopping:
                 return
-            if (self._failures or self._write_hangs()) and self.journal_error is None:
+            if (self._failures or self._write_hangs()) and self._spill.journal_error is None:
                 await self._spill_writing()
                 if self._queue:
                     records = self._take(len(self._queue))
-                    if not await self._spill(records, lost_on_failure=False):
+                    if not await self._spill.append(records, lost_on_failure=False):
                         self._queue.extendleft(reversed(records))  # memory is still better than nothing
             if len(self._queue) > self._max_queued:
-                await self._spill(self._take(len(self._queue)))
+                await self._spill.append(self._take(len(self._queue)))
 
     def _write_hangs(self) -> bool:
         # A database cut off without a reset (a dead host, a partition) fails only after the
@@ -213,7 +175,7 @@ class RequestLogWriter:
         if batch is None or self._writing_on_disk:
             return
         self._writing_on_disk = True
-        if not await self._spill(list(batch), lost_on_failure=False) and self._writing is batch:
+        if not await self._spill.append(list(batch), lost_on_failure=False) and self._writing is batch:
             self._writing_on_disk = False  # still only in memory: a failed write puts it back in the queue
 
     async def _drain(self) -> None:
@@ -255,86 +217,8 @@ class RequestLogWriter:
             self.counters.duplicates += len(batch) - rejected - inserted
 
     async def _commit(self, batch: list[RequestRecord]) -> tuple[int, int]:
-        """Write one batch; return (inserted, rejected). A bad record is isolated and set aside; an
-        outage (anything else from the database) propagates, and the batch is tried again later."""
         assert self._pool is not None, "start() first"
-        try:
-            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-                return await write_batch(conn, batch), 0
-        except Exception as exc:
-            if not is_bad_record(exc):
-                raise
-            log.warning("request log: a batch of %d was refused (%s: %s); writing its records one by one",
-                        len(batch), type(exc).__name__, exc)
-        inserted, refused = 0, []
-        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-            for record in batch:
-                try:
-                    inserted += await write_batch(conn, [record])
-                except Exception as exc:
-                    if not is_bad_record(exc):
-                        raise
-                    log.warning("request log: record %s refused (%s: %s)", record.id, type(exc).__name__, exc)
-                    refused.append(record)
-        if refused:
-            await self._set_aside(refused)
-        return inserted, len(refused)
-
-    async def _spill(self, records: list[RequestRecord], *, lost_on_failure: bool = True) -> bool:
-        """Into the journal; False if the disk failed. Then the records are lost and counted, or,
-        with `lost_on_failure=False`, left to the caller, and outages stop spilling to this disk
-        (until /ready finds the journal writable again: probe_journal)."""
-        self._in_flight += len(records)
-        try:
-            async with self._disk:
-                await asyncio.to_thread(self.journal.append, records)
-        except OSError as exc:
-            self.journal_error = "not writable"
-            if lost_on_failure:
-                self.counters.dropped += len(records)
-                log.error("request log: journal write failed (%s); %d records LOST", exc, len(records))
-            else:
-                log.error("request log: journal write failed (%s); %d records kept in memory", exc, len(records))
-            return False
-        finally:
-            self._in_flight -= len(records)
-        self.counters.journaled += len(records)
-        self._replay_needed = True
-        return True
-
-    async def _set_aside(self, records: list[RequestRecord]) -> None:
-        log.error("request log: %d malformed records set aside in %s", len(records), self.journal.rejected)
-        try:
-            await asyncio.to_thread(self.journal.reject, records)
-        except OSError as exc:
-            self.counters.dropped += len(records)
-            log.error("request log: cannot keep refused records (%s); %d records LOST", exc, len(records))
-            return
-        self.counters.rejected += len(records)
+        return await commit_batch(self._pool, batch, self._spill.set_aside)
 
     async def _replay(self) -> None:
-        async with self._replaying:
-            async with self._disk:
-                self._replay_needed = False  # a spill from now on sets it again
-                paths = await asyncio.to_thread(self.journal.claim)
-            try:
-                for path in paths:
-                    await self._replay_file(path)
-            except BaseException:
-                self._replay_needed = True
-                raise
-
-    async def _replay_file(self, path: Path) -> None:
-        log.info("request log: replaying journal %s", path.name)
-        batches = Journal.read(path, self._batch_size)
-        count = 0
-        try:
-            while (batch := await asyncio.to_thread(next, batches, None)) is not None:
-                inserted, rejected = await self._commit(batch)
-                count += len(batch) - rejected
-                self.counters.duplicates += len(batch) - rejected - inserted
-        finally:
-            with contextlib.suppress(ValueError):  # still running in its thread if we were cancelled
-                batches.close()
-        await asyncio.to_thread(path.unlink, missing_ok=True)
-        self.counters.replayed += count
+        await self._spill.replay(self._commit, self._batch_size)

@@ -15,7 +15,7 @@ from proxy.keys.fields import CREATE_FIELDS, PARSERS, parse_key_fields
 from proxy.keys.store import KeyRevoked
 from proxy.keys.cache import KEY_CACHE
 from proxy.keys.store import KEY_STORE
-from proxy.state import SETTINGS
+from proxy.state import KEY_LIMITER, SETTINGS
 
 
 def _key_id(request: web.Request) -> UUID:
@@ -36,6 +36,13 @@ def _fields(data: dict, allowed: tuple[str, ...]) -> dict:
         return parse_key_fields(data, allowed)
     except ValueError as exc:
         raise GatewayError(400, str(exc)) from None
+
+
+def _changed(request: web.Request, record: KeyRecord) -> None:
+    """This process at once; other processes hear NOTIFY (keys/events.py) and do the same."""
+    request.app[KEY_CACHE].invalidate(record.id)
+    if not record.is_active:  # revoked, for good: its limits' state is never needed again
+        request.app[KEY_LIMITER].forget(record.id)
 
 
 async def create_key(request: web.Request) -> web.Response:
@@ -76,7 +83,7 @@ async def update_key(request: web.Request) -> web.Response:
         record = _found(await request.app[KEY_STORE].update(key_id, changes))
     except KeyRevoked as exc:
         raise GatewayError(409, str(exc)) from None
-    request.app[KEY_CACHE].invalidate(key_id)  # this process at once; others hear NOTIFY
+    _changed(request, record)
     return web.json_response(record.to_json())
 
 
@@ -84,7 +91,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     require_admin(request)
     key_id = _key_id(request)
     record = _found(await request.app[KEY_STORE].revoke(key_id))
-    request.app[KEY_CACHE].invalidate(key_id)
+    _changed(request, record)
     return web.json_response(record.to_json())
 
 

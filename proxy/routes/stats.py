@@ -6,8 +6,6 @@ since/until (ISO dates or timestamps) select whole UTC days, the rollups' grain.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from aiohttp import web
 
 from proxy.errors import GatewayError, forbidden
@@ -15,6 +13,7 @@ from proxy.routes.query_params import day_range, parse_uuid, refuse_unknown
 from proxy.keys.format import API_KEY
 from proxy.state import POOL
 from proxy.request_log.stats import fetch_daily_usage, summarize
+from proxy.values.utc_day import utc_today
 
 PARAMS = ("key_id", "since", "until")
 
@@ -25,7 +24,7 @@ async def get_stats(request: web.Request) -> web.Response:
     try:
         refuse_unknown(params, PARAMS)
         key_id = parse_uuid("key_id", params["key_id"]) if "key_id" in params else None
-        since, until = day_range(params.get("since"), params.get("until"), datetime.now(timezone.utc).date())
+        since, until = day_range(params.get("since"), params.get("until"), utc_today())
     except ValueError as exc:
         raise GatewayError(400, str(exc)) from None
     if not key.is_admin:

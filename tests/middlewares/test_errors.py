@@ -60,11 +60,17 @@ async def _breaks_mid_stream(request: web.Request) -> web.StreamResponse:
     raise RuntimeError("a bug after the headers left")
 
 
+async def _ollama_refuses(request: web.Request) -> web.StreamResponse:
+    # What a connection to Ollama raises when nothing listens there, had no handler caught it.
+    raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 11434)")
+
+
 @pytest.fixture
 async def breaking_gateway(aiohttp_server, database_url, db, sink):
     app = create_app(make_settings(database_url), sink=sink)
     app.router.add_get("/test/breaks-mid-stream", _breaks_mid_stream)  # test only, added before startup
     app[CHUNK_READ] = asyncio.Queue()
+    app.router.add_get("/test/ollama-refuses", _ollama_refuses)
     options = {k: v for k, v in RUNNER_OPTIONS.items() if k != "handler_cancellation"}
     return await aiohttp_server(app, **options)
 
@@ -100,3 +106,13 @@ async def test_a_failure_after_the_headers_left_truncates_the_body(breaking_gate
 
     records = [rec for rec in sink.records if rec.endpoint == "/test/breaks-mid-stream"]
     assert len(records) == 2 and all(rec.error for rec in records)
+
+
+async def test_an_os_error_from_elsewhere_is_a_bug_not_a_database_outage(breaking_gateway, http, caplog):
+    caplog.set_level(logging.WARNING)
+    async with http.get(breaking_gateway.make_url("/test/ollama-refuses"), headers=bearer(ADMIN_KEY)) as r:
+        assert r.status == 500
+        assert await r.json() == {"error": "internal gateway error"}
+        assert "Retry-After" not in r.headers
+    lines = [rec for rec in caplog.records if rec.name == "proxy.middlewares.errors"]
+    assert [rec.levelno for rec in lines] == [logging.ERROR] and lines[0].exc_info is not None

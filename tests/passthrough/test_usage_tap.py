@@ -8,6 +8,7 @@ import tracemalloc
 
 import pytest
 
+from proxy.passthrough import usage_body, usage_stream
 from proxy.passthrough import usage_tap as usage
 from proxy.passthrough.usage_tap import Usage, UsageTap, estimate_tokens
 
@@ -72,13 +73,14 @@ def random_chunks(data: bytes, rng: random.Random, largest: int) -> list[bytes]:
 def parse_calls(monkeypatch):
     """Counts json parses, to hold the tap to its promise of parsing only the lines that matter."""
     calls = []
-    real = usage._loads
+    real = usage_stream.loads
 
     def counting(data):
         calls.append(len(data))
         return real(data)
 
-    monkeypatch.setattr(usage, "_loads", counting)
+    for reader in (usage_stream, usage_body):
+        monkeypatch.setattr(reader, "loads", counting)
     return calls
 
 
@@ -417,18 +419,19 @@ EMBED_JSON = (
 
 
 @pytest.mark.parametrize(("content_type", "body", "expected"), [
-    (JSON, CHAT_JSON, Usage(26, 298, False, None)),
-    ("application/json", OPENAI_CHAT_JSON, Usage(11, 2, False, None)),
-    ("application/json", OPENAI_EMBEDDINGS_JSON, Usage(8, 0, False, None)),
-    ("application/json", RESPONSES_JSON, Usage(15, 2, False, None)),
-    ("application/json", ANTHROPIC_JSON, Usage(10, 6, False, None)),
-    (JSON, EMBED_JSON, Usage(8, 0, False, None)),
-    (JSON, b'{"embedding":[0.5670403838157654,0.009260174818336964]}', Usage(25, 0, True, None)),
-    (JSON, b'{"models":[{"name":"llama3.2:latest","model":"llama3.2:latest","size":2019393189}]}',
-     Usage(0, 0, False, None)),
-    ("application/json", b'{"status":"success"}', Usage(0, 0, False, None)),
-    (JSON, b"", Usage(0, 0, False, None)),
-    (JSON, b"not json", Usage(0, 0, False, None)),
+    pytest.param(JSON, CHAT_JSON, Usage(26, 298, False, None), id="native-chat"),
+    pytest.param("application/json", OPENAI_CHAT_JSON, Usage(11, 2, False, None), id="openai-chat"),
+    pytest.param("application/json", OPENAI_EMBEDDINGS_JSON, Usage(8, 0, False, None), id="openai-embeddings"),
+    pytest.param("application/json", RESPONSES_JSON, Usage(15, 2, False, None), id="responses"),
+    pytest.param("application/json", ANTHROPIC_JSON, Usage(10, 6, False, None), id="anthropic"),
+    pytest.param(JSON, EMBED_JSON, Usage(8, 0, False, None), id="native-embed"),
+    pytest.param(JSON, b'{"embedding":[0.5670403838157654,0.009260174818336964]}', Usage(25, 0, True, None),
+                 id="legacy-embeddings-estimated"),
+    pytest.param(JSON, b'{"models":[{"name":"llama3.2:latest","model":"llama3.2:latest","size":2019393189}]}',
+                 Usage(0, 0, False, None), id="tags-no-usage"),
+    pytest.param("application/json", b'{"status":"success"}', Usage(0, 0, False, None), id="pull-status"),
+    pytest.param(JSON, b"", Usage(0, 0, False, None), id="empty"),
+    pytest.param(JSON, b"not json", Usage(0, 0, False, None), id="not-json"),
 ])
 def test_json_bodies(content_type, body, expected):
     rng = random.Random(5)
@@ -472,19 +475,23 @@ def test_memory_stays_bounded_on_a_huge_body():
 # --- error bodies and other types ------------------------------------------------------------------
 
 @pytest.mark.parametrize(("status", "content_type", "body", "error"), [
-    (404, JSON, b'{"error":"model \'llama9\' not found"}', "model 'llama9' not found"),
-    (503, "application/json", b'{"error":"server busy, please try again.  maximum pending requests exceeded"}',
-     "server busy, please try again.  maximum pending requests exceeded"),
-    (404, "application/json", b'{"error":{"message":"model \\"llama9\\" not found, try pulling it first",'
-     b'"type":"not_found_error","param":null,"code":null}}\n', 'model "llama9" not found, try pulling it first'),
-    (429, "application/json", b'{"type":"error","error":{"type":"rate_limit_error","message":"slow down"},'
-     b'"request_id":"req_1"}', "slow down"),
-    (400, NDJSON, b'{"error":"missing request body"}', "missing request body"),
-    (404, "text/plain", b"404 page not found", "404 page not found"),
-    (405, "text/plain; charset=utf-8", b"405 method not allowed", "405 method not allowed"),
-    (502, "text/html", b"<html>\r\n<head><title>502 Bad Gateway</title></head></html>\r\n",
-     "<html>\r\n<head><title>502 Bad Gateway</title></head></html>"),
-    (403, "", b"", None),
+    pytest.param(404, JSON, b'{"error":"model \'llama9\' not found"}', "model 'llama9' not found",
+                 id="native-not-found"),
+    pytest.param(503, "application/json",
+                 b'{"error":"server busy, please try again.  maximum pending requests exceeded"}',
+                 "server busy, please try again.  maximum pending requests exceeded", id="native-busy"),
+    pytest.param(404, "application/json", b'{"error":{"message":"model \\"llama9\\" not found, try pulling it first",'
+                 b'"type":"not_found_error","param":null,"code":null}}\n',
+                 'model "llama9" not found, try pulling it first', id="openai-not-found"),
+    pytest.param(429, "application/json", b'{"type":"error","error":{"type":"rate_limit_error","message":"slow down"},'
+                 b'"request_id":"req_1"}', "slow down", id="anthropic-rate-limit"),
+    pytest.param(400, NDJSON, b'{"error":"missing request body"}', "missing request body", id="ndjson-typed"),
+    pytest.param(404, "text/plain", b"404 page not found", "404 page not found", id="go-plain-404"),
+    pytest.param(405, "text/plain; charset=utf-8", b"405 method not allowed", "405 method not allowed",
+                 id="go-plain-405"),
+    pytest.param(502, "text/html", b"<html>\r\n<head><title>502 Bad Gateway</title></head></html>\r\n",
+                 "<html>\r\n<head><title>502 Bad Gateway</title></head></html>", id="proxy-html-page"),
+    pytest.param(403, "", b"", None, id="empty"),
 ])
 def test_error_bodies(status, content_type, body, error):
     assert measure(content_type, [body[:5], body[5:]], status=status, request_bytes=400) == Usage(0, 0, False, error)
@@ -574,7 +581,7 @@ def test_ndjson_in_any_spelling_is_read_from_the_final_line(stream, expected, st
 def test_ndjson_final_line_over_parse_cap_in_another_spelling():
     done = json.loads(generate_done(30_000))
     data = generate_line("Hi") + json.dumps(done, separators=(", ", ": ")).encode() + b"\n"
-    assert len(data) > usage.FINAL_LINE_PARSE_CAP
+    assert len(data) > usage_stream.FINAL_LINE_PARSE_CAP
     assert measure(NDJSON, random_chunks(data, random.Random(4), 5000)) == Usage(3917, 259, False, None)
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from proxy.request_log.batch import to_row, write_batch
-from proxy.request_log.writer import is_bad_record
+from proxy.request_log.commit import is_bad_record
 from tests.support.records import make_record, migrated_pool
 
 

@@ -27,12 +27,12 @@ def test_groups_by_utc_day_key_and_model_and_counts_errors():
     ]
     rows = {(u.day.isoformat(), u.api_key_id, u.model): u for u in rollup(records)}
     assert set(rows) == {("2025-06-01", key, "llama3.2"), ("2025-06-02", key, "llama3.2"), ("2025-06-02", None, None)}
-    today = rows[("2025-06-02", key, "llama3.2")]
+    today = rows[("2025-06-02", key, "llama3.2")].totals
     assert (today.requests, today.errors, today.prompt_tokens, today.completion_tokens) == (4, 2, 33, 15)
     assert today.response_time_sum == 4 * 42.0
     assert sum(today.latency_histogram) == 4
     assert today.latency_histogram[latency_histogram.bucket_of(42.0)] == 4
-    assert rows[("2025-06-02", None, None)].errors == 1
+    assert rows[("2025-06-02", None, None)].totals.errors == 1
 
 
 def test_rows_and_key_times_come_sorted_so_writers_lock_in_one_order():

@@ -14,6 +14,7 @@ import pytest
 from proxy.keys.format import generate_key
 from proxy.keys.cache import UNKNOWN_LOOKUP_BURST, UNKNOWN_LOOKUPS_PER_SECOND
 from proxy.keys.store import KEY_STORE
+from proxy.state import KEY_LIMITER
 from tests.support.factories import ADMIN_KEY, USER_KEY, bearer, make_settings, start_gateway
 
 
@@ -222,3 +223,23 @@ async def test_a_flood_of_forged_keys_through_the_app_costs_a_bounded_number_of_
 async def _status(http, url: str, key: str) -> int:
     async with http.get(url, headers=bearer(key)) as r:
         return r.status
+
+
+async def test_revoking_a_key_drops_its_limit_state_in_this_process(gateway, http):
+    limiter = gateway.app[KEY_LIMITER]
+    limits = {"rate_limit": 1, "burst": 3, "tokens_per_day": 100}  # one an hour: no refill during the test
+    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "short", **limits}) as r:
+        created = await _json(r)
+    key_id = uuid.UUID(created["id"])
+    for _ in range(2):
+        async with http.get(gateway.u("/api/stats"), headers=bearer(created["key"])) as r:
+            assert r.status == 200
+    assert r.headers["RateLimit"] == '"burst";r=1;t=3600'
+    limiter.charge(key_id, 60, time.time())
+
+    async with http.delete(gateway.u(f"/api/keys/{key_id}"), headers=bearer(ADMIN_KEY)) as r:
+        assert r.status == 200
+
+    fresh = limiter.admit(key_id, rate_per_hour=1, burst=3, max_concurrent=None, tokens_per_day=100, now=time.time())
+    assert fresh.headers["RateLimit"].startswith('"burst";r=2;')  # a full bucket, less this admission
+    assert fresh.headers["Olg-RateLimit"].startswith('"daily-tokens";r=100;')  # no tokens counted

@@ -1,0 +1,16 @@
+"""What the request log writer has done with the records it was given, for metrics and logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class WriterCounters:
+    enqueued: int = 0  # records handed to the writer
+    written: int = 0  # from memory into the database
+    journaled: int = 0  # from memory to the journal on disk
+    replayed: int = 0  # from the journal into the database (counted per file, once it is done)
+    duplicates: int = 0  # written or replayed records the table already had: a retried batch
+    rejected: int = 0  # refused by PostgreSQL as malformed (commit.is_bad_record); kept in rejected.jsonl
+    dropped: int = 0  # lost: the journal could not be written (a disk failure). Alert on > 0.

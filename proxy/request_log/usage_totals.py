@@ -1,0 +1,66 @@
+"""Requests, errors, tokens and response times summed: per rollup row as records arrive, per answer as rows are read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxy.request_log import latency_histogram
+from proxy.request_log.record import RequestRecord
+
+
+@dataclass(slots=True)
+class UsageTotals:
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    response_time_sum: float = 0.0
+    latency_histogram: list[int] = field(default_factory=latency_histogram.empty)
+
+    def add_record(self, record: RequestRecord) -> None:
+        """One request, as the log writer folds it into its day's rollup row."""
+        self.requests += 1
+        if is_error(record):
+            self.errors += 1
+        self.prompt_tokens += record.prompt_tokens or 0
+        self.completion_tokens += record.completion_tokens or 0
+        elapsed = record.response_time or 0.0
+        self.response_time_sum += elapsed
+        self.latency_histogram[latency_histogram.bucket_of(elapsed)] += 1
+
+    def add_row(self, row: Mapping[str, Any]) -> None:
+        """Rollup rows summed by the statistics query (its `histogram` column is the histograms' sum)."""
+        self.requests += row["requests"]
+        self.errors += row["errors"]
+        self.prompt_tokens += row["prompt_tokens"]
+        self.completion_tokens += row["completion_tokens"]
+        self.response_time_sum += row["response_time_sum"]
+        latency_histogram.add_into(self.latency_histogram, row["histogram"])
+
+    def columns(self) -> tuple:
+        """The counting columns of usage_daily, in their order there."""
+        return (self.requests, self.errors, self.prompt_tokens, self.completion_tokens,
+                self.response_time_sum, self.latency_histogram)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "errors": self.errors,
+            "avg_response_time_ms": _ms(self.response_time_sum / self.requests if self.requests else None),
+            "p50_response_time_ms": _ms(latency_histogram.percentile(self.latency_histogram, 0.50)),
+            "p95_response_time_ms": _ms(latency_histogram.percentile(self.latency_histogram, 0.95)),
+        }
+
+
+def is_error(record: RequestRecord) -> bool:
+    # A stream that failed after its 200 status line is an error too (the record notes it).
+    return record.status_code >= 400 or record.error is not None
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

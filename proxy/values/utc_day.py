@@ -1,0 +1,19 @@
+"""The UTC calendar day: the grain of the usage rollups, the log partitions and the daily token quota."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+
+def utc_today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+def utc_day_of(moment: datetime) -> date:
+    """The UTC day an aware datetime falls on, whatever its own offset."""
+    return moment.astimezone(timezone.utc).date()
+
+
+def utc_day_at(unix_time: float) -> date:
+    """The UTC day of a wall-clock UNIX time, for code that runs on an injected clock."""
+    return datetime.fromtimestamp(unix_time, timezone.utc).date()
