@@ -8,27 +8,30 @@ from functools import partial
 
 from aiohttp import web
 
-from proxy.observability.access_log import log_access
-from proxy.keys.access_tokens import TokenSigner
-from proxy.passthrough.body_models import body_parser_context
-from proxy.keys.bootstrap import startup_keys_context
 from proxy.db.pool import pool_context
-from proxy.keys.cache import KeyCache
+from proxy.keys.access_tokens import TOKEN_SIGNER, TokenSigner
+from proxy.keys.bootstrap import startup_keys_context
+from proxy.keys.cache import KEY_CACHE, KeyCache
 from proxy.keys.events import key_events_context
-from proxy.keys.store import KeyStore
+from proxy.keys.store import KEY_STORE, KeyStore
 from proxy.limits import KeyLimiter
-from proxy.observability.metrics import GatewayMetrics
 from proxy.middlewares.auth import auth_middleware
 from proxy.middlewares.cors import add_cors_headers, cors_middleware
 from proxy.middlewares.errors import errors_middleware, remember_started_response
+from proxy.middlewares.plugins import load_plugins
 from proxy.middlewares.rate_limit import add_rate_limit_headers, rate_limit_middleware
 from proxy.middlewares.timing import add_request_id, timing_middleware
-from proxy.middlewares.plugins import load_plugins
-from proxy.request_log.quota_seed import quota_seed_context
-from proxy.request_log.observers import ObservedSink
-from proxy.request_log.context import create_writer, request_log_context, tokens_used_today
-from proxy.request_log.record import RecordSink
+from proxy.observability.access_log import log_access
+from proxy.observability.metrics import METRICS, GatewayMetrics
+from proxy.passthrough.body_models import body_parser_context
+from proxy.passthrough.handler import setup_passthrough_routes
 from proxy.passthrough.routes import PUBLIC_PATHS as OLLAMA_PUBLIC_PATHS
+from proxy.passthrough.server_timing import add_server_timing
+from proxy.passthrough.upstream import upstream_session_context
+from proxy.request_log.context import create_writer, request_log_context, tokens_used_today
+from proxy.request_log.observers import ObservedSink
+from proxy.request_log.quota_seed import quota_seed_context
+from proxy.request_log.record import RECORD_SINK, RecordSink
 from proxy.routes.auth_token import setup_auth_token_routes
 from proxy.routes.docs import ASSET_PATHS as DOCS_ASSET_PATHS
 from proxy.routes.docs import PAGE_PATH as DOCS_PATH
@@ -36,36 +39,36 @@ from proxy.routes.docs import SPEC_PATH as OPENAPI_PATH
 from proxy.routes.docs import setup_docs_routes
 from proxy.routes.health import PATH as HEALTH_PATH
 from proxy.routes.health import setup_health_routes
+from proxy.routes.keys import setup_key_routes
+from proxy.routes.logs import setup_log_routes
 from proxy.routes.metrics import PATH as METRICS_PATH
 from proxy.routes.metrics import setup_metrics_routes
 from proxy.routes.models import setup_model_routes
-from proxy.passthrough.handler import setup_passthrough_routes
 from proxy.routes.ready import PATH as READY_PATH
 from proxy.routes.ready import setup_ready_routes
-from proxy.routes.keys import setup_key_routes
-from proxy.routes.logs import setup_log_routes
 from proxy.routes.stats import setup_stats_routes
 from proxy.routes.trailing_slash import setup_trailing_slash_redirects, slashed
-from proxy.passthrough.server_timing import add_server_timing
 from proxy.settings import Settings
-from proxy.passthrough.upstream import upstream_session_context
-from proxy.keys.access_tokens import TOKEN_SIGNER
-from proxy.keys.cache import KEY_CACHE
-from proxy.keys.store import KEY_STORE
-from proxy.observability.metrics import METRICS
-from proxy.request_log.record import RECORD_SINK
 from proxy.state import KEY_LIMITER, POOL, SETTINGS
 
 # Reachable without a key: liveness, readiness, the API docs, and the probes the stock `ollama` CLI
 # sends without one. /metrics authenticates itself (an admin key, or METRICS_TOKEN).
-_PUBLIC_ADDRESSES = (HEALTH_PATH, READY_PATH, OPENAPI_PATH, DOCS_PATH, *DOCS_ASSET_PATHS, METRICS_PATH,
-                     *OLLAMA_PUBLIC_PATHS)
+_PUBLIC_ADDRESSES = (
+    HEALTH_PATH,
+    READY_PATH,
+    OPENAPI_PATH,
+    DOCS_PATH,
+    *DOCS_ASSET_PATHS,
+    METRICS_PATH,
+    *OLLAMA_PUBLIC_PATHS,
+)
 # Each with a trailing slash too, redirected to the address without it (routes/trailing_slash.py).
 PUBLIC_PATHS = (*_PUBLIC_ADDRESSES, *slashed(_PUBLIC_ADDRESSES))
 
 
-def create_app(settings: Settings, *, sink: RecordSink | None = None,
-               limits_clock: Callable[[], float] = time.time) -> web.Application:
+def create_app(
+    settings: Settings, *, sink: RecordSink | None = None, limits_clock: Callable[[], float] = time.time
+) -> web.Application:
     """Build the gateway. `settings.database_url` and `settings.secret_key` must be resolved.
 
     `limits_clock` is the wall clock the per-key limits run on; tests inject a fake one.
@@ -97,14 +100,16 @@ def create_app(settings: Settings, *, sink: RecordSink | None = None,
     # as JSON before timing reads the status; auth comes before anything that is per key.
     # No CORS_ORIGINS, no CORS layer at all: nothing to answer, and nothing spent per request.
     cors = [cors_middleware(origins=settings.cors_origins)] if settings.cors_origins else []
-    app.middlewares.extend([
-        timing_middleware(sink=observed, trusted_proxies=settings.trusted_proxies),
-        errors_middleware(),
-        *cors,  # before auth: browsers send preflights without a key
-        auth_middleware(public_paths=PUBLIC_PATHS, signer=app[TOKEN_SIGNER]),
-        rate_limit_middleware(limiter=app[KEY_LIMITER], clock=limits_clock),  # after auth: limits are per key
-        *plugins,  # GATEWAY_PLUGINS last: they see the key, within its limits
-    ])
+    app.middlewares.extend(
+        [
+            timing_middleware(sink=observed, trusted_proxies=settings.trusted_proxies),
+            errors_middleware(),
+            *cors,  # before auth: browsers send preflights without a key
+            auth_middleware(public_paths=PUBLIC_PATHS, signer=app[TOKEN_SIGNER]),
+            rate_limit_middleware(limiter=app[KEY_LIMITER], clock=limits_clock),  # after auth: limits are per key
+            *plugins,  # GATEWAY_PLUGINS last: they see the key, within its limits
+        ]
+    )
     app.on_response_prepare.append(remember_started_response)
     app.on_response_prepare.append(add_request_id)
     app.on_response_prepare.append(add_rate_limit_headers)

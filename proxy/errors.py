@@ -9,6 +9,7 @@ from aiohttp import web
 
 from proxy.values.digits import is_ascii_digits
 
+
 class GatewayError(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -30,11 +31,23 @@ def forbidden(message: str) -> GatewayError:
 
 
 # Statuses the gateway itself produces; reasons are used when a handler gives no message.
-_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                 404: "not_found_error", 413: "invalid_request_error", 429: "rate_limit_error"}
-_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-                    529: "overloaded_error"}
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
 
 
 # The OpenAI SDKs wait out a Retry-After only below 60 s and otherwise retry on their own back-off of
@@ -56,8 +69,9 @@ def error_body(path: str, status: int, message: str) -> dict:
     return {"error": message}
 
 
-def error_response(request: web.BaseRequest, status: int, message: str,
-                   headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    request: web.BaseRequest, status: int, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     response = web.Response(
         status=status,
         body=json.dumps(error_body(request.path, status, message)).encode(),

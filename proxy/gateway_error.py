@@ -8,5 +8,6 @@ from proxy.errors import UNAUTHORIZED, GatewayError, forbidden, unauthorized
 
 __all__ = ["UNAUTHORIZED", "GatewayError", "forbidden", "unauthorized"]
 
-warnings.warn("proxy.gateway_error is deprecated; import GatewayError from proxy.plugin_api",
-              DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "proxy.gateway_error is deprecated; import GatewayError from proxy.plugin_api", DeprecationWarning, stacklevel=2
+)

@@ -116,8 +116,9 @@ def parse_database_url(value: str) -> str:
     try:
         URL(value).port  # noqa: B018 - parses the authority: a port that is no number fails here, not at connect
     except ValueError:
-        raise ValueError("is not a valid URL: check its host and port (the value is not shown: "
-                         "it may hold a password)") from None
+        raise ValueError(
+            "is not a valid URL: check its host and port (the value is not shown: it may hold a password)"
+        ) from None
     return value
 
 
@@ -194,14 +195,18 @@ def _networks(value: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
-
 def _origins(value: str) -> tuple[str, ...]:
     origins = []
     for item in filter(None, (part.strip() for part in value.split(","))):
         if item != "*":
             url = URL(item)
-            if url.scheme not in ("http", "https") or not url.host or url.raw_path not in ("", "/") \
-                    or url.query_string or url.fragment:
+            if (
+                url.scheme not in ("http", "https")
+                or not url.host
+                or url.raw_path not in ("", "/")
+                or url.query_string
+                or url.fragment
+            ):
                 raise ValueError(f"{item!r} is not an origin like https://app.example.com")
             item = str(url.origin())  # the form a browser sends: lower case, no default port, no slash
         origins.append(item)

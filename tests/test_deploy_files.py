@@ -79,8 +79,9 @@ def test_gateway_settings_point_inside_the_compose_network():
     gateway = SERVICES["gateway"]
     assert gateway["build"] == "." and gateway["env_file"] == ".env"
     env = gateway["environment"]
-    assert re.fullmatch(r"postgresql://gateway:\$\{POSTGRES_PASSWORD:\?[^}]*\}@postgres:5432/gateway",
-                        env["DATABASE_URL"])
+    assert re.fullmatch(
+        r"postgresql://gateway:\$\{POSTGRES_PASSWORD:\?[^}]*\}@postgres:5432/gateway", env["DATABASE_URL"]
+    )
     assert env["GATEWAY_HOST"] == "0.0.0.0"
     trusted = parse_setting("TRUSTED_PROXIES", env["TRUSTED_PROXIES"])
     [subnet] = [ipaddress.ip_network(c["subnet"]) for c in COMPOSE["networks"]["default"]["ipam"]["config"]]
@@ -119,16 +120,19 @@ def _healthcheck_argv() -> list[str]:
     return json.loads(args.split(" CMD ", 1)[1])
 
 
-async def test_the_healthcheck_command_passes_on_a_live_gateway_and_fails_without_one(
-        aiohttp_server, database_url, db):
+async def test_the_healthcheck_command_passes_on_a_live_gateway_and_fails_without_one(aiohttp_server, database_url, db):
     """The HEALTHCHECK's own command line, run here with this Python instead of the image's."""
     argv = _healthcheck_argv()
     assert argv[0] == "python"
 
     async def check(port: int) -> int:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, *argv[1:], env={"GATEWAY_PORT": str(port)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            sys.executable,
+            *argv[1:],
+            env={"GATEWAY_PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         return await process.wait()
 
     gateway = await start_gateway(aiohttp_server, make_settings(database_url))
@@ -139,12 +143,21 @@ async def test_the_healthcheck_command_passes_on_a_live_gateway_and_fails_withou
 def test_nginx_conf_streams_unbuffered_and_forwards_the_client():
     text = NGINX_CONF.read_text()
     directives = {line.strip().rstrip(";") for line in text.splitlines() if not line.strip().startswith("#")}
-    for directive in ("proxy_buffering off", "proxy_request_buffering off", "proxy_http_version 1.1",
-                      'proxy_set_header Connection ""', "proxy_set_header Host $host",
-                      "proxy_set_header X-Real-IP $remote_addr",
-                      "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for",
-                      "proxy_read_timeout 3600s", "proxy_send_timeout 3600s", "client_max_body_size 0",
-                      "server gateway:8000", "keepalive 64", "listen 80"):
+    for directive in (
+        "proxy_buffering off",
+        "proxy_request_buffering off",
+        "proxy_http_version 1.1",
+        'proxy_set_header Connection ""',
+        "proxy_set_header Host $host",
+        "proxy_set_header X-Real-IP $remote_addr",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for",
+        "proxy_read_timeout 3600s",
+        "proxy_send_timeout 3600s",
+        "client_max_body_size 0",
+        "server gateway:8000",
+        "keepalive 64",
+        "listen 80",
+    ):
         assert directive in directives, directive
     # The default (off) must stay: nginx then closes the upstream when the client leaves.
     assert "proxy_ignore_client_abort on" not in directives

@@ -38,9 +38,12 @@ def _can_bind(address: str) -> bool:
 
 @pytest.fixture
 async def gateway(aiohttp_server, database_url, db, fake, sink):
-    settings = make_settings(database_url, ollama_base_url=fake.make_url(""),
-                             trusted_proxies=(ipaddress.ip_network(f"{NGINX_ADDRESS}/32"),),
-                             max_body_size=64 * 1024**2)
+    settings = make_settings(
+        database_url,
+        ollama_base_url=fake.make_url(""),
+        trusted_proxies=(ipaddress.ip_network(f"{NGINX_ADDRESS}/32"),),
+        max_body_size=64 * 1024**2,
+    )
     return await start_gateway(aiohttp_server, settings, sink=sink)
 
 
@@ -80,8 +83,9 @@ async def test_bad_key_and_rate_limit_answers_pass_through_as_json(nginx, http):
         assert r.status == 401
         assert r.content_type == "application/json" and "error" in await r.json()
 
-    async with http.post(f"{nginx}/api/keys", headers=bearer(ADMIN_KEY),
-                         json={"name": "one-a-time", "rate_limit": 1, "burst": 1}) as r:
+    async with http.post(
+        f"{nginx}/api/keys", headers=bearer(ADMIN_KEY), json={"name": "one-a-time", "rate_limit": 1, "burst": 1}
+    ) as r:
         assert r.status == 201, await r.text()
         key = (await r.json())["key"]
     async with http.post(f"{nginx}/api/chat", json={**CHAT, "stream": False}, headers=bearer(key)) as r:
@@ -93,7 +97,8 @@ async def test_bad_key_and_rate_limit_answers_pass_through_as_json(nginx, http):
 
 
 async def test_forged_forwarding_headers_never_become_the_client_address(
-        aiohttp_server, database_url, gateway, nginx, sink, http, http_from_client_address):
+    aiohttp_server, database_url, gateway, nginx, sink, http, http_from_client_address
+):
     async def recorded_address(session, url):
         async with session.get(url, headers={**bearer(USER_KEY), **FORGED}) as r:
             assert r.status == 200

@@ -22,24 +22,27 @@ def test_defaults_are_the_documented_ones():
     assert (settings.header_read_timeout, settings.body_idle_timeout, settings.body_read_timeout) == (30, 30, 300)
 
 
-@pytest.mark.parametrize("variable, value, fragment", [
-    ("GATEWAY_PORT", "abc", "not a port number"),
-    ("GATEWAY_PORT", "70000", "not a port number"),
-    ("OLLAMA_BASE_URL", "ftp://x", "http(s) URL"),
-    ("OLLAMA_BASE_URL", "localhost:11434", "http(s) URL"),
-    ("DATABASE_URL", "mysql://x", "postgresql://"),
-    ("LOG_LEVEL", "LOUD", "not one of"),
-    ("LOG_FORMAT", "xml", "not one of"),
-    ("ACCESS_TOKEN_EXPIRE_MINUTES", "-1", "greater than 0"),
-    ("SECRET_KEY", "short", "at least 32"),
-    ("DEMO_ADMIN_KEY", "has spaces in it ok", "without spaces"),
-    ("LOG_RETENTION_DAYS", "-1", "0 or more"),
-    ("LOG_RETENTION_DAYS", "90d", "0 or more"),
-    ("MAX_JSON_BODY_SIZE", "0", "greater than 0"),
-    ("HEADER_READ_TIMEOUT", "0", "greater than 0"),
-    ("BODY_IDLE_TIMEOUT", "nan", "finite"),
-    ("BODY_READ_TIMEOUT", "inf", "finite"),
-])
+@pytest.mark.parametrize(
+    "variable, value, fragment",
+    [
+        ("GATEWAY_PORT", "abc", "not a port number"),
+        ("GATEWAY_PORT", "70000", "not a port number"),
+        ("OLLAMA_BASE_URL", "ftp://x", "http(s) URL"),
+        ("OLLAMA_BASE_URL", "localhost:11434", "http(s) URL"),
+        ("DATABASE_URL", "mysql://x", "postgresql://"),
+        ("LOG_LEVEL", "LOUD", "not one of"),
+        ("LOG_FORMAT", "xml", "not one of"),
+        ("ACCESS_TOKEN_EXPIRE_MINUTES", "-1", "greater than 0"),
+        ("SECRET_KEY", "short", "at least 32"),
+        ("DEMO_ADMIN_KEY", "has spaces in it ok", "without spaces"),
+        ("LOG_RETENTION_DAYS", "-1", "0 or more"),
+        ("LOG_RETENTION_DAYS", "90d", "0 or more"),
+        ("MAX_JSON_BODY_SIZE", "0", "greater than 0"),
+        ("HEADER_READ_TIMEOUT", "0", "greater than 0"),
+        ("BODY_IDLE_TIMEOUT", "nan", "finite"),
+        ("BODY_READ_TIMEOUT", "inf", "finite"),
+    ],
+)
 def test_a_bad_value_names_its_variable(variable, value, fragment):
     with pytest.raises(SettingsError) as caught:
         load_settings({variable: value})
@@ -60,12 +63,14 @@ def test_external_database_requires_a_secret():
 
 
 def test_secrets_stay_out_of_repr():
-    settings = load_settings({
-        "DATABASE_URL": "postgresql://u:dbpassword@db/x",
-        "SECRET_KEY": "s" * 40,
-        "DEMO_ADMIN_KEY": "demo-admin-secret-value",
-        "DEMO_USER_KEY": "demo-user-secret-value",
-    })
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql://u:dbpassword@db/x",
+            "SECRET_KEY": "s" * 40,
+            "DEMO_ADMIN_KEY": "demo-admin-secret-value",
+            "DEMO_USER_KEY": "demo-user-secret-value",
+        }
+    )
     text = repr(settings)
     for secret in ("dbpassword", "s" * 40, "demo-admin-secret-value", "demo-user-secret-value"):
         assert secret not in text
@@ -91,12 +96,14 @@ def test_a_bad_trusted_proxy_names_the_variable(value):
 
 
 def test_operator_settings_parse():
-    settings = load_settings({
-        "CORS_ORIGINS": "https://App.Example.com:443, http://localhost:3000/, https://app.example.com",
-        "GATEWAY_PLUGINS": "examples.tenant_tag:tenant_required, pkg.mod:factory",
-        "METRICS_TOKEN": "scrape-token-0123456789",
-        "ACCESS_LOG": "off",
-    })
+    settings = load_settings(
+        {
+            "CORS_ORIGINS": "https://App.Example.com:443, http://localhost:3000/, https://app.example.com",
+            "GATEWAY_PLUGINS": "examples.tenant_tag:tenant_required, pkg.mod:factory",
+            "METRICS_TOKEN": "scrape-token-0123456789",
+            "ACCESS_LOG": "off",
+        }
+    )
     # The form a browser sends in Origin: lower case, no default port, no trailing slash.
     assert settings.cors_origins == ("https://app.example.com", "http://localhost:3000")
     assert settings.plugins == ("examples.tenant_tag:tenant_required", "pkg.mod:factory")
@@ -105,14 +112,17 @@ def test_operator_settings_parse():
     assert (load_settings({}).cors_origins, load_settings({}).access_log) == ((), True)
 
 
-@pytest.mark.parametrize("variable, value, fragment", [
-    ("CORS_ORIGINS", "app.example.com", "not an origin"),
-    ("CORS_ORIGINS", "https://app.example.com/path", "not an origin"),
-    ("GATEWAY_PLUGINS", "examples/tenant_tag.py", "package.module:factory"),
-    ("GATEWAY_PLUGINS", "examples.tenant_tag", "package.module:factory"),
-    ("METRICS_TOKEN", "short", "at least 16"),
-    ("ACCESS_LOG", "maybe", "true or false"),
-])
+@pytest.mark.parametrize(
+    "variable, value, fragment",
+    [
+        ("CORS_ORIGINS", "app.example.com", "not an origin"),
+        ("CORS_ORIGINS", "https://app.example.com/path", "not an origin"),
+        ("GATEWAY_PLUGINS", "examples/tenant_tag.py", "package.module:factory"),
+        ("GATEWAY_PLUGINS", "examples.tenant_tag", "package.module:factory"),
+        ("METRICS_TOKEN", "short", "at least 16"),
+        ("ACCESS_LOG", "maybe", "true or false"),
+    ],
+)
 def test_a_bad_operator_setting_names_its_variable(variable, value, fragment):
     with pytest.raises(SettingsError) as caught:
         load_settings({variable: value})

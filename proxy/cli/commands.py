@@ -14,20 +14,20 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
-from proxy.keys.format import DISPLAY_PREFIX_LENGTH, KeyRecord, display_prefix
 from proxy.cli.database import describe_database, resolve_database
+from proxy.cli.port_check import ensure_port_free
+from proxy.cli.tables import format_stats
+from proxy.db.migrations import migrate
 from proxy.db.pool import create_pool, explained_connect
 from proxy.keys.fields import LIMIT_FIELDS
+from proxy.keys.format import DISPLAY_PREFIX_LENGTH, KeyRecord, display_prefix
 from proxy.keys.store import KeyRevoked, KeyStore
 from proxy.observability.logging_setup import setup_logging
-from proxy.db.migrations import migrate
-from proxy.cli.port_check import ensure_port_free
-from proxy.routes.query_params import day_range
-from proxy.values.utc_day import utc_today
-from proxy.settings import Settings, SettingsError
-from proxy.cli.tables import format_stats
-from proxy.signals import ignore_stop_signals
 from proxy.request_log.stats import fetch_daily_usage, summarize
+from proxy.routes.query_params import day_range
+from proxy.settings import Settings, SettingsError
+from proxy.signals import ignore_stop_signals
+from proxy.values.utc_day import utc_today
 
 log = logging.getLogger("proxy")
 
@@ -45,13 +45,17 @@ def _limit_changes(args: argparse.Namespace) -> dict[str, int | None]:
 
 def serve(settings: Settings, args: argparse.Namespace) -> None:
     from proxy.app import create_app
-    from proxy.passthrough.ollama_probe import ollama_probe_context
     from proxy.cli.server import event_loop_name, run_event_loop, serve_app
+    from proxy.passthrough.ollama_probe import ollama_probe_context
 
     settings = settings.with_overrides(
-        host=args.host, port=args.port, ollama_base_url=args.ollama_base_url,
-        database_url=args.database_url, data_dir=args.data_dir,
-        log_level=args.log_level, log_format=args.log_format,
+        host=args.host,
+        port=args.port,
+        ollama_base_url=args.ollama_base_url,
+        database_url=args.database_url,
+        data_dir=args.data_dir,
+        log_level=args.log_level,
+        log_format=args.log_format,
     )
     if settings.database_url and not settings.secret_key:
         raise SettingsError("SECRET_KEY", "is required with an external DATABASE_URL")
@@ -116,17 +120,27 @@ def migrate_database(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def keys_create(settings: Settings, args: argparse.Namespace) -> None:
-    limits = {"burst": settings.default_burst, "max_concurrent": settings.default_max_concurrent,
-              "tokens_per_day": settings.default_tokens_per_day, **_limit_changes(args)}
+    limits = {
+        "burst": settings.default_burst,
+        "max_concurrent": settings.default_max_concurrent,
+        "tokens_per_day": settings.default_tokens_per_day,
+        **_limit_changes(args),
+    }
 
     async def action(store: KeyStore) -> None:
         new = await store.create(
-            name=args.name, role=args.role, rate_limit=args.rate_limit or settings.default_rate_limit,
-            models=args.models, expires_at=args.expires_at, **limits,
+            name=args.name,
+            role=args.role,
+            rate_limit=args.rate_limit or settings.default_rate_limit,
+            models=args.models,
+            expires_at=args.expires_at,
+            **limits,
         )
         print(new.key)
-        print(f"created {new.record.role} key {new.record.id} ({new.record.name}); "
-              "the key above is shown this once", file=sys.stderr)
+        print(
+            f"created {new.record.role} key {new.record.id} ({new.record.name}); the key above is shown this once",
+            file=sys.stderr,
+        )
 
     _run_with_store(settings, action)
 
@@ -163,9 +177,11 @@ def keys_show(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def keys_update(settings: Settings, args: argparse.Namespace) -> None:
-    changes = {field: getattr(args, field) for field in ("name", "role", "rate_limit", "models",
-                                                          "expires_at", "is_active")
-               if getattr(args, field) is not None}
+    changes = {
+        field: getattr(args, field)
+        for field in ("name", "role", "rate_limit", "models", "expires_at", "is_active")
+        if getattr(args, field) is not None
+    }
     if args.all_models:
         changes["models"] = None
     if args.no_expiry:
@@ -201,23 +217,48 @@ def stats(settings: Settings, args: argparse.Namespace) -> None:
     async def action(pool: asyncpg.Pool) -> None:
         key = await _one_key(KeyStore(pool, settings.secret_key or ""), args.key) if args.key else None
         rows = await fetch_daily_usage(pool, since, until, key.id if key else None)
-        summary = {"key_id": str(key.id) if key else None, "since": since.isoformat(), "until": until.isoformat(),
-                   **summarize(rows)}
+        summary = {
+            "key_id": str(key.id) if key else None,
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            **summarize(rows),
+        }
         print(json.dumps(summary, indent=2) if args.json else format_stats(summary))
 
     asyncio.run(_with_pool(resolve_database(settings), action))
 
 
 def format_table(records: Sequence[KeyRecord]) -> str:
-    header = ("ID", "PREFIX", "NAME", "ROLE", "RATE/H", "BURST", "CONC", "TOKENS/DAY", "MODELS", "ACTIVE",
-              "EXPIRES", "LAST USED")
+    header = (
+        "ID",
+        "PREFIX",
+        "NAME",
+        "ROLE",
+        "RATE/H",
+        "BURST",
+        "CONC",
+        "TOKENS/DAY",
+        "MODELS",
+        "ACTIVE",
+        "EXPIRES",
+        "LAST USED",
+    )
     rows = [header] + [
-        (str(r.id), r.prefix + "…", r.name, r.role, str(r.rate_limit),
-         str(r.burst or "auto"), str(r.max_concurrent or "-"), str(r.tokens_per_day or "-"),
-         ",".join(r.models) if r.models is not None else "*", "yes" if r.usable() else "no",
-         r.expires_at.isoformat(timespec="minutes") if r.expires_at else "-",
-         r.last_used_at.isoformat(timespec="minutes") if r.last_used_at else "-")
+        (
+            str(r.id),
+            r.prefix + "…",
+            r.name,
+            r.role,
+            str(r.rate_limit),
+            str(r.burst or "auto"),
+            str(r.max_concurrent or "-"),
+            str(r.tokens_per_day or "-"),
+            ",".join(r.models) if r.models is not None else "*",
+            "yes" if r.usable() else "no",
+            r.expires_at.isoformat(timespec="minutes") if r.expires_at else "-",
+            r.last_used_at.isoformat(timespec="minutes") if r.last_used_at else "-",
+        )
         for r in records
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() for row in rows)

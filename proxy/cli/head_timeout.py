@@ -72,8 +72,9 @@ class _HeadTimeoutServer(web.Server):
         self._header_read_timeout = header_read_timeout
 
     def __call__(self) -> RequestHandler:
-        return HeadTimeoutRequestHandler(self, loop=self._loop, header_read_timeout=self._header_read_timeout,
-                                         **self._kwargs)
+        return HeadTimeoutRequestHandler(
+            self, loop=self._loop, header_read_timeout=self._header_read_timeout, **self._kwargs
+        )
 
 
 class GatewayRunner(web.AppRunner):
@@ -88,8 +89,11 @@ class GatewayRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()  # runs the app's startup, as AppRunner does
-        return _HeadTimeoutServer(server.request_handler,
-                                  request_factory=ignoring_unknown_expectations(server.request_factory),
-                                  handler_cancellation=server.handler_cancellation,
-                                  loop=asyncio.get_running_loop(), header_read_timeout=self._header_read_timeout,
-                                  **server._kwargs)
+        return _HeadTimeoutServer(
+            server.request_handler,
+            request_factory=ignoring_unknown_expectations(server.request_factory),
+            handler_cancellation=server.handler_cancellation,
+            loop=asyncio.get_running_loop(),
+            header_read_timeout=self._header_read_timeout,
+            **server._kwargs,
+        )

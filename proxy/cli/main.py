@@ -11,16 +11,15 @@ from typing import Any
 from dotenv import load_dotenv
 
 from proxy.cli import commands
-from proxy.db.errors import DatabaseUnavailable
-from proxy.db.errors import DATABASE_ERRORS
-from proxy.values.digits import is_ascii_digits
+from proxy.cli.port_check import PortUnavailable
 from proxy.db.embedded import EmbeddedPostgresUnavailable
+from proxy.db.errors import DATABASE_ERRORS, DatabaseUnavailable
 from proxy.keys.fields import parse_key_fields, parse_models_list
 from proxy.observability.logging_setup import setup_logging
-from proxy.cli.port_check import PortUnavailable
 from proxy.routes.query_params import parse_moment
 from proxy.settings import SettingsError, load_settings, parse_setting
 from proxy.signals import StopRequested, unwind_on_stop_signals
+from proxy.values.digits import is_ascii_digits
 
 EXIT_USAGE = 2  # bad settings or arguments, as argparse does
 KEY_REFERENCE_HELP = "the key's id, the full key, or its prefix as `keys list` shows it"
@@ -56,25 +55,39 @@ def _key_field(name: str) -> Callable[[str], Any]:
 
 # (field, flag that clears it, help, help of the clearing flag); DEFAULT_* settings apply on create.
 _LIMIT_FLAGS = [
-    ("burst", "--auto-burst",
-     "requests the key may send at once (new keys: DEFAULT_BURST, else a minute of the rate)",
-     "burst back to the default rule: a minute of the rate"),
-    ("max_concurrent", "--no-max-concurrent",
-     "requests the key may have in flight at once (new keys: DEFAULT_MAX_CONCURRENT)",
-     "no limit on requests in flight"),
-    ("tokens_per_day", "--no-tokens-per-day",
-     "prompt + completion tokens per UTC day (new keys: DEFAULT_TOKENS_PER_DAY)",
-     "no daily token quota"),
+    (
+        "burst",
+        "--auto-burst",
+        "requests the key may send at once (new keys: DEFAULT_BURST, else a minute of the rate)",
+        "burst back to the default rule: a minute of the rate",
+    ),
+    (
+        "max_concurrent",
+        "--no-max-concurrent",
+        "requests the key may have in flight at once (new keys: DEFAULT_MAX_CONCURRENT)",
+        "no limit on requests in flight",
+    ),
+    (
+        "tokens_per_day",
+        "--no-tokens-per-day",
+        "prompt + completion tokens per UTC day (new keys: DEFAULT_TOKENS_PER_DAY)",
+        "no daily token quota",
+    ),
 ]
 
 
 def _add_key_field_flags(parser: argparse.ArgumentParser, *, creating: bool) -> None:
     parser.add_argument("--name", type=_key_field("name"), required=creating, help="a label for the key")
-    parser.add_argument("--role", type=_key_field("role"), default="user" if creating else None,
-                        help="admin or user (default: user)" if creating else "admin or user")
+    parser.add_argument(
+        "--role",
+        type=_key_field("role"),
+        default="user" if creating else None,
+        help="admin or user (default: user)" if creating else "admin or user",
+    )
     parser.add_argument("--rate-limit", type=_key_field("rate_limit"), help="requests per hour")
-    parser.add_argument("--models", type=_key_field("models"),
-                        help="comma-separated allow-list of models (default: every model)")
+    parser.add_argument(
+        "--models", type=_key_field("models"), help="comma-separated allow-list of models (default: every model)"
+    )
     parser.add_argument("--expires-at", type=_key_field("expires_at"), help="ISO 8601 time the key stops working")
     for field, clear_flag, help_text, clear_help in _LIMIT_FLAGS:
         group = parser.add_mutually_exclusive_group()
@@ -91,24 +104,37 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = subcommands.add_parser("serve", help="run the gateway", description="Run the gateway.")
-    for flag, variable in [("--host", "GATEWAY_HOST"), ("--port", "GATEWAY_PORT"),
-                           ("--ollama-base-url", "OLLAMA_BASE_URL"), ("--database-url", "DATABASE_URL"),
-                           ("--data-dir", "GATEWAY_DATA_DIR"), ("--log-level", "LOG_LEVEL"),
-                           ("--log-format", "LOG_FORMAT")]:
+    for flag, variable in [
+        ("--host", "GATEWAY_HOST"),
+        ("--port", "GATEWAY_PORT"),
+        ("--ollama-base-url", "OLLAMA_BASE_URL"),
+        ("--database-url", "DATABASE_URL"),
+        ("--data-dir", "GATEWAY_DATA_DIR"),
+        ("--log-level", "LOG_LEVEL"),
+        ("--log-format", "LOG_FORMAT"),
+    ]:
         serve.add_argument(flag, type=_setting_flag(variable), help=f"overrides {variable}")
-    serve.add_argument("--workers", type=_workers_flag, default=1,
-                       help="processes sharing the port (default: 1); limits are per process, see README")
+    serve.add_argument(
+        "--workers",
+        type=_workers_flag,
+        default=1,
+        help="processes sharing the port (default: 1); limits are per process, see README",
+    )
     serve.set_defaults(handler=commands.serve)
 
-    migrate_cmd = subcommands.add_parser("migrate", help="apply pending database migrations",
-                                      description="Apply the pending sql/NNN_name.sql migrations.")
+    migrate_cmd = subcommands.add_parser(
+        "migrate",
+        help="apply pending database migrations",
+        description="Apply the pending sql/NNN_name.sql migrations.",
+    )
     migrate_cmd.set_defaults(handler=commands.migrate_database)
 
     keys = subcommands.add_parser("keys", help="manage API keys", description="Manage API keys.")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
 
-    create = key_commands.add_parser("create", help="create a key and print it once",
-                                     description="Create a key. The key is printed this once only.")
+    create = key_commands.add_parser(
+        "create", help="create a key and print it once", description="Create a key. The key is printed this once only."
+    )
     _add_key_field_flags(create, creating=True)
     create.set_defaults(handler=commands.keys_create)
 
@@ -126,18 +152,35 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--all-models", action="store_true", help="remove the model allow-list")
     update.add_argument("--no-expiry", action="store_true", help="remove the expiry time")
     active = update.add_mutually_exclusive_group()
-    active.add_argument("--active", dest="is_active", action="store_const", const=True, help="keep the key active; refused for a revoked key (revocation is final: create a new key)")
-    active.add_argument("--inactive", dest="is_active", action="store_const", const=False,
-                        help="disable the key: the same as revoke, and final")
+    active.add_argument(
+        "--active",
+        dest="is_active",
+        action="store_const",
+        const=True,
+        help="keep the key active; refused for a revoked key (revocation is final: create a new key)",
+    )
+    active.add_argument(
+        "--inactive",
+        dest="is_active",
+        action="store_const",
+        const=False,
+        help="disable the key: the same as revoke, and final",
+    )
     update.set_defaults(handler=commands.keys_update)
 
-    revoke = key_commands.add_parser("revoke", help="revoke a key (its usage history stays)",
-                                     description="Revoke a key. Its record and usage history stay.")
+    revoke = key_commands.add_parser(
+        "revoke",
+        help="revoke a key (its usage history stays)",
+        description="Revoke a key. Its record and usage history stay.",
+    )
     revoke.add_argument("key", help=KEY_REFERENCE_HELP)
     revoke.set_defaults(handler=commands.keys_revoke)
 
-    stats = subcommands.add_parser("stats", help="show usage from the daily rollups",
-                                description="Show usage totals, per model and per day (UTC days, inclusive).")
+    stats = subcommands.add_parser(
+        "stats",
+        help="show usage from the daily rollups",
+        description="Show usage totals, per model and per day (UTC days, inclusive).",
+    )
     stats.add_argument("--key", help=KEY_REFERENCE_HELP + " (default: every key)")
     stats.add_argument("--since", type=_moment_flag("since"), help="first day, ISO 8601 (default: 29 days ago)")
     stats.add_argument("--until", type=_moment_flag("until"), help="last day, ISO 8601 (default: today)")
@@ -194,4 +237,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StopRequested as exc:  # a stop before the event loop started; while serving, a stop exits 0
         return exc.exit_code
     return 0
-

@@ -19,8 +19,9 @@ def ensure_port_free(host: str, port: int) -> None:
     try:
         addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise PortUnavailable(f"the address to listen on, {host!r} (GATEWAY_HOST / --host), "
-                              f"could not be resolved: {exc.strerror}") from None
+        raise PortUnavailable(
+            f"the address to listen on, {host!r} (GATEWAY_HOST / --host), could not be resolved: {exc.strerror}"
+        ) from None
     bound = 0
     for family, kind, proto, _, address in dict.fromkeys(addresses):
         with socket.socket(family, kind, proto) as sock:
@@ -41,9 +42,12 @@ def ensure_port_free(host: str, port: int) -> None:
 
 def _explain(exc: OSError, host: str, port: int) -> str:
     if exc.errno == errno.EADDRINUSE:
-        return (f"port {port} on {host} is in use (GATEWAY_PORT / --port): "
-                "stop what listens there or choose another port")
+        return (
+            f"port {port} on {host} is in use (GATEWAY_PORT / --port): stop what listens there or choose another port"
+        )
     if exc.errno == errno.EACCES:
-        return (f"port {port} on {host} needs privileges (GATEWAY_PORT / --port): "
-                "use a port from 1024 up, behind a proxy for port 80")
+        return (
+            f"port {port} on {host} needs privileges (GATEWAY_PORT / --port): "
+            "use a port from 1024 up, behind a proxy for port 80"
+        )
     return f"cannot listen on port {port} on {host} (GATEWAY_HOST / GATEWAY_PORT): {exc.strerror}"

@@ -62,8 +62,7 @@ def _tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-async def serve_app(app: web.Application, host: str, port: int, banner: list[str], *,
-                    reuse_port: bool = False) -> None:
+async def serve_app(app: web.Application, host: str, port: int, banner: list[str], *, reuse_port: bool = False) -> None:
     """Serve until SIGTERM/SIGINT/SIGHUP. `reuse_port`: several processes share the port (serve --workers)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

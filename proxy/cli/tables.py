@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-COLUMNS = (("requests", "REQUESTS"), ("errors", "ERRORS"), ("prompt_tokens", "PROMPT"),
-           ("completion_tokens", "COMPLETION"), ("total_tokens", "TOTAL"), ("avg_response_time_ms", "AVG MS"),
-           ("p50_response_time_ms", "P50 MS"), ("p95_response_time_ms", "P95 MS"))
+COLUMNS = (
+    ("requests", "REQUESTS"),
+    ("errors", "ERRORS"),
+    ("prompt_tokens", "PROMPT"),
+    ("completion_tokens", "COMPLETION"),
+    ("total_tokens", "TOTAL"),
+    ("avg_response_time_ms", "AVG MS"),
+    ("p50_response_time_ms", "P50 MS"),
+    ("p95_response_time_ms", "P95 MS"),
+)
 
 
 def format_stats(summary: dict[str, Any]) -> str:
@@ -28,7 +35,7 @@ def _table(first: str, rows: Sequence[tuple[str, dict[str, Any]]]) -> str:
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def render(line: list[str]) -> str:
-        cells = [line[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(line[1:], widths[1:])]
+        cells = [line[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(line[1:], widths[1:], strict=False)]
         return "  ".join(cells).rstrip()
 
     return "\n".join(render(line) for line in [header, *body]) if body else f"{first or 'total'}: no usage"

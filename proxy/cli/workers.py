@@ -17,10 +17,9 @@ import signal
 import sys
 from typing import Any
 
-from proxy.db.errors import DatabaseUnavailable
-from proxy.db.errors import DATABASE_ERRORS
-from proxy.observability.logging_setup import setup_logging
 from proxy.cli.server import run_event_loop, serve_app
+from proxy.db.errors import DATABASE_ERRORS, DatabaseUnavailable
+from proxy.observability.logging_setup import setup_logging
 from proxy.settings import Settings
 from proxy.signals import STOP_SIGNALS, StopRequested, unwind_on_stop_signals
 
@@ -32,8 +31,10 @@ MAX_WORKERS = 64
 def serve_workers(settings: Settings, count: int) -> int:
     """Run `count` workers until a signal stops them; the exit code is 0 unless a worker failed."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited loop, sockets or pool
-    workers = [context.Process(target=_worker, args=(settings, index, count), name=f"gateway-worker-{index + 1}")
-               for index in range(count)]
+    workers = [
+        context.Process(target=_worker, args=(settings, index, count), name=f"gateway-worker-{index + 1}")
+        for index in range(count)
+    ]
     stopping = False
 
     def stop(signum: int = signal.SIGTERM, frame: Any = None) -> None:
@@ -50,8 +51,13 @@ def serve_workers(settings: Settings, count: int) -> int:
             worker.start()
         if stopping:  # a signal came while they started
             stop()
-        log.info("%d workers on http://%s:%d (pids %s)", count, settings.host, settings.port,
-                 ", ".join(str(w.pid) for w in workers))
+        log.info(
+            "%d workers on http://%s:%d (pids %s)",
+            count,
+            settings.host,
+            settings.port,
+            ", ".join(str(w.pid) for w in workers),
+        )
         running = list(workers)
         while running:
             ready = multiprocessing.connection.wait([w.sentinel for w in running])
@@ -60,8 +66,13 @@ def serve_workers(settings: Settings, count: int) -> int:
                 running.remove(worker)
                 if not stopping or worker.exitcode:
                     failed = failed or not stopping or worker.exitcode != 0
-                    log.error("%s (pid %d) exited with %s%s", worker.name, worker.pid, worker.exitcode,
-                              "" if stopping else "; stopping the others")
+                    log.error(
+                        "%s (pid %d) exited with %s%s",
+                        worker.name,
+                        worker.pid,
+                        worker.exitcode,
+                        "" if stopping else "; stopping the others",
+                    )
                     stop()
     finally:
         for sig, handler in previous.items():
@@ -79,8 +90,15 @@ def _worker(settings: Settings, index: int, count: int) -> None:
         app = create_app(settings)
         if index == 0:  # one warning for the service, not one per worker
             app.cleanup_ctx.append(ollama_probe_context)
-        run_event_loop(serve_app(app, settings.host, settings.port,
-                                 [f"worker {index + 1} of {count}, pid {os.getpid()}"], reuse_port=True))
+        run_event_loop(
+            serve_app(
+                app,
+                settings.host,
+                settings.port,
+                [f"worker {index + 1} of {count}, pid {os.getpid()}"],
+                reuse_port=True,
+            )
+        )
     except KeyboardInterrupt:  # SIGINT before serve_app took over the signals
         sys.exit(130)
     except StopRequested:  # the parent forwards its stop signal: stopping is what was asked

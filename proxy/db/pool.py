@@ -14,7 +14,6 @@ from proxy.db.migrations import migrate
 from proxy.state import POOL, SETTINGS
 
 
-
 @contextlib.contextmanager
 def explained_connect(dsn: str, setting: str = "DATABASE_URL") -> Iterator[None]:
     """Connecting to `dsn` fails with DatabaseUnavailable: one line naming the server and `setting`."""

@@ -17,6 +17,7 @@ import hmac
 import struct
 from dataclasses import dataclass
 from uuid import UUID
+
 from aiohttp import web
 
 TOKEN_PREFIX = "olt_"
@@ -59,7 +60,7 @@ class TokenSigner:
 
     def verify(self, token: str, now: float) -> AccessToken | None:
         """The token's claims if it is ours, untampered and unexpired; else None (never a reason)."""
-        body, dot, signature = token[len(TOKEN_PREFIX):].partition(".")
+        body, dot, signature = token[len(TOKEN_PREFIX) :].partition(".")
         if not token.startswith(TOKEN_PREFIX) or not dot:
             return None
         try:

@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from proxy.keys.store import KeyStore
+from proxy.keys.store import KEY_STORE, KeyStore
 from proxy.settings import Settings
-from proxy.keys.store import KEY_STORE
 from proxy.state import POOL, SETTINGS
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from uuid import UUID
 
 from aiohttp import web
 
-from proxy.keys.format import MAX_PRESENTED_LENGTH, KeyRecord, has_key_format
 from proxy.db.errors import DatabaseUnavailable
+from proxy.keys.format import MAX_PRESENTED_LENGTH, KeyRecord, has_key_format
 from proxy.keys.store import KeyStore
 from proxy.limits.token_bucket import TokenBucket
 
@@ -45,8 +45,14 @@ class KeyCache:
     so a slow or absent database never stalls a request for a key the gateway knows.
     """
 
-    def __init__(self, store: KeyStore, *, ttl: float, operator_keys: Iterable[str] = (),
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: KeyStore,
+        *,
+        ttl: float,
+        operator_keys: Iterable[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._ttl = ttl
         self._clock = clock
@@ -101,8 +107,9 @@ class KeyCache:
         """The key a verified token names: cached like a presented key, and invalidated with it."""
         return await self._cached(key_id, partial(self._store.get, key_id))
 
-    async def _cached(self, cache_key: bytes | UUID,
-                      load: Callable[[], Awaitable[KeyRecord | None]]) -> KeyRecord | None:
+    async def _cached(
+        self, cache_key: bytes | UUID, load: Callable[[], Awaitable[KeyRecord | None]]
+    ) -> KeyRecord | None:
         entry = self._entries.get(cache_key)
         if entry is not None:
             record, fresh_until = entry
@@ -114,8 +121,9 @@ class KeyCache:
         # shield: a client that leaves cancels its own wait, never the query other requests share.
         return await asyncio.shield(self._refresh(cache_key, load))
 
-    def _refresh(self, cache_key: bytes | UUID,
-                 load: Callable[[], Awaitable[KeyRecord | None]]) -> asyncio.Task[KeyRecord | None]:
+    def _refresh(
+        self, cache_key: bytes | UUID, load: Callable[[], Awaitable[KeyRecord | None]]
+    ) -> asyncio.Task[KeyRecord | None]:
         task = self._loading.get(cache_key)
         if task is None:  # one database query however many requests want the same key
             task = asyncio.create_task(self._load(cache_key, load, self._generation))
@@ -129,8 +137,9 @@ class KeyCache:
         if not task.cancelled():
             task.exception()  # retrieved here; waiters see it through their own await
 
-    async def _load(self, cache_key: bytes | UUID, load: Callable[[], Awaitable[KeyRecord | None]],
-                    generation: int) -> KeyRecord | None:
+    async def _load(
+        self, cache_key: bytes | UUID, load: Callable[[], Awaitable[KeyRecord | None]], generation: int
+    ) -> KeyRecord | None:
         try:
             record = await load()
         except DatabaseUnavailable as exc:

@@ -13,10 +13,8 @@ import asyncpg
 from aiohttp import web
 
 from proxy.db.errors import DATABASE_ERRORS, DatabaseUnavailable
-from proxy.keys.cache import KeyCache
-from proxy.keys.store import KeyStore
-from proxy.keys.cache import KEY_CACHE
-from proxy.keys.store import KEY_STORE
+from proxy.keys.cache import KEY_CACHE, KeyCache
+from proxy.keys.store import KEY_STORE, KeyStore
 from proxy.state import KEY_LIMITER, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -37,8 +35,9 @@ class KeyEventListener:
     (store.KeyRevoked), so nothing kept for such a key is ever needed again.
     """
 
-    def __init__(self, dsn: str, cache: KeyCache, store: KeyStore, *,
-                 on_retired: Callable[[UUID], None] = lambda key_id: None) -> None:
+    def __init__(
+        self, dsn: str, cache: KeyCache, store: KeyStore, *, on_retired: Callable[[UUID], None] = lambda key_id: None
+    ) -> None:
         self._dsn = dsn
         self._cache = cache
         self._store = store
@@ -108,8 +107,9 @@ KEY_EVENTS = web.AppKey("key_events", KeyEventListener)
 
 
 async def key_events_context(app: web.Application) -> AsyncIterator[None]:
-    listener = app[KEY_EVENTS] = KeyEventListener(app[SETTINGS].database_url, app[KEY_CACHE], app[KEY_STORE],
-                                                  on_retired=app[KEY_LIMITER].forget)
+    listener = app[KEY_EVENTS] = KeyEventListener(
+        app[SETTINGS].database_url, app[KEY_CACHE], app[KEY_STORE], on_retired=app[KEY_LIMITER].forget
+    )
     task = asyncio.create_task(listener.run(), name="key-events")
     yield
     task.cancel()

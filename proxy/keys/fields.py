@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from proxy.keys.format import ROLES
-from proxy.values.digits import is_ascii_digits
 from proxy.settings import MAX_BURST, MAX_CONCURRENT, MAX_RATE_LIMIT, MAX_TOKENS_PER_DAY
+from proxy.values.digits import is_ascii_digits
 from proxy.values.text import MAX_MODEL
 from proxy.values.timestamps import parse_timestamp
 
@@ -52,11 +52,17 @@ def parse_models(value: Any) -> list[str] | None:
     """None (every model) or a list of names."""
     if value is None:
         return None
-    if (not isinstance(value, list) or len(value) > MAX_MODELS
-            or not all(isinstance(m, str) and m.strip() and len(m) <= MAX_MODEL_NAME_LENGTH and _printable(m)
-                       for m in value)):
-        raise ValueError(f"models must be null or a list of at most {MAX_MODELS} model names of printable "
-                         f"characters, each at most {MAX_MODEL_NAME_LENGTH}")
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_MODELS
+        or not all(
+            isinstance(m, str) and m.strip() and len(m) <= MAX_MODEL_NAME_LENGTH and _printable(m) for m in value
+        )
+    ):
+        raise ValueError(
+            f"models must be null or a list of at most {MAX_MODELS} model names of printable "
+            f"characters, each at most {MAX_MODEL_NAME_LENGTH}"
+        )
     return sorted({m.strip() for m in value})
 
 

@@ -8,11 +8,11 @@ import secrets
 import string
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
-from aiohttp import web
 
+from aiohttp import web
 
 KEY_PREFIX = "olg_"
 _ALPHABET = string.digits + string.ascii_letters
@@ -111,7 +111,7 @@ class KeyRecord:
             return False
         if self.expires_at is None:
             return True
-        return self.expires_at > (now or datetime.now(timezone.utc))
+        return self.expires_at > (now or datetime.now(UTC))
 
     def to_json(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:

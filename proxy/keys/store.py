@@ -8,7 +8,6 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-
 from aiohttp import web
 
 from proxy.db.errors import unavailable_on_outage
@@ -51,8 +50,17 @@ SELECT count(*) FROM api_keys
 WHERE role = 'admin' AND is_active AND (expires_at IS NULL OR expires_at > now())
 """
 
-UPDATABLE = ("name", "role", "rate_limit", "models", "expires_at", "is_active",
-             "burst", "max_concurrent", "tokens_per_day")
+UPDATABLE = (
+    "name",
+    "role",
+    "rate_limit",
+    "models",
+    "expires_at",
+    "is_active",
+    "burst",
+    "max_concurrent",
+    "tokens_per_day",
+)
 
 
 class KeyRevoked(ValueError):
@@ -78,14 +86,33 @@ class KeyStore:
     def digest(self, presented: str) -> bytes:
         return key_digest(self._secret_key, presented)
 
-    async def create(self, *, name: str, role: str, rate_limit: int,
-                     models: list[str] | None = None, expires_at: Any = None, burst: int | None = None,
-                     max_concurrent: int | None = None, tokens_per_day: int | None = None) -> NewKey:
+    async def create(
+        self,
+        *,
+        name: str,
+        role: str,
+        rate_limit: int,
+        models: list[str] | None = None,
+        expires_at: Any = None,
+        burst: int | None = None,
+        max_concurrent: int | None = None,
+        tokens_per_day: int | None = None,
+    ) -> NewKey:
         key = generate_key()
         with unavailable_on_outage():
             row = await self._pool.fetchrow(
-                INSERT_KEY, uuid.uuid4(), self.digest(key), display_prefix(key),
-                name, role, rate_limit, models, expires_at, burst, max_concurrent, tokens_per_day,
+                INSERT_KEY,
+                uuid.uuid4(),
+                self.digest(key),
+                display_prefix(key),
+                name,
+                role,
+                rate_limit,
+                models,
+                expires_at,
+                burst,
+                max_concurrent,
+                tokens_per_day,
             )
         return NewKey(key, KeyRecord.from_row(row))
 
@@ -164,5 +191,6 @@ class KeyStore:
     async def count_active_admins(self) -> int:
         with unavailable_on_outage():
             return await self._pool.fetchval(COUNT_ACTIVE_ADMINS)
+
 
 KEY_STORE = web.AppKey("key_store", KeyStore)

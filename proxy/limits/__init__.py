@@ -3,9 +3,19 @@ RateLimit header fields. Framework-free (no aiohttp, no database), with an injec
 tested without a server.
 """
 
-
 from proxy.limits.concurrency import ConcurrencyLimiter
-from proxy.limits.headers import POLICY, RATELIMIT, TOKEN_POLICY, TOKEN_RATELIMIT, burst_item, concurrency_item, join_items, policy_field, token_item, token_policy_field
+from proxy.limits.headers import (
+    POLICY,
+    RATELIMIT,
+    TOKEN_POLICY,
+    TOKEN_RATELIMIT,
+    burst_item,
+    concurrency_item,
+    join_items,
+    policy_field,
+    token_item,
+    token_policy_field,
+)
 from proxy.limits.key_limiter import Admission, KeyLimiter, default_burst
 from proxy.limits.token_bucket import BucketDecision, TokenBucket
 from proxy.limits.token_quota import DailyTokenQuota, QuotaDecision, seconds_to_utc_midnight

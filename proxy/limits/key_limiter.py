@@ -45,8 +45,14 @@ class KeyLimiter:
         self._quota = DailyTokenQuota()
 
     def admit(
-        self, key_id: Hashable, *, rate_per_hour: float | None, burst: int | None,
-        max_concurrent: int | None, tokens_per_day: int | None, now: float,
+        self,
+        key_id: Hashable,
+        *,
+        rate_per_hour: float | None,
+        burst: int | None,
+        max_concurrent: int | None,
+        tokens_per_day: int | None,
+        now: float,
     ) -> Admission:
         if rate_per_hour is not None and burst is None:
             burst = default_burst(rate_per_hour)
@@ -61,15 +67,22 @@ class KeyLimiter:
         quota = self._quota.check(key_id, tokens_per_day, now)
         if not quota.allowed:
             out[h.TOKEN_RATELIMIT] = h.token_item(0, quota.retry_after)
-            return _reject(out, "tokens", quota.retry_after,
-                           f"daily token quota exceeded: {tokens_per_day} tokens per UTC day, "
-                           f"resets in {quota.retry_after} s")
+            return _reject(
+                out,
+                "tokens",
+                quota.retry_after,
+                f"daily token quota exceeded: {tokens_per_day} tokens per UTC day, resets in {quota.retry_after} s",
+            )
         if not self._concurrency.can_enter(key_id, max_concurrent):
             out[h.RATELIMIT] = h.concurrency_item(0)
             # No known release time; 1 s is the shortest delay-seconds a client can be given.
-            return _reject(out, "concurrency", 1,
-                           f"concurrency limit exceeded: {max_concurrent} "
-                           f"request{'' if max_concurrent == 1 else 's'} in flight at once")
+            return _reject(
+                out,
+                "concurrency",
+                1,
+                f"concurrency limit exceeded: {max_concurrent} "
+                f"request{'' if max_concurrent == 1 else 's'} in flight at once",
+            )
         burst_state = None
         if rate_per_hour is None:
             self._buckets.pop(key_id, None)
@@ -82,9 +95,12 @@ class KeyLimiter:
             burst_state = bucket.try_acquire(now)
             if not burst_state.allowed:
                 out[h.RATELIMIT] = h.burst_item(0, burst_state.retry_after)
-                return _reject(out, "rate", burst_state.retry_after,
-                               f"rate limit exceeded: {burst} requests per burst, "
-                               f"refills at {_number(rate_per_hour)}/hour")
+                return _reject(
+                    out,
+                    "rate",
+                    burst_state.retry_after,
+                    f"rate limit exceeded: {burst} requests per burst, refills at {_number(rate_per_hour)}/hour",
+                )
         # Cannot fail: can_enter said yes and nothing has awaited since.
         self._concurrency.try_enter(key_id, max_concurrent)
 

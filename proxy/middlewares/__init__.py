@@ -2,4 +2,3 @@
 route family's shape), CORS, auth (the key), rate limits, and GATEWAY_PLUGINS. One middleware per module,
 each a factory returning an aiohttp middleware; each writes only its own part of the request.
 """
-

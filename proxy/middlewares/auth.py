@@ -9,13 +9,11 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from proxy.keys.access_tokens import TokenSigner, looks_like_token
-from proxy.keys.format import KeyRecord
 from proxy.errors import GatewayError, unauthorized
+from proxy.keys.access_tokens import TokenSigner, looks_like_token
+from proxy.keys.cache import KEY_CACHE, KeyStoreUnavailable
+from proxy.keys.format import API_KEY, KeyRecord
 from proxy.values.headers import visible_ascii
-from proxy.keys.cache import KeyStoreUnavailable
-from proxy.keys.cache import KEY_CACHE
-from proxy.keys.format import API_KEY
 
 TOKEN_AUTH = web.RequestKey("token_auth", bool)  # authenticated by a short-lived token, not the key
 
@@ -39,8 +37,9 @@ def presented_key(request: web.Request) -> str | None:
     return visible_ascii(api_keys[0].strip())
 
 
-def auth_middleware(*, public_paths: Iterable[str], signer: TokenSigner,
-                    clock: Callable[[], float] = time.time) -> Middleware:
+def auth_middleware(
+    *, public_paths: Iterable[str], signer: TokenSigner, clock: Callable[[], float] = time.time
+) -> Middleware:
     """Admit only holders of a usable key or of a token exchanged for one, except on `public_paths`
     (GET/HEAD only).
 
@@ -90,8 +89,12 @@ async def authenticate(request: web.Request, signer: TokenSigner, now: float) ->
     if token is not None:
         # A token never outlives a change of its key's role or active state, even one undone since.
         if token.role != record.role or token.state_version != record.state_version:
-            log.info("401 %s %s: token issued to key %s before a change of its role or state",
-                     request.method, request.path, record.id)
+            log.info(
+                "401 %s %s: token issued to key %s before a change of its role or state",
+                request.method,
+                request.path,
+                record.id,
+            )
             raise unauthorized()
         request[TOKEN_AUTH] = True
     request[API_KEY] = record

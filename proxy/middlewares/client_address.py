@@ -14,9 +14,9 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from proxy.settings import Network
 
 
-
-def client_address(peer: str | None, *, forwarded_for: str | None, real_ip: str | None,
-                   trusted: Sequence[Network]) -> str | None:
+def client_address(
+    peer: str | None, *, forwarded_for: str | None, real_ip: str | None, trusted: Sequence[Network]
+) -> str | None:
     """The address to record for a request whose socket peer is `peer`.
 
     - No trusted proxies, or a peer that is not one: the peer, whatever the headers say.

@@ -13,16 +13,27 @@ CORS_ORIGIN = web.RequestKey("cors_origin", str)  # an allowed Origin, echoed on
 
 # What Ollama itself allows (envconfig AllowedHeaders), plus the gateway's x-api-key, the request
 # id and the Anthropic SDK's headers (/v1/messages is served too). x-stainless-* go by prefix.
-ALLOWED_HEADERS = frozenset({
-    "authorization", "content-type", "user-agent", "accept", "x-requested-with", "openai-beta",
-    "x-api-key", "x-request-id", "anthropic-version", "anthropic-beta",
-    "anthropic-dangerous-direct-browser-access",
-})
+ALLOWED_HEADERS = frozenset(
+    {
+        "authorization",
+        "content-type",
+        "user-agent",
+        "accept",
+        "x-requested-with",
+        "openai-beta",
+        "x-api-key",
+        "x-request-id",
+        "anthropic-version",
+        "anthropic-beta",
+        "anthropic-dangerous-direct-browser-access",
+    }
+)
 _ALLOWED_PREFIX = "x-stainless-"
 ALLOWED_METHODS = "GET, HEAD, POST, PATCH, DELETE, OPTIONS"
 # Readable by the page's script: request id, limits, timing.
-EXPOSED_HEADERS = ("X-Request-ID, Retry-After, RateLimit, RateLimit-Policy, Olg-RateLimit, "
-                   "Olg-RateLimit-Policy, Server-Timing")
+EXPOSED_HEADERS = (
+    "X-Request-ID, Retry-After, RateLimit, RateLimit-Policy, Olg-RateLimit, Olg-RateLimit-Policy, Server-Timing"
+)
 MAX_AGE = "600"  # seconds a browser may reuse a preflight answer (Chromium caps it at 7200)
 
 
@@ -56,8 +67,9 @@ def _preflight(request: web.Request, origin: str) -> web.Response:
     requested = request.headers.get("Access-Control-Request-Headers", "")
     names = [name.strip() for name in requested.split(",") if name.strip()]
     # Only field names (tchar, RFC 9110 §5.6.2) are echoed: the x-stainless-* prefix admits any suffix.
-    granted = [n for n in names if is_token(n)
-               and (n.lower() in ALLOWED_HEADERS or n.lower().startswith(_ALLOWED_PREFIX))]
+    granted = [
+        n for n in names if is_token(n) and (n.lower() in ALLOWED_HEADERS or n.lower().startswith(_ALLOWED_PREFIX))
+    ]
     headers = {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Methods": ALLOWED_METHODS,

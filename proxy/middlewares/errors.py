@@ -8,8 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from proxy.db.errors import DatabaseUnavailable
-from proxy.errors import error_response
-from proxy.errors import GatewayError
+from proxy.errors import GatewayError, error_response
 from proxy.request_log.record import request_id as _request_id
 
 # A response whose headers are out: the errors middleware cuts it rather than answer twice.
@@ -60,8 +59,9 @@ async def remember_started_response(request: web.Request, response: web.StreamRe
     request[STARTED_RESPONSE] = response
 
 
-def _answer(request: web.Request, status: int, message: str, headers: dict[str, str] | None = None, *,
-            noted: str | None = None) -> web.StreamResponse:
+def _answer(
+    request: web.Request, status: int, message: str, headers: dict[str, str] | None = None, *, noted: str | None = None
+) -> web.StreamResponse:
     """The error answer; or, when a response is already under way, that response with the connection cut.
 
     `noted` is what the usage record keeps, when it differs from what the client is told.
@@ -90,8 +90,6 @@ def _cut(request: web.Request, response: web.StreamResponse, message: str) -> we
     if request.transport is not None:
         request.transport.abort()
     return response
-
-
 
 
 def _allow_header(exc: web.HTTPException) -> dict[str, str] | None:

@@ -9,8 +9,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from proxy.errors import GatewayError
-from proxy.limits import KeyLimiter
 from proxy.keys.format import API_KEY
+from proxy.limits import KeyLimiter
 from proxy.passthrough.handler import FORWARDED
 
 # An admitted request's RateLimit fields, added to whatever response it gets.
@@ -41,8 +41,14 @@ def rate_limit_middleware(*, limiter: KeyLimiter, clock: Callable[[], float] = t
         if key is None:
             return await handler(request)
         key_id = key.id
-        admission = admit(key_id, rate_per_hour=key.rate_limit, burst=key.burst,
-                          max_concurrent=key.max_concurrent, tokens_per_day=key.tokens_per_day, now=clock())
+        admission = admit(
+            key_id,
+            rate_per_hour=key.rate_limit,
+            burst=key.burst,
+            max_concurrent=key.max_concurrent,
+            tokens_per_day=key.tokens_per_day,
+            now=clock(),
+        )
         if not admission.allowed:
             request[REFUSED_BY] = admission.reason
             # Names the limit: "rate limit exceeded: …", "concurrency limit …", "daily token quota …".

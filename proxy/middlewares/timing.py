@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from ipaddress import IPv4Network, IPv6Network
 
 from aiohttp import hdrs, web
@@ -39,8 +39,9 @@ def timing_middleware(*, sink: RecordSink, trusted_proxies: Sequence[Network] = 
 
     @web.middleware
     async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
-        start = request[REQUEST_START] = RequestStart(request_id_from(request.headers.get(HEADER)),
-                                                      datetime.now(timezone.utc), time.perf_counter())
+        start = request[REQUEST_START] = RequestStart(
+            request_id_from(request.headers.get(HEADER)), datetime.now(UTC), time.perf_counter()
+        )
         client_ip = _client_ip(request, trusted)
         status, cancelled = 0, False  # an exception that no middleware rendered leaves no status
         try:
@@ -58,8 +59,9 @@ def timing_middleware(*, sink: RecordSink, trusted_proxies: Sequence[Network] = 
     return timing
 
 
-def _record(request: web.Request, start: RequestStart, client_ip: str | None, status: int,
-            cancelled: bool) -> RequestRecord:
+def _record(
+    request: web.Request, start: RequestStart, client_ip: str | None, status: int, cancelled: bool
+) -> RequestRecord:
     """The request's record, from each stage's own key: auth's key, the limiter's refusal, the
     errors middleware's message, and what the pass-through named and measured."""
     key = request.get(API_KEY)
@@ -103,9 +105,12 @@ def _client_ip(request: web.Request, trusted: tuple[Network, ...]) -> str | None
         return request.remote
     headers = request.headers
     # Repeated headers are one list (RFC 9110 §5.3), in the order they came.
-    return client_address(request.remote,
-                          forwarded_for=",".join(headers.getall(hdrs.X_FORWARDED_FOR, ())),
-                          real_ip=",".join(headers.getall(X_REAL_IP, ())), trusted=trusted)
+    return client_address(
+        request.remote,
+        forwarded_for=",".join(headers.getall(hdrs.X_FORWARDED_FOR, ())),
+        real_ip=",".join(headers.getall(X_REAL_IP, ())),
+        trusted=trusted,
+    )
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:

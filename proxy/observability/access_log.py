@@ -20,8 +20,14 @@ def log_access(record: RequestRecord) -> None:
     duration = round(record.response_time, 2) if record.response_time is not None else None
     log.info(
         "%s %s %s %sms key=%s model=%s tokens=%s id=%s",
-        record.method, path, record.status_code, duration, record.api_key_id, record.model,
-        record.tokens_used, record.id,
+        record.method,
+        path,
+        record.status_code,
+        duration,
+        record.api_key_id,
+        record.model,
+        record.tokens_used,
+        record.id,
         extra={
             "request_id": str(record.id),
             "key_id": str(record.api_key_id) if record.api_key_id else None,

@@ -16,10 +16,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from proxy.request_log.record import REQUEST_START, RequestRecord
 from proxy.observability.route_family import RouteFamilies
-from proxy.values.text import safe_text
 from proxy.passthrough.server_timing import UPSTREAM_TIMING
+from proxy.request_log.record import REQUEST_START, RequestRecord
+from proxy.values.text import safe_text
 
 MAX_MODELS = 50
 MAX_KEYS = 100
@@ -56,8 +56,14 @@ class BoundedLabels:
 class GatewayMetrics:
     """One registry per app (never the process-global one), so several apps in one process stay apart."""
 
-    def __init__(self, *, writer: Any = None, pool: Callable[[], Any] = lambda: None,
-                 max_models: int = MAX_MODELS, max_keys: int = MAX_KEYS) -> None:
+    def __init__(
+        self,
+        *,
+        writer: Any = None,
+        pool: Callable[[], Any] = lambda: None,
+        max_models: int = MAX_MODELS,
+        max_keys: int = MAX_KEYS,
+    ) -> None:
         self.registry = registry = CollectorRegistry()
         self.families = RouteFamilies()
         self._models = BoundedLabels(max_models)
@@ -68,20 +74,34 @@ class GatewayMetrics:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         own = {"namespace": "ollama_gateway", "registry": registry}
         family = ("family",)
-        self._requests = Counter("requests", "Requests by route family, status and model",
-                                 ("family", "status", "model"), **own)
-        self._duration = Histogram("request_duration_seconds", "Time from request to last byte sent", family,
-                                   buckets=LATENCY_BUCKETS, **own)
-        self._ttfb = Histogram("upstream_ttfb_seconds", "Time from the upstream request to Ollama's first body byte",
-                               family, buckets=LATENCY_BUCKETS, **own)
-        self._overhead = Histogram("overhead_seconds", "Gateway time before the upstream request: body read, auth, "
-                                   "limits, checks", family, buckets=OVERHEAD_BUCKETS, **own)
-        self._tokens = Counter("tokens", "LLM tokens Ollama reported (or the gateway estimated)",
-                               ("family", "model", "kind"), **own)
+        self._requests = Counter(
+            "requests", "Requests by route family, status and model", ("family", "status", "model"), **own
+        )
+        self._duration = Histogram(
+            "request_duration_seconds", "Time from request to last byte sent", family, buckets=LATENCY_BUCKETS, **own
+        )
+        self._ttfb = Histogram(
+            "upstream_ttfb_seconds",
+            "Time from the upstream request to Ollama's first body byte",
+            family,
+            buckets=LATENCY_BUCKETS,
+            **own,
+        )
+        self._overhead = Histogram(
+            "overhead_seconds",
+            "Gateway time before the upstream request: body read, auth, limits, checks",
+            family,
+            buckets=OVERHEAD_BUCKETS,
+            **own,
+        )
+        self._tokens = Counter(
+            "tokens", "LLM tokens Ollama reported (or the gateway estimated)", ("family", "model", "kind"), **own
+        )
         self._key_requests = Counter("key_requests", "Authenticated requests by key id", ("key_id",), **own)
         self._key_tokens = Counter("key_tokens", "Prompt + completion tokens by key id", ("key_id",), **own)
-        self._rejections = Counter("rate_limited", "Requests refused with 429, by the limit they hit", ("reason",),
-                                   **own)
+        self._rejections = Counter(
+            "rate_limited", "Requests refused with 429, by the limit they hit", ("reason",), **own
+        )
         self._streams = Gauge("streams_in_flight", "Ollama answers being relayed right now", **own)
         registry.register(_StateCollector(writer, pool))
 
@@ -160,16 +180,20 @@ class _StateCollector:
             state = dict(snapshot())
             depth = GaugeMetricFamily("ollama_gateway_log_queue_depth", "Usage records waiting in memory")
             depth.add_metric([], state.pop("queue_depth", 0))
-            records = CounterMetricFamily("ollama_gateway_log_records", "Usage records by what became of them "
-                                          "(dropped > 0: records lost, alert)", labels=["outcome"])
+            records = CounterMetricFamily(
+                "ollama_gateway_log_records",
+                "Usage records by what became of them (dropped > 0: records lost, alert)",
+                labels=["outcome"],
+            )
             for outcome, count in sorted(state.items()):
                 records.add_metric([outcome], count)
             yield depth
             yield records
         pool = self._pool()
         if pool is not None:
-            connections = GaugeMetricFamily("ollama_gateway_db_pool_connections", "Database pool connections",
-                                            labels=["state"])
+            connections = GaugeMetricFamily(
+                "ollama_gateway_db_pool_connections", "Database pool connections", labels=["state"]
+            )
             size, idle = pool.get_size(), pool.get_idle_size()
             connections.add_metric(["idle"], idle)
             connections.add_metric(["in_use"], size - idle)

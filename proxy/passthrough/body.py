@@ -9,15 +9,16 @@ from typing import Any
 
 from aiohttp import StreamReader, web
 
-from proxy.passthrough.expect_continue import send_continue
 from proxy.errors import GatewayError
+from proxy.passthrough.expect_continue import send_continue
 from proxy.state import SETTINGS
 
 ADMIN_BODY_LIMIT = 64 * 1024
 
 
-async def read_stream(stream: StreamReader, limit: int, *,
-                      idle: float = math.inf, total: float = math.inf) -> bytearray | None:
+async def read_stream(
+    stream: StreamReader, limit: int, *, idle: float = math.inf, total: float = math.inf
+) -> bytearray | None:
     """Everything the stream holds, or None as soon as it passes `limit` bytes.
 
     TimeoutError when the stream stays silent `idle` seconds, or is not done after `total`: a
@@ -48,8 +49,9 @@ async def read_body(request: web.Request, limit: int) -> bytearray:
     await send_continue(request)  # only now: the key, its limits and the declared size passed
     settings = request.app[SETTINGS]
     try:
-        body = await read_stream(request.content, limit, idle=settings.body_idle_timeout,
-                                 total=settings.body_read_timeout)
+        body = await read_stream(
+            request.content, limit, idle=settings.body_idle_timeout, total=settings.body_read_timeout
+        )
     except TimeoutError:
         raise GatewayError(408, "request body not received in time") from None
     if body is None:

@@ -87,8 +87,9 @@ class BodyParser:
 
     def _start(self) -> ProcessPoolExecutor:
         # spawn: a forked copy of a process running an event loop, asyncpg and threads is unsafe.
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_ignore_interrupts)
+        self._pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
+        )
         return self._pool
 
     def close(self) -> None:

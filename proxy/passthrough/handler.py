@@ -9,21 +9,19 @@ from typing import Any
 
 from aiohttp import ClientResponse, web
 
-from proxy.keys.format import KeyRecord
-from proxy.passthrough.expect_continue import defer_continue, send_continue
 from proxy.errors import GatewayError, forbidden
+from proxy.keys.format import API_KEY, KeyRecord
 from proxy.passthrough.body import read_body
+from proxy.passthrough.body_models import BODY_PARSER
+from proxy.passthrough.expect_continue import defer_continue, send_continue
 from proxy.passthrough.listing_filter import read_listing
 from proxy.passthrough.model_policy import key_may_use
-from proxy.passthrough.routes import ROUTES, Access, Listing, OllamaRoute
 from proxy.passthrough.relay import Relayed, relay_response
-from proxy.passthrough.server_timing import upstream_timing
-from proxy.keys.format import API_KEY
-from proxy.passthrough.body_models import BODY_PARSER
-from proxy.passthrough.server_timing import UPSTREAM_TIMING
+from proxy.passthrough.routes import ROUTES, Access, Listing, OllamaRoute
+from proxy.passthrough.server_timing import UPSTREAM_TIMING, upstream_timing
+from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_failure, upstream_request_headers, upstream_url
 from proxy.request_log.record import REQUEST_START
 from proxy.state import SETTINGS, UPSTREAM_SESSION
-from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_failure, upstream_request_headers, upstream_url
 
 
 @dataclass(slots=True)
@@ -63,7 +61,9 @@ def _check_access(request: web.Request, route: OllamaRoute, models: list[str], *
         raise forbidden(f"{request.method} {request.path} needs an admin key")
     if not readable and (route.json_body or route.form_body) and (key.models is not None or not key.is_admin):
         # An unreadable body could name any model, a cloud one included.
-        raise GatewayError(400, "compressed request bodies are accepted from admin keys without a model allow-list only")
+        raise GatewayError(
+            400, "compressed request bodies are accepted from admin keys without a model allow-list only"
+        )
     for model in models:
         if not key_may_use(key, model):
             raise forbidden(f"model '{model}' is not allowed for this key")
@@ -93,17 +93,23 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
     started = time.perf_counter()
     try:
         upstream = await request.app[UPSTREAM_SESSION].request(
-            request.method, upstream_url(settings.ollama_base_url, request.rel_url),
+            request.method,
+            upstream_url(settings.ollama_base_url, request.rel_url),
             headers=upstream_request_headers(request.headers, drop_length=route.json_body or route.form_body),
-            data=payload, allow_redirects=False,
+            data=payload,
+            allow_redirects=False,
         )
     except UPSTREAM_ERRORS as exc:
         raise upstream_failure(exc, settings) from None
     request[UPSTREAM_TIMING] = upstream_timing(request[REQUEST_START], started)  # Server-Timing, overhead metric
     try:
         key = request.get(API_KEY)
-        if (route.listing is not Listing.NONE and request.method != "HEAD"
-                and key is not None and key.models is not None):
+        if (
+            route.listing is not Listing.NONE
+            and request.method != "HEAD"
+            and key is not None
+            and key.models is not None
+        ):
             return await _filtered_listing(upstream, route.listing, key, forwarded)
         relayed = forwarded.relayed = Relayed()
         return await relay_response(request, upstream, relayed, started=started, request_bytes=len(body))
@@ -116,12 +122,16 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
         upstream.release()
 
 
-async def _filtered_listing(upstream: ClientResponse, kind: Listing, key: KeyRecord,
-                            forwarded: Forwarded) -> web.Response:
+async def _filtered_listing(
+    upstream: ClientResponse, kind: Listing, key: KeyRecord, forwarded: Forwarded
+) -> web.Response:
     body = await read_listing(upstream, kind, partial(key_may_use, key))
     forwarded.relayed = Relayed(bytes_out=len(body))
-    return web.Response(status=upstream.status, body=body,
-                        headers={"Content-Type": upstream.headers.get("Content-Type", "application/json")})
+    return web.Response(
+        status=upstream.status,
+        body=body,
+        headers={"Content-Type": upstream.headers.get("Content-Type", "application/json")},
+    )
 
 
 def setup_passthrough_routes(app: web.Application) -> None:

@@ -6,8 +6,8 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
-from proxy.keys.format import KeyRecord
 from proxy.errors import GatewayError
+from proxy.keys.format import KeyRecord
 from proxy.passthrough.model_names import model_allowed
 
 # Every field any handler reads a model name from (the request types in

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from proxy.state import SETTINGS, UPSTREAM_SESSION
 from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_url
+from proxy.state import SETTINGS, UPSTREAM_SESSION
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,11 @@ async def probe_ollama(app: web.Application) -> bool:
         async with app[UPSTREAM_SESSION].get(url, timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT)) as response:
             status = response.status
     except UPSTREAM_ERRORS as exc:
-        log.warning("Ollama at %s (OLLAMA_BASE_URL) is unreachable: %s; the gateway answers 502 until it is up",
-                    base, _reason(exc))
+        log.warning(
+            "Ollama at %s (OLLAMA_BASE_URL) is unreachable: %s; the gateway answers 502 until it is up",
+            base,
+            _reason(exc),
+        )
         return False
     if status != 200:
         log.warning("Ollama at %s (OLLAMA_BASE_URL) answered GET /api/version with %d: is it Ollama?", base, status)

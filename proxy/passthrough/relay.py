@@ -59,8 +59,9 @@ async def relay_response(
     whole = _whole_body(request, upstream)
     if whole is not None:
         return await _relay_whole(request, upstream, relayed, tap, whole, started)
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                  headers=downstream_response_headers(upstream.headers))
+    response = web.StreamResponse(
+        status=upstream.status, reason=upstream.reason, headers=downstream_response_headers(upstream.headers)
+    )
     if upstream.content_length is not None:
         response.content_length = upstream.content_length
     await response.prepare(request)
@@ -83,8 +84,11 @@ async def relay_response(
         return response
     except UPSTREAM_ERRORS as exc:
         upstream.close()
-        relayed.error = "upstream timed out mid-response" if isinstance(exc, asyncio.TimeoutError) else (
-            "upstream connection lost mid-response")
+        relayed.error = (
+            "upstream timed out mid-response"
+            if isinstance(exc, asyncio.TimeoutError)
+            else ("upstream connection lost mid-response")
+        )
         log.warning("request %s: %s; cutting the client stream", request_id(request), relayed.error)
         if request.transport is not None:
             request.transport.abort()
@@ -104,22 +108,30 @@ def _whole_body(request: web.Request, upstream: aiohttp.ClientResponse) -> bytes
     HEAD and bodiless statuses keep the streaming path, which copies Ollama's Content-Length as is.
     """
     content = upstream.content
-    if (upstream.content_length is None or not content.is_eof() or content.total_bytes != upstream.content_length
-            or request.method == "HEAD" or upstream.status < 200 or upstream.status in (204, 304)):
+    if (
+        upstream.content_length is None
+        or not content.is_eof()
+        or content.total_bytes != upstream.content_length
+        or request.method == "HEAD"
+        or upstream.status < 200
+        or upstream.status in (204, 304)
+    ):
         return None
     return content.read_nowait()
 
 
-async def _relay_whole(request: web.Request, upstream: aiohttp.ClientResponse, relayed: Relayed,
-                       tap: UsageTap, body: bytes, started: float) -> web.Response:
+async def _relay_whole(
+    request: web.Request, upstream: aiohttp.ClientResponse, relayed: Relayed, tap: UsageTap, body: bytes, started: float
+) -> web.Response:
     # A web.Response sends its headers with its body: one write to the client instead of two,
     # and nothing waits, since every byte is here already.
     relayed.ttfb = (time.perf_counter() - started) * 1000
     relayed.bytes_out = len(body)
     tap.feed(body)
     _note_usage(relayed, tap)
-    response = web.Response(status=upstream.status, reason=upstream.reason, body=body,
-                            headers=downstream_response_headers(upstream.headers))
+    response = web.Response(
+        status=upstream.status, reason=upstream.reason, body=body, headers=downstream_response_headers(upstream.headers)
+    )
     try:
         await response.prepare(request)
         await response.write_eof()

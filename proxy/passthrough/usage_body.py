@@ -18,8 +18,9 @@ from proxy.passthrough.usage_fields import (
 from proxy.passthrough.usage_scan import leading_model, loose_last_str, scan_int
 
 
-def body_usage(body: bytes | bytearray, *, status: int, request_bytes: int,
-               head: bytes = b"", overflow: bool = False) -> Usage:
+def body_usage(
+    body: bytes | bytearray, *, status: int, request_bytes: int, head: bytes = b"", overflow: bool = False
+) -> Usage:
     """`body` whole, or with `overflow` only its tail (and `head`, its start): embedding and
     `context` arrays make a body too big to parse, and Go encodes usage and metrics after them."""
     if overflow:

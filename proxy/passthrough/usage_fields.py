@@ -47,8 +47,11 @@ def placeholder(holder: dict, usage: dict) -> bool:
 def is_embedding(obj: dict) -> bool:
     """Native /api/embed and /api/embeddings, or OpenAI's `{"object":"list","data":[{"embedding"...`."""
     data = obj.get("data")
-    return ("embedding" in obj or "embeddings" in obj
-            or (isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "embedding" in data[0]))
+    return (
+        "embedding" in obj
+        or "embeddings" in obj
+        or (isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "embedding" in data[0])
+    )
 
 
 def error_text(obj: dict) -> str | None:
@@ -64,4 +67,4 @@ def error_text(obj: dict) -> str | None:
 
 def body_text(body: bytes | bytearray) -> str | None:
     """The start of an error body that is not JSON (a proxy's HTML page, Go's plain-text 404)."""
-    return bytes(body[:ERROR_CHARS * 4]).decode("utf-8", "replace").strip()[:ERROR_CHARS] or None
+    return bytes(body[: ERROR_CHARS * 4]).decode("utf-8", "replace").strip()[:ERROR_CHARS] or None

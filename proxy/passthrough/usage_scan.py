@@ -12,7 +12,8 @@ from proxy.passthrough.usage_fields import MODEL_CHARS
 # clamped to the request_log integer columns later anyway.
 _DIGITS = re.compile(rb"\d{1,18}")
 # Go's encoder writes `model` first in native answers (GenerateResponse, ChatResponse, EmbedResponse in
-# https://github.com/ollama/ollama/blob/v0.32.15/api/types.go), so in their final line or body it is found without a parse.
+# https://github.com/ollama/ollama/blob/v0.32.15/api/types.go), so in their final line or body it is
+# found without a parse.
 _LEADING_MODEL = re.compile(rb'\{"model":("(?:[^"\\]|\\.){1,%d}")' % MODEL_CHARS)
 LOOSE_DONE = re.compile(rb'"done"\s*:\s*true')
 
@@ -60,12 +61,12 @@ def _string(quoted: bytes) -> str | None:
     return value[:MODEL_CHARS] if isinstance(value, str) and value else None
 
 
-@functools.lru_cache(maxsize=None)  # a handful of field names
+@functools.cache  # a handful of field names
 def _json_key(name: str) -> bytes:
     return b'"%s":' % name.encode()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _loose_key(name: str, value: bytes) -> re.Pattern[bytes]:
     return re.compile(rb'"%s"\s*:\s*(%s)' % (name.encode(), value))
 
@@ -73,9 +74,9 @@ def _loose_key(name: str, value: bytes) -> re.Pattern[bytes]:
 def _loose_last(data: bytes | bytearray, names: tuple[str, ...], value: bytes) -> bytes | None:
     """Like last_int, with any JSON whitespace around the colon: for answers too big to parse."""
     for name in names:
-        match = None
-        for match in _loose_key(name, value).finditer(data):
+        last = None
+        for last in _loose_key(name, value).finditer(data):  # noqa: B007 (the last match is the one wanted)
             pass
-        if match is not None:
-            return match.group(1)
+        if last is not None:
+            return last.group(1)
     return None

@@ -28,7 +28,8 @@ from proxy.passthrough.usage_scan import (
 # find nothing: another encoder, or a proxy in between, may write `"done": true` or reorder keys.
 FINAL_LINE_PARSE_CAP = 64 * 1024
 # /v1/completions with include_usage repeats this placeholder on every chunk (CompleteWriter in
-# https://github.com/ollama/ollama/blob/v0.32.15/middleware/openai.go); the real numbers come last, on a `"choices":[]` chunk.
+# https://github.com/ollama/ollama/blob/v0.32.15/middleware/openai.go); the real numbers come last, on
+# a `"choices":[]` chunk.
 _ZEROED = b'"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}'
 
 
@@ -58,7 +59,7 @@ class StreamUsage:
                     self._take_done(line)
         elif (at := block.rfind(b'"done":true')) >= 0:  # only its line, not a split of the block
             end = block.find(b"\n", at)
-            self._take_done(block[block.rfind(b"\n", 0, at) + 1:end if end >= 0 else len(block)])
+            self._take_done(block[block.rfind(b"\n", 0, at) + 1 : end if end >= 0 else len(block)])
 
     def read_sse(self, block: bytes | bytearray) -> None:
         for line in block.split(b"\n"):
@@ -74,7 +75,7 @@ class StreamUsage:
         if self._done:
             return
         line = self._last.rstrip()
-        line = line[line.rfind(b"\n") + 1:]
+        line = line[line.rfind(b"\n") + 1 :]
         if len(line) <= FINAL_LINE_PARSE_CAP:
             obj = loads(line)
             if isinstance(obj, dict):
@@ -103,8 +104,11 @@ class StreamUsage:
         prompt, completion = last_int(line, ("prompt_eval_count",)), last_int(line, ("eval_count",))
         model = leading_model(line)
         # Not Go's layout, or a load/unload line without metrics: a small line is parsed instead.
-        if ((prompt is None and completion is None) or model is None) and len(line) <= FINAL_LINE_PARSE_CAP and (
-                isinstance(obj := loads(line), dict)):
+        if (
+            ((prompt is None and completion is None) or model is None)
+            and len(line) <= FINAL_LINE_PARSE_CAP
+            and (isinstance(obj := loads(line), dict))
+        ):
             self._take_final(obj)
             return
         self._model = model or self._model

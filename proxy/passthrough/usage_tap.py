@@ -26,8 +26,7 @@ class UsageTap:
     stream is cut into whole lines here, and each block of them read as it arrives (usage_stream.py).
     """
 
-    __slots__ = ("_status", "_request_bytes", "_mode", "_buf", "_head", "_skipping", "_overflow",
-                 "_stream", "_result")
+    __slots__ = ("_status", "_request_bytes", "_mode", "_buf", "_head", "_skipping", "_overflow", "_stream", "_result")
 
     def __init__(self, content_type: str, *, status: int = 200, request_bytes: int = 0) -> None:
         mime = content_type.split(";", 1)[0].strip().lower()
@@ -54,7 +53,7 @@ class UsageTap:
             self._buf += chunk
             if len(self._buf) > PARSE_CAP:
                 if not self._overflow:
-                    self._head = bytes(self._buf[:MODEL_CHARS + 16])
+                    self._head = bytes(self._buf[: MODEL_CHARS + 16])
                 self._overflow = True
             if self._overflow:
                 del self._buf[:-TAIL]
@@ -65,8 +64,13 @@ class UsageTap:
         """The usage so far; on a cut stream, an estimate from what was seen. Idempotent."""
         if self._result is None:
             if self._mode == "body":
-                self._result = body_usage(self._buf, status=self._status, request_bytes=self._request_bytes,
-                                          head=self._head, overflow=self._overflow)
+                self._result = body_usage(
+                    self._buf,
+                    status=self._status,
+                    request_bytes=self._request_bytes,
+                    head=self._head,
+                    overflow=self._overflow,
+                )
             else:
                 if self._buf:  # a final line without its newline
                     self._read(self._buf)
@@ -82,19 +86,19 @@ class UsageTap:
             if start < 0:
                 return
             self._skipping = False
-            chunk = chunk[start + 1:]
+            chunk = chunk[start + 1 :]
         end = chunk.rfind(b"\n")
         if end < 0:
             self._hold(chunk)
             return
         if self._buf:
-            self._buf += chunk[:end + 1]
+            self._buf += chunk[: end + 1]
             block, self._buf = self._buf, bytearray()
         else:  # the common case: whole lines, read without a copy
-            block = chunk if end == len(chunk) - 1 else chunk[:end + 1]
+            block = chunk if end == len(chunk) - 1 else chunk[: end + 1]
         self._read(block)
         if end + 1 < len(chunk):
-            self._hold(chunk[end + 1:])
+            self._hold(chunk[end + 1 :])
 
     def _hold(self, part: bytes) -> None:
         if len(self._buf) + len(part) > LINE_CAP:

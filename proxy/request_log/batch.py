@@ -11,9 +11,25 @@ import asyncpg
 from proxy.request_log.record import RequestRecord
 from proxy.request_log.rollup import last_used, rollup
 
-COLUMNS = ("id", "created_at", "api_key_id", "endpoint", "method", "model", "status_code", "prompt_tokens",
-           "completion_tokens", "tokens_used", "usage_estimated", "response_time", "ttfb", "bytes_in",
-           "bytes_out", "client_ip", "error")
+COLUMNS = (
+    "id",
+    "created_at",
+    "api_key_id",
+    "endpoint",
+    "method",
+    "model",
+    "status_code",
+    "prompt_tokens",
+    "completion_tokens",
+    "tokens_used",
+    "usage_estimated",
+    "response_time",
+    "ttfb",
+    "bytes_in",
+    "bytes_out",
+    "client_ip",
+    "error",
+)
 
 # COPY has no ON CONFLICT, so the batch lands in a staging table first
 # (https://www.postgresql.org/docs/current/sql-copy.html). Made once per connection and emptied at
@@ -64,8 +80,7 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[RequestRecord]
     """Write `records` idempotently; return how many were new (the rest were already there)."""
     async with conn.transaction():
         await conn.execute(CREATE_STAGING)
-        await conn.copy_records_to_table("request_log_staging", records=[to_row(r) for r in records],
-                                         columns=COLUMNS)
+        await conn.copy_records_to_table("request_log_staging", records=[to_row(r) for r in records], columns=COLUMNS)
         rows = await conn.fetch(INSERT_FROM_STAGING)
         if len(rows) == len(records):
             new = list(records)  # the usual case: nothing was there already

@@ -36,8 +36,9 @@ def is_bad_record(exc: BaseException) -> bool:
     return not isinstance(exc, DATABASE_ERRORS)
 
 
-async def commit_batch(pool: asyncpg.Pool, batch: list[RequestRecord],
-                       set_aside: Callable[[list[RequestRecord]], Awaitable[None]]) -> tuple[int, int]:
+async def commit_batch(
+    pool: asyncpg.Pool, batch: list[RequestRecord], set_aside: Callable[[list[RequestRecord]], Awaitable[None]]
+) -> tuple[int, int]:
     """Write one batch; return (inserted, rejected). A bad record is isolated and handed to `set_aside`;
     an outage (anything else from the database) propagates, and the batch is tried again later."""
     try:
@@ -46,8 +47,12 @@ async def commit_batch(pool: asyncpg.Pool, batch: list[RequestRecord],
     except Exception as exc:
         if not is_bad_record(exc):
             raise
-        log.warning("request log: a batch of %d was refused (%s: %s); writing its records one by one",
-                    len(batch), type(exc).__name__, exc)
+        log.warning(
+            "request log: a batch of %d was refused (%s: %s); writing its records one by one",
+            len(batch),
+            type(exc).__name__,
+            exc,
+        )
     inserted, refused = 0, []
     async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
         for record in batch:

@@ -17,11 +17,11 @@ from aiohttp import web
 from proxy.db.errors import DatabaseUnavailable
 from proxy.request_log.journal import Journal
 from proxy.request_log.partitions import maintain, maintenance_loop
+from proxy.request_log.record import RECORD_SINK
+from proxy.request_log.stats import tokens_used_today
 from proxy.request_log.writer import RequestLogWriter
 from proxy.settings import Settings
-from proxy.request_log.record import RECORD_SINK
 from proxy.state import POOL, SETTINGS
-from proxy.request_log.stats import tokens_used_today
 
 __all__ = ["JOURNAL_DIR", "RequestLogWriter", "create_writer", "request_log_context", "tokens_used_today"]
 

@@ -42,8 +42,17 @@ async def fetch_logs(pool: asyncpg.Pool, where: LogFilter, limit: int) -> tuple[
     """Up to `limit` rows, and whether more rows follow."""
     after_time, after_id = where.after or (None, None)
     with unavailable_on_outage():
-        rows = await pool.fetch(SELECT_LOGS, where.key_id, where.model, where.status, where.since, where.until,
-                                after_time, after_id, limit + 1)
+        rows = await pool.fetch(
+            SELECT_LOGS,
+            where.key_id,
+            where.model,
+            where.status,
+            where.since,
+            where.until,
+            after_time,
+            after_id,
+            limit + 1,
+        )
     return rows[:limit], len(rows) > limit
 
 

@@ -22,8 +22,7 @@ TokensUsedToday = Callable[[asyncpg.Pool, date], Awaitable[Mapping[UUID, int]]]
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
-def quota_seed_context(tokens_used_today: TokensUsedToday, *,
-                       clock: Callable[[], float] = time.time) -> CleanupContext:
+def quota_seed_context(tokens_used_today: TokensUsedToday, *, clock: Callable[[], float] = time.time) -> CleanupContext:
     """A cleanup context that seeds app[KEY_LIMITER]; register it after the pool and the log writer.
 
     Without it a restart would hand every key a fresh daily token quota. The UTC day comes from

@@ -45,9 +45,12 @@ class JournalSpill:
             await asyncio.to_thread(self.journal.probe)
         except OSError as exc:
             if self.journal_error is None:
-                log.error("request log: the journal directory %s is not writable (%s); set GATEWAY_DATA_DIR "
-                          "to a writable directory, or usage records are lost if PostgreSQL goes away",
-                          self.journal.directory, exc.strerror or exc)
+                log.error(
+                    "request log: the journal directory %s is not writable (%s); set GATEWAY_DATA_DIR "
+                    "to a writable directory, or usage records are lost if PostgreSQL goes away",
+                    self.journal.directory,
+                    exc.strerror or exc,
+                )
             self.journal_error = "not writable"
             return False
         self.journal_error = None

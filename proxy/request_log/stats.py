@@ -38,8 +38,9 @@ async def tokens_used_today(pool: asyncpg.Pool, today: date | None = None) -> di
     return {row["api_key_id"]: row["tokens"] for row in rows}
 
 
-async def fetch_daily_usage(pool: asyncpg.Pool, since: date, until: date,
-                            key_id: UUID | None = None) -> list[asyncpg.Record]:
+async def fetch_daily_usage(
+    pool: asyncpg.Pool, since: date, until: date, key_id: UUID | None = None
+) -> list[asyncpg.Record]:
     """Rows per (day, model) for every key, or for `key_id`; `since` and `until` are inclusive."""
     with unavailable_on_outage():
         return await pool.fetch(SELECT_DAILY_USAGE, since, until, key_id)
@@ -60,4 +61,3 @@ def summarize(rows: Iterable[Any]) -> dict[str, Any]:
         "by_model": [{"model": model, **usage.to_json()} for model, usage in models],
         "by_day": [{"day": day.isoformat(), **by_day[day].to_json()} for day in sorted(by_day)],
     }
-

@@ -41,8 +41,14 @@ class UsageTotals:
 
     def columns(self) -> tuple:
         """The counting columns of usage_daily, in their order there."""
-        return (self.requests, self.errors, self.prompt_tokens, self.completion_tokens,
-                self.response_time_sum, self.latency_histogram)
+        return (
+            self.requests,
+            self.errors,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.response_time_sum,
+            self.latency_histogram,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -40,8 +40,15 @@ class RequestLogWriter:
     records move; commit.py writes a batch, and spill.py does everything on disk.
     """
 
-    def __init__(self, journal: Journal, *, batch_size: int = BATCH_SIZE, flush_interval: float = FLUSH_INTERVAL,
-                 max_queued: int = MAX_QUEUED, drain_timeout: float = DRAIN_TIMEOUT) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        batch_size: int = BATCH_SIZE,
+        flush_interval: float = FLUSH_INTERVAL,
+        max_queued: int = MAX_QUEUED,
+        drain_timeout: float = DRAIN_TIMEOUT,
+    ) -> None:
         if batch_size < 1 or max_queued < batch_size or flush_interval <= 0 or drain_timeout < 0:
             raise ValueError("need batch_size >= 1, max_queued >= batch_size, flush_interval > 0")
         self.counters = WriterCounters()
@@ -97,8 +104,10 @@ class RequestLogWriter:
             await self._replay()
         except DATABASE_ERRORS as exc:
             log.warning("request log: journal replay at start failed (%s); retrying in the background", exc)
-        self._tasks = [asyncio.create_task(self._flush_loop(), name="request-log-flush"),
-                       asyncio.create_task(self._spill_loop(), name="request-log-spill")]
+        self._tasks = [
+            asyncio.create_task(self._flush_loop(), name="request-log-flush"),
+            asyncio.create_task(self._spill_loop(), name="request-log-spill"),
+        ]
 
     async def probe_journal(self) -> bool:
         """Can the journal be written? Logged once when it turns unusable; kept in `journal_error`."""
@@ -116,8 +125,7 @@ class RequestLogWriter:
                 async with asyncio.timeout(self._drain_timeout):
                     await self._drain()
             except TimeoutError:
-                log.warning("request log: database unavailable at shutdown; journaling %d records",
-                            len(self._queue))
+                log.warning("request log: database unavailable at shutdown; journaling %d records", len(self._queue))
         while self._queue:  # requests finishing during the drain add more
             await self._spill.append(self._take(len(self._queue)))
         log.info("request log stopped: %s", self.snapshot())
@@ -165,8 +173,9 @@ class RequestLogWriter:
         # A database cut off without a reset (a dead host, a partition) fails only after the
         # connect or command timeout: records must not wait in memory for that long. A write that
         # is merely slow costs a journal append and a replay of rows already there, no more.
-        return (self._writing is not None
-                and asyncio.get_running_loop().time() - self._writing_since > self._flush_interval)
+        return (
+            self._writing is not None and asyncio.get_running_loop().time() - self._writing_since > self._flush_interval
+        )
 
     async def _spill_writing(self) -> None:
         """A copy of the batch on its way to the database into the journal. If its write then
@@ -188,8 +197,12 @@ class RequestLogWriter:
     async def _back_off(self, exc: BaseException) -> None:
         self._failures += 1
         if self._failures == 1:
-            log.warning("request log: database unavailable (%s: %s); retrying, %d records queued",
-                        type(exc).__name__, exc, len(self._queue))
+            log.warning(
+                "request log: database unavailable (%s: %s); retrying, %d records queued",
+                type(exc).__name__,
+                exc,
+                len(self._queue),
+            )
         await asyncio.sleep(min(RETRY_MAX, RETRY_MIN * 2 ** (self._failures - 1)))
 
     # --- moving records ----------------------------------------------------------------------

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from proxy.keys.format import KeyRecord
 from proxy.errors import forbidden
-from proxy.keys.format import API_KEY
+from proxy.keys.format import API_KEY, KeyRecord
 
 
 def require_admin(request: web.Request) -> KeyRecord:

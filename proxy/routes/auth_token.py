@@ -28,8 +28,10 @@ async def issue_token(request: web.Request) -> web.Response:
         expires_at = min(expires_at, int(key.expires_at.timestamp()))
     token = request.app[TOKEN_SIGNER].issue(key.id, key.role, key.state_version, expires_at)
     # RFC 6749 §5.1: a response carrying a token must not be cached.
-    return web.json_response({"access_token": token, "token_type": "bearer", "expires_in": expires_at - now},
-                             headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return web.json_response(
+        {"access_token": token, "token_type": "bearer", "expires_in": expires_at - now},
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
 
 
 def setup_auth_token_routes(app: web.Application) -> None:

@@ -33,8 +33,10 @@ _INIT = b"""window.ui = SwaggerUIBundle({
   tryItOutEnabled: false, persistAuthorization: false
 });
 """
-_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 _VENDORED = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript"}
 ASSET_PATHS = tuple(f"{PAGE_PATH}/{name}" for name in (*_VENDORED, "init.js"))
 
@@ -55,8 +57,9 @@ def setup_docs_routes(app: web.Application) -> None:
         return web.Response(body=document, content_type="application/json")
 
     async def page(request: web.Request) -> web.Response:
-        return web.Response(body=_PAGE, content_type="text/html", charset="utf-8",
-                            headers={"Content-Security-Policy": _CSP})
+        return web.Response(
+            body=_PAGE, content_type="text/html", charset="utf-8", headers={"Content-Security-Policy": _CSP}
+        )
 
     async def asset(request: web.Request) -> web.StreamResponse:
         name = request.match_info["asset"]
@@ -64,8 +67,9 @@ def setup_docs_routes(app: web.Application) -> None:
             return web.Response(body=_INIT, content_type="text/javascript")
         if name not in _VENDORED:
             raise web.HTTPNotFound()
-        return web.FileResponse(static / name, headers={"Content-Type": _VENDORED[name],
-                                                        "Cache-Control": "public, max-age=86400"})
+        return web.FileResponse(
+            static / name, headers={"Content-Type": _VENDORED[name], "Cache-Control": "public, max-age=86400"}
+        )
 
     app.router.add_get(SPEC_PATH, spec)
     app.router.add_get(PAGE_PATH, page)

@@ -6,15 +6,14 @@ from uuid import UUID
 
 from aiohttp import web
 
-from proxy.routes.access import require_admin
-from proxy.keys.format import KeyRecord
 from proxy.errors import GatewayError
-from proxy.passthrough.expect_continue import defer_continue
-from proxy.passthrough.body import read_json_object
-from proxy.keys.fields import CREATE_FIELDS, PARSERS, parse_key_fields
-from proxy.keys.store import KeyRevoked
 from proxy.keys.cache import KEY_CACHE
-from proxy.keys.store import KEY_STORE
+from proxy.keys.fields import CREATE_FIELDS, PARSERS, parse_key_fields
+from proxy.keys.format import KeyRecord
+from proxy.keys.store import KEY_STORE, KeyRevoked
+from proxy.passthrough.body import read_json_object
+from proxy.passthrough.expect_continue import defer_continue
+from proxy.routes.access import require_admin
 from proxy.state import KEY_LIMITER, SETTINGS
 
 

@@ -6,10 +6,18 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from proxy.routes.access import require_admin
 from proxy.errors import GatewayError
-from proxy.routes.query_params import decode_cursor, encode_cursor, parse_int, parse_text, parse_uuid, refuse_unknown, time_range
 from proxy.request_log.query import LogFilter, fetch_logs, row_to_json
+from proxy.routes.access import require_admin
+from proxy.routes.query_params import (
+    decode_cursor,
+    encode_cursor,
+    parse_int,
+    parse_text,
+    parse_uuid,
+    refuse_unknown,
+    time_range,
+)
 from proxy.state import POOL
 
 PARAMS = ("key_id", "model", "status", "since", "until", "limit", "cursor")

@@ -13,8 +13,8 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
 from proxy.errors import forbidden
-from proxy.middlewares.auth import authenticate, presented_key
 from proxy.keys.access_tokens import TOKEN_SIGNER
+from proxy.middlewares.auth import authenticate, presented_key
 from proxy.observability.metrics import METRICS
 from proxy.state import SETTINGS
 

@@ -7,13 +7,12 @@ from functools import partial
 from aiohttp import web
 
 from proxy.errors import GatewayError
+from proxy.keys.format import API_KEY
 from proxy.passthrough.listing_filter import read_listing
 from proxy.passthrough.model_policy import key_may_use
 from proxy.passthrough.routes import Listing
-from proxy.keys.format import API_KEY
-from proxy.state import SETTINGS, UPSTREAM_SESSION
 from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_failure, upstream_url
-
+from proxy.state import SETTINGS, UPSTREAM_SESSION
 
 
 async def list_models(request: web.Request) -> web.Response:

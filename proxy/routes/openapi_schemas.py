@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.keys.fields import (
+    MAX_BURST,
+    MAX_CONCURRENT,
+    MAX_MODEL_NAME_LENGTH,
+    MAX_MODELS,
+    MAX_NAME_LENGTH,
+    MAX_RATE_LIMIT,
+    MAX_TOKENS_PER_DAY,
+)
 from proxy.keys.format import ROLES
-from proxy.keys.fields import MAX_BURST, MAX_CONCURRENT, MAX_MODEL_NAME_LENGTH, MAX_MODELS, MAX_NAME_LENGTH, MAX_RATE_LIMIT, MAX_TOKENS_PER_DAY
 
 
 def ref(name: str) -> dict[str, str]:
@@ -20,10 +28,14 @@ def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-def _object(properties: dict[str, Any], *, required: tuple[str, ...] | None = None,
-            closed: bool = False) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": properties,
-                              "required": list(properties if required is None else required)}
+def _object(
+    properties: dict[str, Any], *, required: tuple[str, ...] | None = None, closed: bool = False
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties if required is None else required),
+    }
     if closed:
         schema["additionalProperties"] = False
     return schema
@@ -45,9 +57,16 @@ _KEY_FIELDS = {
     "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": r"\S"},
     "role": {"type": "string", "enum": list(ROLES)},
     "rate_limit": {"type": "integer", "minimum": 1, "maximum": MAX_RATE_LIMIT, "description": "requests per hour"},
-    "models": {**nullable({"type": "array", "maxItems": MAX_MODELS,
-                           "items": {"type": "string", "maxLength": MAX_MODEL_NAME_LENGTH, "pattern": r"\S"}}),
-               "description": "allow-list (`llama3` admits `llama3:latest`, `qwen3:*` every tag); null = every model"},
+    "models": {
+        **nullable(
+            {
+                "type": "array",
+                "maxItems": MAX_MODELS,
+                "items": {"type": "string", "maxLength": MAX_MODEL_NAME_LENGTH, "pattern": r"\S"},
+            }
+        ),
+        "description": "allow-list (`llama3` admits `llama3:latest`, `qwen3:*` every tag); null = every model",
+    },
     "expires_at": nullable(_TIME),
     "burst": _limit(MAX_BURST, "requests at once; null = a minute of rate_limit"),
     "max_concurrent": _limit(MAX_CONCURRENT, "requests in flight at once; null = no limit"),
@@ -55,55 +74,107 @@ _KEY_FIELDS = {
 }
 
 _USAGE = {
-    "requests": _COUNT, "prompt_tokens": _COUNT, "completion_tokens": _COUNT, "total_tokens": _COUNT,
-    "errors": _COUNT, "avg_response_time_ms": _MS, "p50_response_time_ms": _MS, "p95_response_time_ms": _MS,
+    "requests": _COUNT,
+    "prompt_tokens": _COUNT,
+    "completion_tokens": _COUNT,
+    "total_tokens": _COUNT,
+    "errors": _COUNT,
+    "avg_response_time_ms": _MS,
+    "p50_response_time_ms": _MS,
+    "p95_response_time_ms": _MS,
 }
 
 SCHEMAS: dict[str, Any] = {
-    "Error": {**_object({"error": _TEXT}), "description": "Native error shape, `{\"error\": \"…\"}`"},
-    "Key": _object({
-        "id": _UUID, "prefix": {**_TEXT, "description": "the key's first characters, for display"},
-        "name": _TEXT, "role": _KEY_FIELDS["role"], "rate_limit": _INT,
-        "burst": nullable(_INT), "max_concurrent": nullable(_INT), "tokens_per_day": nullable(_INT),
-        "models": nullable({"type": "array", "items": _TEXT}), "is_active": {"type": "boolean"},
-        "expires_at": nullable(_TIME), "created_at": _TIME, "last_used_at": nullable(_TIME),
-    }),
+    "Error": {**_object({"error": _TEXT}), "description": 'Native error shape, `{"error": "…"}`'},
+    "Key": _object(
+        {
+            "id": _UUID,
+            "prefix": {**_TEXT, "description": "the key's first characters, for display"},
+            "name": _TEXT,
+            "role": _KEY_FIELDS["role"],
+            "rate_limit": _INT,
+            "burst": nullable(_INT),
+            "max_concurrent": nullable(_INT),
+            "tokens_per_day": nullable(_INT),
+            "models": nullable({"type": "array", "items": _TEXT}),
+            "is_active": {"type": "boolean"},
+            "expires_at": nullable(_TIME),
+            "created_at": _TIME,
+            "last_used_at": nullable(_TIME),
+        }
+    ),
     "NewKey": {"allOf": [ref("Key"), _object({"key": {**_TEXT, "description": "the key itself, shown this once"}})]},
     "KeyList": _object({"keys": {"type": "array", "items": ref("Key")}}),
     "KeyCreate": _object(_KEY_FIELDS, required=("name",), closed=True),
     "KeyUpdate": _object({**_KEY_FIELDS, "is_active": {"type": "boolean"}}, required=(), closed=True),
     "Usage": _object(_USAGE),
-    "Stats": _object({
-        "key_id": nullable(_UUID),
-        "since": {"type": "string", "format": "date"},
-        "until": {"type": "string", "format": "date"},
-        "totals": ref("Usage"),
-        "by_model": {"type": "array", "items": {"allOf": [ref("Usage"), _object({"model": nullable(_TEXT)})]}},
-        "by_day": {"type": "array",
-                   "items": {"allOf": [ref("Usage"), _object({"day": {"type": "string", "format": "date"}})]}},
-    }),
-    "LogEntry": _object({
-        "id": {**_UUID, "description": "the request id (X-Request-ID)"}, "created_at": _TIME,
-        "api_key_id": nullable(_UUID), "endpoint": _TEXT, "method": _TEXT, "model": nullable(_TEXT),
-        "status_code": _INT, "prompt_tokens": nullable(_INT), "completion_tokens": nullable(_INT),
-        "tokens_used": nullable(_INT), "usage_estimated": {"type": "boolean"},
-        "response_time_ms": _MS, "ttfb_ms": _MS, "bytes_in": nullable(_INT), "bytes_out": nullable(_INT),
-        "client_ip": nullable(_TEXT), "error": nullable(_TEXT),
-    }),
-    "LogPage": _object({"logs": {"type": "array", "items": ref("LogEntry")},
-                        "next_cursor": {**nullable(_TEXT), "description": "pass as `cursor` for the next page"}}),
-    "ModelList": {**_object({"models": {"type": "array", "items": {**_object({"name": _TEXT}, required=("name",)),
-                                                                   "description": "as Ollama's /api/tags"}}}),
-                  "description": "Ollama's /api/tags answer, less the models the key may not use"},
-    "Token": _object({
-        "access_token": {**_TEXT, "description": "`olt_…`; send as `Authorization: Bearer`"},
-        "token_type": {"type": "string", "enum": ["bearer"]},
-        "expires_in": {**_COUNT, "description": "seconds"},
-    }),
+    "Stats": _object(
+        {
+            "key_id": nullable(_UUID),
+            "since": {"type": "string", "format": "date"},
+            "until": {"type": "string", "format": "date"},
+            "totals": ref("Usage"),
+            "by_model": {"type": "array", "items": {"allOf": [ref("Usage"), _object({"model": nullable(_TEXT)})]}},
+            "by_day": {
+                "type": "array",
+                "items": {"allOf": [ref("Usage"), _object({"day": {"type": "string", "format": "date"}})]},
+            },
+        }
+    ),
+    "LogEntry": _object(
+        {
+            "id": {**_UUID, "description": "the request id (X-Request-ID)"},
+            "created_at": _TIME,
+            "api_key_id": nullable(_UUID),
+            "endpoint": _TEXT,
+            "method": _TEXT,
+            "model": nullable(_TEXT),
+            "status_code": _INT,
+            "prompt_tokens": nullable(_INT),
+            "completion_tokens": nullable(_INT),
+            "tokens_used": nullable(_INT),
+            "usage_estimated": {"type": "boolean"},
+            "response_time_ms": _MS,
+            "ttfb_ms": _MS,
+            "bytes_in": nullable(_INT),
+            "bytes_out": nullable(_INT),
+            "client_ip": nullable(_TEXT),
+            "error": nullable(_TEXT),
+        }
+    ),
+    "LogPage": _object(
+        {
+            "logs": {"type": "array", "items": ref("LogEntry")},
+            "next_cursor": {**nullable(_TEXT), "description": "pass as `cursor` for the next page"},
+        }
+    ),
+    "ModelList": {
+        **_object(
+            {
+                "models": {
+                    "type": "array",
+                    "items": {**_object({"name": _TEXT}, required=("name",)), "description": "as Ollama's /api/tags"},
+                }
+            }
+        ),
+        "description": "Ollama's /api/tags answer, less the models the key may not use",
+    },
+    "Token": _object(
+        {
+            "access_token": {**_TEXT, "description": "`olt_…`; send as `Authorization: Bearer`"},
+            "token_type": {"type": "string", "enum": ["bearer"]},
+            "expires_in": {**_COUNT, "description": "seconds"},
+        }
+    ),
     "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
-    "Ready": _object({
-        "status": {"type": "string", "enum": ["ready", "unavailable"]},
-        "checks": {"type": "object", "additionalProperties": _TEXT,
-                   "description": "database, ollama, and journal when the database is down: `ok` or the reason"},
-    }),
+    "Ready": _object(
+        {
+            "status": {"type": "string", "enum": ["ready", "unavailable"]},
+            "checks": {
+                "type": "object",
+                "additionalProperties": _TEXT,
+                "description": "database, ollama, and journal when the database is down: `ok` or the reason",
+            },
+        }
+    ),
 }

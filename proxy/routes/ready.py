@@ -3,7 +3,8 @@
 Can serve = Ollama answers GET /api/version, and usage records have somewhere to go: PostgreSQL
 answers SELECT 1, or else the journal directory is writable (records wait there; known keys keep
 working from the cache). A journal directory found unwritable at start is not ready either, the
-database up or not: the next outage would lose records. Each check is bounded by CHECK_TIMEOUT. GET /health stays plain liveness.
+database up or not: the next outage would lose records. Each check is bounded by CHECK_TIMEOUT.
+GET /health stays plain liveness.
 /ready needs no key, so its answer is shared: one check at a time, reused for CACHE_SECONDS.
 """
 
@@ -18,10 +19,10 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_url
 from proxy.request_log.context import JOURNAL_DIR, RequestLogWriter
 from proxy.request_log.record import RECORD_SINK
 from proxy.state import POOL, SETTINGS, UPSTREAM_SESSION
-from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_url
 
 PATH = "/ready"
 CHECK_TIMEOUT = 2.0
@@ -35,8 +36,13 @@ class SharedCheck:
     while it runs wait for that same run. Anyone can call /ready, and each call would otherwise
     cost a database query and a request to Ollama."""
 
-    def __init__(self, check: Callable[[], Awaitable[Answer]], *, ttl: float = CACHE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        check: Callable[[], Awaitable[Answer]],
+        *,
+        ttl: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._check = check
         self._ttl = ttl
         self._clock = clock

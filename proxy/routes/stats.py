@@ -9,10 +9,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy.errors import GatewayError, forbidden
-from proxy.routes.query_params import day_range, parse_uuid, refuse_unknown
 from proxy.keys.format import API_KEY
-from proxy.state import POOL
 from proxy.request_log.stats import fetch_daily_usage, summarize
+from proxy.routes.query_params import day_range, parse_uuid, refuse_unknown
+from proxy.state import POOL
 from proxy.values.utc_day import utc_today
 
 PARAMS = ("key_id", "since", "until")
@@ -32,12 +32,14 @@ async def get_stats(request: web.Request) -> web.Response:
             raise forbidden("a user key sees only its own usage")
         key_id = key.id
     rows = await fetch_daily_usage(request.app[POOL], since, until, key_id)
-    return web.json_response({
-        "key_id": str(key_id) if key_id else None,
-        "since": since.isoformat(),
-        "until": until.isoformat(),
-        **summarize(rows),
-    })
+    return web.json_response(
+        {
+            "key_id": str(key_id) if key_id else None,
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            **summarize(rows),
+        }
+    )
 
 
 def setup_stats_routes(app: web.Application) -> None:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 
 def utc_today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def utc_day_of(moment: datetime) -> date:
     """The UTC day an aware datetime falls on, whatever its own offset."""
-    return moment.astimezone(timezone.utc).date()
+    return moment.astimezone(UTC).date()
 
 
 def utc_day_at(unix_time: float) -> date:
     """The UTC day of a wall-clock UNIX time, for code that runs on an injected clock."""
-    return datetime.fromtimestamp(unix_time, timezone.utc).date()
+    return datetime.fromtimestamp(unix_time, UTC).date()

@@ -20,10 +20,16 @@ def create_app(upstream: str) -> web.Application:
 
     async def relay(request: web.Request) -> web.StreamResponse:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
-        async with request.app["session"].request(request.method, upstream + request.raw_path, headers=headers,
-                                                  data=await request.read(), allow_redirects=False) as up:
-            response = web.StreamResponse(status=up.status, headers={
-                k: v for k, v in up.headers.items() if k.lower() not in HOP})
+        async with request.app["session"].request(
+            request.method,
+            upstream + request.raw_path,
+            headers=headers,
+            data=await request.read(),
+            allow_redirects=False,
+        ) as up:
+            response = web.StreamResponse(
+                status=up.status, headers={k: v for k, v in up.headers.items() if k.lower() not in HOP}
+            )
             response.content_length = up.content_length
             await response.prepare(request)
             async for chunk in up.content.iter_any():
@@ -45,6 +51,13 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.uvloop:
         import uvloop
+
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(create_app(args.upstream), host="127.0.0.1", port=args.port, access_log=None,
-                handler_cancellation=True, print=None)
+    web.run_app(
+        create_app(args.upstream),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=None,
+        handler_cancellation=True,
+        print=None,
+    )

@@ -71,23 +71,37 @@ async def measure(url: str, body: bytes) -> dict[str, float]:
         stop.set()
         await probe
     ordered = sorted(latencies)
-    return {"statuses": statuses, "seconds per body": elapsed / ROUNDS, "probes": len(ordered),
-            "p50 ms": statistics.median(ordered), "p99 ms": ordered[int(len(ordered) * 0.99) - 1],
-            "max ms": ordered[-1]}
+    return {
+        "statuses": statuses,
+        "seconds per body": elapsed / ROUNDS,
+        "probes": len(ordered),
+        "p50 ms": statistics.median(ordered),
+        "p99 ms": ordered[int(len(ordered) * 0.99) - 1],
+        "max ms": ordered[-1],
+    }
 
 
 async def bench_tree(tree: Path, bodies: dict[str, bytes]) -> None:
     dsn = await fresh_database()
     with tempfile.TemporaryDirectory(prefix="ogw-bench-") as tmp:
         port = free_port()
-        service = await start_gateway("gateway", Path(tmp), port, "http://127.0.0.1:9", dsn, tree=tree,
-                                      env={"MAX_JSON_BODY_SIZE": str(100 * 1024 * 1024),
-                                           "LOG_LEVEL": "WARNING"})
+        service = await start_gateway(
+            "gateway",
+            Path(tmp),
+            port,
+            "http://127.0.0.1:9",
+            dsn,
+            tree=tree,
+            env={"MAX_JSON_BODY_SIZE": str(100 * 1024 * 1024), "LOG_LEVEL": "WARNING"},
+        )
         try:
             for name, body in bodies.items():
                 result = await measure(service.url, body)
-                print(f"{tree}  {name:12s}  " + "  ".join(
-                    f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()), flush=True)
+                print(
+                    f"{tree}  {name:12s}  "
+                    + "  ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()),
+                    flush=True,
+                )
         finally:
             service.stop()
     await drop_database()

@@ -18,8 +18,7 @@ STEP = 0.001
 
 CASES = {
     "rate only": dict(rate_per_hour=3_600_000, burst=100, max_concurrent=None, tokens_per_day=None),
-    "rate + concurrency + tokens": dict(rate_per_hour=3_600_000, burst=100, max_concurrent=4,
-                                        tokens_per_day=10**12),
+    "rate + concurrency + tokens": dict(rate_per_hour=3_600_000, burst=100, max_concurrent=4, tokens_per_day=10**12),
     "no limits": dict(rate_per_hour=None, burst=None, max_concurrent=None, tokens_per_day=None),
 }
 
@@ -45,14 +44,15 @@ def rejected_run(keys: list[uuid.UUID]) -> float:
     count = len(keys)
     start = time.perf_counter_ns()
     for i in range(ITERATIONS):
-        limiter.admit(keys[i % count], rate_per_hour=3600, burst=5, max_concurrent=None,
-                      tokens_per_day=100, now=now)
+        limiter.admit(keys[i % count], rate_per_hour=3600, burst=5, max_concurrent=None, tokens_per_day=100, now=now)
     return (time.perf_counter_ns() - start) / ITERATIONS / 1000
 
 
 def main() -> None:
-    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python {platform.python_version()}, "
-          f"{platform.machine()} x{os.cpu_count()} ({platform.processor() or platform.platform()})")
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python {platform.python_version()}, "
+        f"{platform.machine()} x{os.cpu_count()} ({platform.processor() or platform.platform()})"
+    )
     print(f"{ITERATIONS} admit+release per round, best / median of {ROUNDS} rounds, µs per call")
     for n_keys in (1, 1000):
         keys = [uuid.uuid4() for _ in range(n_keys)]

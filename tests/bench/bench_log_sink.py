@@ -21,7 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -50,6 +50,7 @@ class LoggingSink:
 def load(url: str, results: multiprocessing.Queue) -> None:
     async def run() -> float:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CLIENTS)) as http:
+
             async def burst() -> float:
                 numbers = iter(range(REQUESTS))
 
@@ -98,8 +99,12 @@ async def main() -> None:
         conn = await asyncpg.connect(dsn)
         version = await conn.fetchval("SHOW server_version")
         await conn.close()
-        settings = Settings(database_url=dsn, secret_key="bench-" + "x" * 40, data_dir=scratch,
-                            demo_admin_key="bench-admin-key-0123456789")
+        settings = Settings(
+            database_url=dsn,
+            secret_key="bench-" + "x" * 40,
+            data_dir=scratch,
+            demo_admin_key="bench-admin-key-0123456789",
+        )
         runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
         for _ in range(ROUNDS):  # interleaved, so drift on a shared machine hits both alike
             for writer in (False, True):
@@ -107,15 +112,23 @@ async def main() -> None:
         rates = {w: [rate for rate, _ in r] for w, r in runs.items()}
         cpu = {w: statistics.median(us for _, us in r) for w, r in runs.items()}
         logging_rate, writer_rate = statistics.median(rates[False]), statistics.median(rates[True])
-        print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.platform()}; {os.cpu_count()} CPUs; "
-              f"Python {sys.version.split()[0]}; PostgreSQL {version} on the same machine")
+        print(
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {platform.platform()}; {os.cpu_count()} CPUs; "
+            f"Python {sys.version.split()[0]}; PostgreSQL {version} on the same machine"
+        )
         print(f"GET /health, {CLIENTS} clients, median of {ROUNDS} rounds of {REQUESTS:,} requests:")
-        print(f"  LoggingSink      {logging_rate:8,.0f} req/s, {cpu[False]:5.1f} µs CPU/request   "
-              f"{sorted(round(r) for r in rates[False])}")
-        print(f"  RequestLogWriter {writer_rate:8,.0f} req/s, {cpu[True]:5.1f} µs CPU/request   "
-              f"{sorted(round(r) for r in rates[True])}")
-        print(f"  ratio writer / LoggingSink: {writer_rate / logging_rate:.2f} req/s, "
-              f"{cpu[True] / cpu[False]:.2f} CPU per request")
+        print(
+            f"  LoggingSink      {logging_rate:8,.0f} req/s, {cpu[False]:5.1f} µs CPU/request   "
+            f"{sorted(round(r) for r in rates[False])}"
+        )
+        print(
+            f"  RequestLogWriter {writer_rate:8,.0f} req/s, {cpu[True]:5.1f} µs CPU/request   "
+            f"{sorted(round(r) for r in rates[True])}"
+        )
+        print(
+            f"  ratio writer / LoggingSink: {writer_rate / logging_rate:.2f} req/s, "
+            f"{cpu[True] / cpu[False]:.2f} CPU per request"
+        )
     finally:
         await asyncio.to_thread(drop_database, server, dsn)
 

@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -21,20 +21,34 @@ import asyncpg
 from proxy.db.migrations import migrate
 from proxy.request_log.journal import Journal
 from proxy.request_log.partitions import maintain
-from proxy.request_log.writer import MAX_QUEUED, RequestLogWriter
 from proxy.request_log.record import RequestRecord
+from proxy.request_log.writer import MAX_QUEUED, RequestLogWriter
 from tests.bench.gateway_process import drop_database, fresh_database
 
 DATABASE = f"ogw_bench_writer_{os.getpid()}"
 
 
 def _records(count: int, key_ids: list[uuid.UUID]) -> list[RequestRecord]:
-    now = datetime.now(timezone.utc)
-    return [RequestRecord(id=uuid.uuid4(), created_at=now, endpoint="/api/chat", method="POST",
-                          client_ip="127.0.0.1", bytes_in=120, api_key_id=key_ids[i % len(key_ids)],
-                          model="llama3.2:latest", status_code=200, prompt_tokens=26, completion_tokens=120,
-                          response_time=812.5, ttfb=35.25, bytes_out=14_000)
-            for i in range(count)]
+    now = datetime.now(UTC)
+    return [
+        RequestRecord(
+            id=uuid.uuid4(),
+            created_at=now,
+            endpoint="/api/chat",
+            method="POST",
+            client_ip="127.0.0.1",
+            bytes_in=120,
+            api_key_id=key_ids[i % len(key_ids)],
+            model="llama3.2:latest",
+            status_code=200,
+            prompt_tokens=26,
+            completion_tokens=120,
+            response_time=812.5,
+            ttfb=35.25,
+            bytes_out=14_000,
+        )
+        for i in range(count)
+    ]
 
 
 async def measure(records: int = 50_000) -> dict:
@@ -43,14 +57,20 @@ async def measure(records: int = 50_000) -> dict:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
         async with pool.acquire() as conn:
             await migrate(conn)
-            key_ids = [await conn.fetchval(
-                "INSERT INTO api_keys (id, key_hash, prefix, name, role, rate_limit) "
-                "VALUES ($1, $2, 'olg_bench', 'bench', 'user', 1000) RETURNING id",
-                uuid.uuid4(), uuid.uuid4().bytes * 2) for _ in range(10)]
+            key_ids = [
+                await conn.fetchval(
+                    "INSERT INTO api_keys (id, key_hash, prefix, name, role, rate_limit) "
+                    "VALUES ($1, $2, 'olg_bench', 'bench', 'user', 1000) RETURNING id",
+                    uuid.uuid4(),
+                    uuid.uuid4().bytes * 2,
+                )
+                for _ in range(10)
+            ]
         await maintain(pool, 90)
         # Room for every record in memory: this measures the database path, not the disk journal.
-        writer = RequestLogWriter(Journal(Path(tempfile.mkdtemp(prefix="ogw-bench-"))),
-                                  max_queued=max(MAX_QUEUED, records))
+        writer = RequestLogWriter(
+            Journal(Path(tempfile.mkdtemp(prefix="ogw-bench-"))), max_queued=max(MAX_QUEUED, records)
+        )
         batch = _records(records, key_ids)
         await writer.start(pool)
         started, cpu = time.perf_counter(), time.process_time()
@@ -64,8 +84,13 @@ async def measure(records: int = 50_000) -> dict:
         count = await pool.fetchval("SELECT count(*) FROM request_log")
         await pool.close()
         assert count == records, (count, records)
-        return {"records": records, "seconds": round(seconds, 3), "rows_per_s": round(records / seconds),
-                "enqueue_us": round(enqueue_us, 2), "gateway_cpu_us_per_row": round(cpu / records * 1e6, 1)}
+        return {
+            "records": records,
+            "seconds": round(seconds, 3),
+            "rows_per_s": round(records / seconds),
+            "enqueue_us": round(enqueue_us, 2),
+            "gateway_cpu_us_per_row": round(cpu / records * 1e6, 1),
+        }
     finally:
         await drop_database(DATABASE)
 

@@ -24,30 +24,38 @@ import uuid
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from proxy.keys.format import KeyRecord
 from proxy.errors import GatewayError
+from proxy.keys.format import API_KEY, KeyRecord
 from proxy.limits import KeyLimiter
 from proxy.middlewares.rate_limit import add_rate_limit_headers, rate_limit_middleware
-from proxy.keys.format import API_KEY
 from proxy.passthrough.handler import FORWARDED, Forwarded
 from proxy.passthrough.relay import Relayed
 
 ITERATIONS = 100_000
 ROUNDS = 7
-NOW = datetime.datetime.now(datetime.timezone.utc)
+NOW = datetime.datetime.now(datetime.UTC)
 
 CASES = {
     # 10M/hour is the API's maximum rate; with the clock stepping 1 ms per call the bucket never
     # empties, so every call takes the admitted path, which builds the most headers.
     "rate only (burst default)": dict(rate_limit=10_000_000),
-    "rate + concurrency + tokens": dict(rate_limit=10_000_000, burst=1000, max_concurrent=4,
-                                        tokens_per_day=10**15),
+    "rate + concurrency + tokens": dict(rate_limit=10_000_000, burst=1000, max_concurrent=4, tokens_per_day=10**15),
 }
 
 
 def key_record(**limits) -> KeyRecord:
-    return KeyRecord(id=uuid.uuid4(), prefix="olg_bench", name="bench", role="user", models=None,
-                     is_active=True, expires_at=None, created_at=NOW, last_used_at=None, **limits)
+    return KeyRecord(
+        id=uuid.uuid4(),
+        prefix="olg_bench",
+        name="bench",
+        role="user",
+        models=None,
+        is_active=True,
+        expires_at=None,
+        created_at=NOW,
+        last_used_at=None,
+        **limits,
+    )
 
 
 def prepared_request(key: KeyRecord, tokens: int | None) -> web.Request:
@@ -129,8 +137,10 @@ async def direct() -> None:
             samples = [await per_call(middleware, request, True) for _ in range(ROUNDS)]
             label = f"{name}{', charged' if tokens else ''}"
             added = min(samples) - min(base), statistics.median(samples) - statistics.median(base)
-            print(f"  {label:<44} {min(samples):6.2f} / {statistics.median(samples):6.2f}"
-                  f"   added: {added[0]:5.2f} / {added[1]:5.2f}")
+            print(
+                f"  {label:<44} {min(samples):6.2f} / {statistics.median(samples):6.2f}"
+                f"   added: {added[0]:5.2f} / {added[1]:5.2f}"
+            )
     limiter = KeyLimiter()
     key = key_record(rate_limit=10_000_000, tokens_per_day=1)
     limiter.charge(key.id, 1, time.time())
@@ -155,9 +165,13 @@ async def end_to_end(database_url: str) -> None:
         for label in ("with", "without", "nothing in place of", "self-timed"):
             app = create_app(make_settings(dsn, default_rate_limit=10_000_000))
             at = [m.__name__ for m in app.middlewares].index("rate_limit")
-            stand_in = {"with": [app.middlewares[at]], "without": [], "nothing in place of": [nothing],
-                        "self-timed": [self_timed(app.middlewares[at], spent)]}[label]
-            app.middlewares[at:at + 1] = stand_in
+            stand_in = {
+                "with": [app.middlewares[at]],
+                "without": [],
+                "nothing in place of": [nothing],
+                "self-timed": [self_timed(app.middlewares[at], spent)],
+            }[label]
+            app.middlewares[at : at + 1] = stand_in
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -167,6 +181,7 @@ async def end_to_end(database_url: str) -> None:
             urls[label] = f"http://127.0.0.1:{port}/api/keys/not-a-uuid"
 
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+
             async def one(url: str) -> None:
                 async with http.get(url, headers=bearer(ADMIN_KEY)) as r:
                     assert r.status == 404, r.status
@@ -190,8 +205,10 @@ async def end_to_end(database_url: str) -> None:
             for _ in range(rounds):
                 for label, url in urls.items():
                     samples[label].append(await load(url))
-        print(f"part 2: real app on a socket, {requests_per_round} requests x {rounds} alternating rounds, "
-              f"{concurrency} keep-alive connections, client in the same process; best / median µs per request")
+        print(
+            f"part 2: real app on a socket, {requests_per_round} requests x {rounds} alternating rounds, "
+            f"{concurrency} keep-alive connections, client in the same process; best / median µs per request"
+        )
         for label in ("with", "without", "nothing in place of"):
             values = samples[label]
             print(f"  {label + ' the middleware':<44} {min(values):6.1f} / {statistics.median(values):6.1f}")
@@ -200,8 +217,10 @@ async def end_to_end(database_url: str) -> None:
             median = statistics.median(samples["with"]) - statistics.median(samples[base])
             print(f"  {'added vs ' + base:<44} {best:6.1f} / {median:6.1f}")
         spent.sort()
-        print(f"  in situ self time of the middleware (median / p90 of {len(spent)} requests, µs): "
-              f"{spent[len(spent) // 2] / 1000:.1f} / {spent[len(spent) * 9 // 10] / 1000:.1f}")
+        print(
+            f"  in situ self time of the middleware (median / p90 of {len(spent)} requests, µs): "
+            f"{spent[len(spent) // 2] / 1000:.1f} / {spent[len(spent) * 9 // 10] / 1000:.1f}"
+        )
     finally:
         for runner in runners:
             await runner.cleanup()
@@ -209,15 +228,18 @@ async def end_to_end(database_url: str) -> None:
 
 
 def main() -> None:
-    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python {platform.python_version()}, "
-          f"{platform.machine()} x{os.cpu_count()} ({platform.processor() or platform.platform()})")
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python {platform.python_version()}, "
+        f"{platform.machine()} x{os.cpu_count()} ({platform.processor() or platform.platform()})"
+    )
     asyncio.run(direct())
     database_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     if database_url:
         asyncio.run(end_to_end(database_url))
     else:
-        print("part 2 skipped: set BENCH_DATABASE_URL (or TEST_DATABASE_URL) to a server where it may "
-              "create a database")
+        print(
+            "part 2 skipped: set BENCH_DATABASE_URL (or TEST_DATABASE_URL) to a server where it may create a database"
+        )
 
 
 if __name__ == "__main__":

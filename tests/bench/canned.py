@@ -30,8 +30,7 @@ class Scenario:
 
     @property
     def body(self) -> bytes:
-        return json.dumps({"model": MODEL, "messages": MESSAGES, "stream": self.stream},
-                          separators=(",", ":")).encode()
+        return json.dumps({"model": MODEL, "messages": MESSAGES, "stream": self.stream}, separators=(",", ":")).encode()
 
     @property
     def headers(self) -> dict[str, str]:
@@ -63,8 +62,9 @@ async def capture_replies() -> dict[Scenario, Reply]:
         async with ClientSession() as session:
             replies = {}
             for scenario in SCENARIOS:
-                async with session.post(server.make_url(scenario.path), data=scenario.body,
-                                        headers=scenario.headers) as response:
+                async with session.post(
+                    server.make_url(scenario.path), data=scenario.body, headers=scenario.headers
+                ) as response:
                     assert response.status == 200, (scenario, response.status)
                     replies[scenario] = Reply(response.headers["Content-Type"], await response.read())
             return replies
@@ -80,13 +80,16 @@ def _nginx_string(body: bytes) -> str:
 
 def _main_block(tmp: Path, name: str) -> str:
     as_root = "user root;\n" if os.geteuid() == 0 else ""  # workers keep the tmp dir readable
-    return (f"{as_root}worker_processes 1;\ndaemon off;\npid {tmp / name}.pid;\n"
-            f"error_log {tmp / name}-error.log warn;\nevents {{ worker_connections 4096; }}\n")
+    return (
+        f"{as_root}worker_processes 1;\ndaemon off;\npid {tmp / name}.pid;\n"
+        f"error_log {tmp / name}-error.log warn;\nevents {{ worker_connections 4096; }}\n"
+    )
 
 
 def _http_common(tmp: Path, name: str) -> str:
-    temp = "".join(f"    {d}_temp_path {tmp / (name + '-' + d)};\n"
-                   for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "".join(
+        f"    {d}_temp_path {tmp / (name + '-' + d)};\n" for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     return temp + "    access_log off;\n    keepalive_requests 1000000;\n    keepalive_timeout 120s;\n"
 
 
@@ -100,14 +103,20 @@ def canned_conf(tmp: Path, port: int, replies: dict[Scenario, Reply]) -> str:
         locations.append(
             f"    location = {path} {{\n"
             f"      if ($http_x_bench_stream) {{ rewrite ^ {internal} last; }}\n"
-            f"      default_type \"{plain.content_type}\";\n"
+            f'      default_type "{plain.content_type}";\n'
             f"      return 200 {_nginx_string(plain.body)};\n    }}\n"
             f"    location = {internal} {{\n      internal;\n"
-            f"      default_type \"{streamed.content_type}\";\n"
-            f"      return 200 {_nginx_string(streamed.body)};\n    }}\n")
-    return (_main_block(tmp, "canned") + "http {\n" + _http_common(tmp, "canned")
-            + f"  server {{\n    listen 127.0.0.1:{port} reuseport backlog=4096;\n"
-            + "".join(locations) + "  }\n}\n")
+            f'      default_type "{streamed.content_type}";\n'
+            f"      return 200 {_nginx_string(streamed.body)};\n    }}\n"
+        )
+    return (
+        _main_block(tmp, "canned")
+        + "http {\n"
+        + _http_common(tmp, "canned")
+        + f"  server {{\n    listen 127.0.0.1:{port} reuseport backlog=4096;\n"
+        + "".join(locations)
+        + "  }\n}\n"
+    )
 
 
 def proxy_conf(tmp: Path, routes: list[tuple[int, int]]) -> str:
@@ -119,6 +128,7 @@ def proxy_conf(tmp: Path, routes: list[tuple[int, int]]) -> str:
             f"  upstream u{listen} {{ server 127.0.0.1:{upstream}; keepalive 256; }}\n"
             f"  server {{\n    listen 127.0.0.1:{listen} reuseport backlog=4096;\n"
             f"    location / {{\n      proxy_pass http://u{listen};\n      proxy_http_version 1.1;\n"
-            f"      proxy_set_header Connection \"\";\n      proxy_buffering off;\n"
-            f"      proxy_request_buffering on;\n      proxy_read_timeout 300s;\n    }}\n  }}\n")
+            f'      proxy_set_header Connection "";\n      proxy_buffering off;\n'
+            f"      proxy_request_buffering on;\n      proxy_read_timeout 300s;\n    }}\n  }}\n"
+        )
     return _main_block(tmp, "proxy") + "http {\n" + _http_common(tmp, "proxy") + "".join(servers) + "}\n"

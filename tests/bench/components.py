@@ -16,28 +16,28 @@ import threading
 import time
 import timeit
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.observability.access_log import log_access
-from proxy.keys.format import API_KEY, KeyRecord
-from proxy.passthrough.body import parse_json_object
 from proxy.keys.cache import KeyCache
+from proxy.keys.format import API_KEY, KeyRecord
 from proxy.keys.store import KeyStore
 from proxy.limits import KeyLimiter
-from proxy.observability.logging_setup import setup_logging
-from proxy.observability.metrics import GatewayMetrics
 from proxy.middlewares.request_id import request_id_from
 from proxy.middlewares.timing import _record as assemble_record
+from proxy.observability.access_log import log_access
+from proxy.observability.logging_setup import setup_logging
+from proxy.observability.metrics import GatewayMetrics
+from proxy.passthrough.body import parse_json_object
 from proxy.passthrough.handler import FORWARDED, Forwarded
 from proxy.passthrough.relay import Relayed
-from proxy.request_log.batch import to_row
-from proxy.request_log.record import REQUEST_START, RequestRecord, RequestStart
 from proxy.passthrough.server_timing import upstream_timing
 from proxy.passthrough.upstream import downstream_response_headers, upstream_request_headers
 from proxy.passthrough.usage_tap import UsageTap
+from proxy.request_log.batch import to_row
+from proxy.request_log.record import REQUEST_START, RequestRecord, RequestStart
 from tests.bench.canned import SCENARIOS, capture_replies
 
 NUMBER = 20_000
@@ -45,10 +45,22 @@ KEY = "bench-user-key-0123456789abcdefghij"
 
 
 def _record() -> RequestRecord:
-    return RequestRecord(id=uuid.uuid4(), created_at=datetime.now(timezone.utc), endpoint="/api/chat",
-                         method="POST", client_ip="127.0.0.1", bytes_in=96, api_key_id=uuid.uuid4(),
-                         model="llama3.2", status_code=200, prompt_tokens=26, completion_tokens=9,
-                         response_time=0.61, ttfb=0.2, bytes_out=1500)
+    return RequestRecord(
+        id=uuid.uuid4(),
+        created_at=datetime.now(UTC),
+        endpoint="/api/chat",
+        method="POST",
+        client_ip="127.0.0.1",
+        bytes_in=96,
+        api_key_id=uuid.uuid4(),
+        model="llama3.2",
+        status_code=200,
+        prompt_tokens=26,
+        completion_tokens=9,
+        response_time=0.61,
+        ttfb=0.2,
+        bytes_out=1500,
+    )
 
 
 def _time(call, number: int = NUMBER) -> float:
@@ -66,16 +78,28 @@ async def measure() -> dict[str, float]:
     replies = await capture_replies()
     record = _record()
     results: dict[str, float] = {}
-    results["request id + start"] = _time(lambda: RequestStart(request_id_from(None), datetime.now(timezone.utc),
-                                                               time.perf_counter()))
+    results["request id + start"] = _time(
+        lambda: RequestStart(request_id_from(None), datetime.now(UTC), time.perf_counter())
+    )
     start = RequestStart(record.id, record.created_at, time.perf_counter())
     results["X-Request-ID header value"] = _time(lambda: str(start.id))
 
     store = KeyStore(None, "s" * 40)  # type: ignore[arg-type]  # digest only: a cached key never queries
     cache = KeyCache(store, ttl=3600, operator_keys=[KEY])
-    now = datetime.now(timezone.utc)
-    key = KeyRecord(id=uuid.uuid4(), prefix="bench", name="bench", role="user", models=None, is_active=True,
-                    expires_at=None, created_at=now, last_used_at=None, rate_limit=10_000_000, burst=10_000_000)
+    now = datetime.now(UTC)
+    key = KeyRecord(
+        id=uuid.uuid4(),
+        prefix="bench",
+        name="bench",
+        role="user",
+        models=None,
+        is_active=True,
+        expires_at=None,
+        created_at=now,
+        last_used_at=None,
+        rate_limit=10_000_000,
+        burst=10_000_000,
+    )
     cache._store_entry(store.digest(KEY), key)  # a warm cache, as after the first request
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -86,28 +110,56 @@ async def measure() -> dict[str, float]:
     limiter = KeyLimiter()
 
     def admit() -> None:
-        limiter.admit(key.id, rate_per_hour=key.rate_limit, burst=key.burst, max_concurrent=None,
-                      tokens_per_day=None, now=time.time())
+        limiter.admit(
+            key.id,
+            rate_per_hour=key.rate_limit,
+            burst=key.burst,
+            max_concurrent=None,
+            tokens_per_day=None,
+            now=time.time(),
+        )
         limiter.release(key.id)
 
     results["rate limit admit + release"] = _time(admit)
     request = make_mocked_request("POST", "/api/chat", headers={"Content-Length": "96"})
     request[REQUEST_START] = start
     request[API_KEY] = key
-    request[FORWARDED] = Forwarded("llama3.2", 96, Relayed(ttfb=0.2, bytes_out=1500, prompt_tokens=26,
-                                                           completion_tokens=9, model="llama3.2"))
+    request[FORWARDED] = Forwarded(
+        "llama3.2", 96, Relayed(ttfb=0.2, bytes_out=1500, prompt_tokens=26, completion_tokens=9, model="llama3.2")
+    )
     results["usage record assembled from the request"] = _time(
-        lambda: assemble_record(request, start, "127.0.0.1", 200, False))
+        lambda: assemble_record(request, start, "127.0.0.1", 200, False)
+    )
     results["usage record made storable"] = _time(record.make_storable)
     body = SCENARIOS[1].body
     results["JSON body parse (model check)"] = _time(lambda: parse_json_object(body))
-    request_headers = CIMultiDictProxy(CIMultiDict({"Host": "127.0.0.1:8000", "Content-Type": "application/json",
-                                                    "Content-Length": str(len(body)), "Authorization": "Bearer x",
-                                                    "User-Agent": "ollama-python/0.6"}))
-    response_headers = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/x-ndjson", "Date": "now",
-                                                     "Content-Length": "1500", "Connection": "keep-alive"}))
-    results["hop-by-hop header filtering (both ways)"] = _time(lambda: (
-        upstream_request_headers(request_headers, drop_length=True), downstream_response_headers(response_headers)))
+    request_headers = CIMultiDictProxy(
+        CIMultiDict(
+            {
+                "Host": "127.0.0.1:8000",
+                "Content-Type": "application/json",
+                "Content-Length": str(len(body)),
+                "Authorization": "Bearer x",
+                "User-Agent": "ollama-python/0.6",
+            }
+        )
+    )
+    response_headers = CIMultiDictProxy(
+        CIMultiDict(
+            {
+                "Content-Type": "application/x-ndjson",
+                "Date": "now",
+                "Content-Length": "1500",
+                "Connection": "keep-alive",
+            }
+        )
+    )
+    results["hop-by-hop header filtering (both ways)"] = _time(
+        lambda: (
+            upstream_request_headers(request_headers, drop_length=True),
+            downstream_response_headers(response_headers),
+        )
+    )
     for scenario in (SCENARIOS[1], SCENARIOS[3]):
         reply = replies[scenario]
 

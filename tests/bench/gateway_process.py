@@ -13,8 +13,11 @@ from yarl import URL
 
 from tests.bench.processes import Service, python, start, wait_listening
 
-BASE_DATABASE_URL = (os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-                     or "postgresql://postgres@127.0.0.1:5432/postgres")
+BASE_DATABASE_URL = (
+    os.environ.get("BENCH_DATABASE_URL")
+    or os.environ.get("TEST_DATABASE_URL")
+    or "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 DATABASE = f"ogw_bench_{os.getpid()}"  # per run: others may be benchmarking too
 USER_KEY = "bench-user-key-0123456789abcdefghij"
 ADMIN_KEY = "bench-admin-key-0123456789abcdefghij"
@@ -44,21 +47,48 @@ async def drop_database(name: str = DATABASE) -> None:
         await conn.close()
 
 
-async def start_gateway(name: str, tmp: Path, port: int, upstream: str, dsn: str, *,
-                        workers: int = 1, env: dict[str, str] | None = None, tree: Path | None = None) -> Service:
+async def start_gateway(
+    name: str,
+    tmp: Path,
+    port: int,
+    upstream: str,
+    dsn: str,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    tree: Path | None = None,
+) -> Service:
     """`serve` with auth, limits (a huge rate_limit and burst) and the usage log on; defaults otherwise.
 
     `tree`: another checkout's `proxy` package to serve, e.g. main's, to compare side by side."""
     args = ["serve"] + (["--workers", str(workers)] if workers > 1 else [])
-    argv = python("proxy", *args) if tree is None else [
-        sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); from proxy.cli.main import main; "
-                              f"sys.exit(main({args!r}))"]
-    service = start(name, argv, tmp, port, env={
-        "DATABASE_URL": dsn, "SECRET_KEY": SECRET, "OLLAMA_BASE_URL": upstream,
-        "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_DATA_DIR": str(tmp / f"{name}-data"),
-        "DEMO_USER_KEY": USER_KEY, "DEMO_ADMIN_KEY": ADMIN_KEY, "DEFAULT_RATE_LIMIT": str(HUGE),
-        **(env or {}),
-    })
+    argv = (
+        python("proxy", *args)
+        if tree is None
+        else [
+            sys.executable,
+            "-c",
+            f"import sys; sys.path.insert(0, {str(tree)!r}); from proxy.cli.main import main; sys.exit(main({args!r}))",
+        ]
+    )
+    service = start(
+        name,
+        argv,
+        tmp,
+        port,
+        env={
+            "DATABASE_URL": dsn,
+            "SECRET_KEY": SECRET,
+            "OLLAMA_BASE_URL": upstream,
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": str(port),
+            "GATEWAY_DATA_DIR": str(tmp / f"{name}-data"),
+            "DEMO_USER_KEY": USER_KEY,
+            "DEMO_ADMIN_KEY": ADMIN_KEY,
+            "DEFAULT_RATE_LIMIT": str(HUGE),
+            **(env or {}),
+        },
+    )
     await wait_listening(service)
     await _raise_burst(service.url)
     return service
@@ -71,8 +101,9 @@ async def _raise_burst(url: str) -> None:
             listing = await response.json()
         keys = listing["keys"] if isinstance(listing, dict) else listing
         user = next(k for k in keys if k["name"] == "demo-user")
-        async with session.patch(f"{url}/api/keys/{user['id']}", headers=admin,
-                                 data=json.dumps({"burst": HUGE, "rate_limit": HUGE})) as response:
+        async with session.patch(
+            f"{url}/api/keys/{user['id']}", headers=admin, data=json.dumps({"burst": HUGE, "rate_limit": HUGE})
+        ) as response:
             assert response.status == 200, await response.text()
 
 

@@ -13,16 +13,22 @@ import argparse
 import asyncio
 import time
 
-HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
-        b"Date: Thu, 01 Jan 2026 12:00:00 GMT\r\nTransfer-Encoding: chunked\r\n\r\n")
+HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+    b"Date: Thu, 01 Jan 2026 12:00:00 GMT\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
 # Ollama's own line (api.ChatResponse, https://github.com/ollama/ollama/blob/v0.32.15/api/types.go),
 # content = the send time: about the size of a real chunk.
-LINE = (b'{"model":"llama3.2","created_at":"2026-01-01T12:00:00.123456789Z",'
-        b'"message":{"role":"assistant","content":"%d"},"done":false}\n')
-LAST = (b'{"model":"llama3.2","created_at":"2026-01-01T12:00:00.123456789Z","message":{"role":"assistant",'
-        b'"content":"%d"},"done_reason":"stop","done":true,"total_duration":1000000000,'
-        b'"load_duration":1000000,"prompt_eval_count":16,"prompt_eval_duration":1000000,'
-        b'"eval_count":%d,"eval_duration":990000000}\n')
+LINE = (
+    b'{"model":"llama3.2","created_at":"2026-01-01T12:00:00.123456789Z",'
+    b'"message":{"role":"assistant","content":"%d"},"done":false}\n'
+)
+LAST = (
+    b'{"model":"llama3.2","created_at":"2026-01-01T12:00:00.123456789Z","message":{"role":"assistant",'
+    b'"content":"%d"},"done_reason":"stop","done":true,"total_duration":1000000000,'
+    b'"load_duration":1000000,"prompt_eval_count":16,"prompt_eval_duration":1000000,'
+    b'"eval_count":%d,"eval_duration":990000000}\n'
+)
 
 
 class PacedStream(asyncio.Protocol):
@@ -53,10 +59,10 @@ class PacedStream(asyncio.Protocol):
             return
         head = bytes(self.buf[:end]).lower()
         at = head.find(b"content-length:")
-        length = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
+        length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
         if len(self.buf) < end + 4 + length:
             return
-        del self.buf[:end + 4 + length]
+        del self.buf[: end + 4 + length]
         self.streaming = True
         assert self.transport is not None
         self.transport.write(HEAD)
@@ -94,5 +100,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.uvloop:
         import uvloop
+
         uvloop.install()
     asyncio.run(serve(args.port, args.lines, args.interval))

@@ -78,8 +78,9 @@ class Service:
 def start(name: str, argv: list[str], tmp: Path, port: int, env: dict[str, str] | None = None) -> Service:
     log = tmp / f"{name}.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                                   env={**os.environ, **(env or {})})
+        process = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **(env or {})}
+        )
     return Service(name, port, process, log)
 
 
@@ -91,8 +92,10 @@ async def wait_listening(service: Service, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
-            raise RuntimeError(f"{service.name} exited with {service.process.returncode}:\n"
-                               + service.log.read_text(errors="replace")[-3000:])
+            raise RuntimeError(
+                f"{service.name} exited with {service.process.returncode}:\n"
+                + service.log.read_text(errors="replace")[-3000:]
+            )
         with contextlib.suppress(OSError):
             _, writer = await asyncio.open_connection("127.0.0.1", service.port)
             writer.close()

@@ -50,8 +50,9 @@ async def main(args: argparse.Namespace) -> None:
     scenario = next(s for s in SCENARIOS if s.name == args.scenario)
     tmp = Path(tempfile.mkdtemp(prefix="ogw-profile-"))
     if args.streams:
-        canned = start("paced", python("tests.bench.paced_upstream", "--port", str(p := free_port()), "--uvloop"),
-                       tmp, p)
+        canned = start(
+            "paced", python("tests.bench.paced_upstream", "--port", str(p := free_port()), "--uvloop"), tmp, p
+        )
     else:
         canned = start_nginx("canned", tmp, canned_conf(tmp, port := free_port(), await capture_replies()), port)
     dsn = await fresh_database()
@@ -59,24 +60,52 @@ async def main(args: argparse.Namespace) -> None:
     try:
         await wait_listening(canned)
         gateway = await start_gateway("gateway", tmp, free_port(), canned.url, dsn)
-        script = write_script(tmp / "profile.lua", scenario.body,
-                              {**scenario.headers, "Authorization": f"Bearer {USER_KEY}"})
-        name = f"streams-{args.streams}" if args.streams else scenario.name.replace('/', '_').replace(' ', '_')
+        script = write_script(
+            tmp / "profile.lua", scenario.body, {**scenario.headers, "Authorization": f"Bearer {USER_KEY}"}
+        )
+        name = f"streams-{args.streams}" if args.streams else scenario.name.replace("/", "_").replace(" ", "_")
         out = REPO / "bench-results" / f"profile-{name}.txt"
         out.parent.mkdir(exist_ok=True)
         spy_process = await asyncio.create_subprocess_exec(
-            spy, "record", "--format", "raw", "--rate", str(args.rate), "--duration", str(args.seconds),
-            "--pid", str(gateway.process.pid), "--output", str(out), "--nonblocking",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            spy,
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            str(args.rate),
+            "--duration",
+            str(args.seconds),
+            "--pid",
+            str(gateway.process.pid),
+            "--output",
+            str(out),
+            "--nonblocking",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         if args.streams:  # streams of 50 lines 20 ms apart, back to back on each connection, for the duration
-            client = await asyncio.create_subprocess_exec(*python(
-                "tests.bench.stream_client", "--port", str(gateway.port), "--streams", str(args.streams),
-                "--repeat", str(args.seconds), "--key", USER_KEY, "--uvloop"), cwd=REPO, stdout=subprocess.PIPE)
+            client = await asyncio.create_subprocess_exec(
+                *python(
+                    "tests.bench.stream_client",
+                    "--port",
+                    str(gateway.port),
+                    "--streams",
+                    str(args.streams),
+                    "--repeat",
+                    str(args.seconds),
+                    "--key",
+                    USER_KEY,
+                    "--uvloop",
+                ),
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+            )
             print((await client.communicate())[0].decode())
         else:
             await run_wrk(gateway.url + scenario.path, script, connections=args.connections, seconds=2)
-            result = await run_wrk(gateway.url + scenario.path, script, connections=args.connections,
-                                   seconds=args.seconds)
+            result = await run_wrk(
+                gateway.url + scenario.path, script, connections=args.connections, seconds=args.seconds
+            )
             print(f"{scenario.name}: {result.rps:.0f} req/s under py-spy (sampling slows it)\n")
         await spy_process.wait()
         print(summarize(out, args.top))
@@ -94,7 +123,8 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--top", type=int, default=40)
-    parser.add_argument("--streams", type=int, default=0,
-                        help="profile this many concurrent paced streams instead of wrk on --scenario")
+    parser.add_argument(
+        "--streams", type=int, default=0, help="profile this many concurrent paced streams instead of wrk on --scenario"
+    )
     parser.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
     asyncio.run(main(parser.parse_args()))

@@ -6,16 +6,23 @@ TARGETS = ("direct", "nginx", "bare", "gateway")
 
 
 def http_line(row: dict) -> str:
-    return (f"{row['scenario']:<16} c={row['connections']:<4} {row['target']:<8} {row['rps']:>7} req/s  "
-            f"p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms  cpu {row['cpu_us_per_request']} µs/req"
-            + (f"  ERRORS {row['status_errors']}/{row['socket_errors']}"
-               if row["status_errors"] or row["socket_errors"] else ""))
+    return (
+        f"{row['scenario']:<16} c={row['connections']:<4} {row['target']:<8} {row['rps']:>7} req/s  "
+        f"p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms  cpu {row['cpu_us_per_request']} µs/req"
+        + (
+            f"  ERRORS {row['status_errors']}/{row['socket_errors']}"
+            if row["status_errors"] or row["socket_errors"]
+            else ""
+        )
+    )
 
 
 def stream_line(row: dict) -> str:
-    return (f"streams={row['streams']:<5} {row['target']:<8} lines {row['lines']:>7} in {row['seconds']} s  "
-            f"delay p50 {row['p50_ms']} p99 {row['p99_ms']} ms  cpu {row['cpu_s_per_10k_lines']} s/10k lines  "
-            f"errors {row['errors']}")
+    return (
+        f"streams={row['streams']:<5} {row['target']:<8} lines {row['lines']:>7} in {row['seconds']} s  "
+        f"delay p50 {row['p50_ms']} p99 {row['p99_ms']} ms  cpu {row['cpu_s_per_10k_lines']} s/10k lines  "
+        f"errors {row['errors']}"
+    )
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -28,17 +35,23 @@ def _ms(value: float | None) -> str:
 
 def markdown(results: dict) -> str:
     m = results["machine"]
-    out = [f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, aiohttp {m['aiohttp']}, "
-           f"nginx {m['nginx']}. {results['date']}. `{results['command']}` ({results.get('seconds', '?')} s)."]
+    out = [
+        f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, aiohttp {m['aiohttp']}, "
+        f"nginx {m['nginx']}. {results['date']}. `{results['command']}` ({results.get('seconds', '?')} s)."
+    ]
     http = results.get("http") or []
     if http:
         cell = {(r["scenario"], r["connections"], r["target"]): r for r in http}
         scenarios = list(dict.fromkeys(r["scenario"] for r in http))
         loads = sorted({r["connections"] for r in http})
         if 1 in loads:
-            out += ["", "**Latency at one connection** (ms, p50 / p99; added = gateway − direct)", "",
-                    "| request | direct | nginx | bare aiohttp | gateway | gateway added |",
-                    "|---|---|---|---|---|---|"]
+            out += [
+                "",
+                "**Latency at one connection** (ms, p50 / p99; added = gateway − direct)",
+                "",
+                "| request | direct | nginx | bare aiohttp | gateway | gateway added |",
+                "|---|---|---|---|---|---|",
+            ]
             for s in scenarios:
                 rows = [cell.get((s, 1, t)) for t in TARGETS]
                 cells = [f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}" if r else "-" for r in rows]
@@ -47,61 +60,93 @@ def markdown(results: dict) -> str:
                 out.append(f"| {s} | " + " | ".join(cells) + f" | **{added}** |")
         many = next((r["target"] for r in http if r["target"].startswith("gateway ×")), None)
         extra = [many] if many else []
-        out += ["", "**Throughput** (requests/s; CPU = the process's CPU time per request)", "",
-                "| request | conns | direct | nginx | bare aiohttp | gateway | gateway / bare | gateway / nginx "
-                "| gateway CPU µs/req | bare CPU µs/req |" + "".join(f" {t} | {t} / bare |" for t in extra),
-                "|---|---|---|---|---|---|---|---|---|---|" + "---|---|" * len(extra)]
+        out += [
+            "",
+            "**Throughput** (requests/s; CPU = the process's CPU time per request)",
+            "",
+            "| request | conns | direct | nginx | bare aiohttp | gateway | gateway / bare | gateway / nginx "
+            "| gateway CPU µs/req | bare CPU µs/req |" + "".join(f" {t} | {t} / bare |" for t in extra),
+            "|---|---|---|---|---|---|---|---|---|---|" + "---|---|" * len(extra),
+        ]
         for s in scenarios:
             for c in [c for c in loads if c > 1]:
                 rows = [cell.get((s, c, t)) for t in TARGETS]
                 rps = [r["rps"] if r else None for r in rows]
                 g, b = rows[3], rows[2]
                 more = [cell.get((s, c, t)) for t in extra]
-                out.append(f"| {s} | {c} | " + " | ".join(str(v or "-") for v in rps)
-                           + f" | **{_ratio(rps[3], rps[2])}** | {_ratio(rps[3], rps[1])} | "
-                           f"{g['cpu_us_per_request'] if g else '-'} | {b['cpu_us_per_request'] if b else '-'} |"
-                           + "".join(f" {m['rps'] if m else '-'} | {_ratio(m and m['rps'], rps[2])} |" for m in more))
+                out.append(
+                    f"| {s} | {c} | "
+                    + " | ".join(str(v or "-") for v in rps)
+                    + f" | **{_ratio(rps[3], rps[2])}** | {_ratio(rps[3], rps[1])} | "
+                    f"{g['cpu_us_per_request'] if g else '-'} | {b['cpu_us_per_request'] if b else '-'} |"
+                    + "".join(f" {m['rps'] if m else '-'} | {_ratio(m and m['rps'], rps[2])} |" for m in more)
+                )
         errors = [r for r in http if r["status_errors"] or r["socket_errors"]]
         if errors:
-            out.append("\nErrors: " + "; ".join(f"{r['scenario']} c={r['connections']} {r['target']}: "
-                                               f"{r['status_errors']} status, {r['socket_errors']} socket"
-                                               for r in errors))
+            out.append(
+                "\nErrors: "
+                + "; ".join(
+                    f"{r['scenario']} c={r['connections']} {r['target']}: "
+                    f"{r['status_errors']} status, {r['socket_errors']} socket"
+                    for r in errors
+                )
+            )
     streams = results.get("streams") or []
     if streams:
         s = results["settings"]
         nominal = s["lines"] * s["interval"] * s["repeat"]
-        out += ["", f"**Concurrent streams** ({s['lines']} lines {s['interval'] * 1000:g} ms apart, "
-                    f"{s['repeat']} streams one after another per connection, so {nominal:g} s of streaming "
-                    "when the box keeps pace; delay = upstream write → client read, added = target − direct "
-                    "at the same count; CPU = the target's own, direct = the paced upstream's)", "",
-                "| streams | target | lines | took s | delay p50 / p99 ms | added p50 / p99 ms "
-                "| CPU s / 10k lines | errors |",
-                "|---|---|---|---|---|---|---|---|"]
+        out += [
+            "",
+            f"**Concurrent streams** ({s['lines']} lines {s['interval'] * 1000:g} ms apart, "
+            f"{s['repeat']} streams one after another per connection, so {nominal:g} s of streaming "
+            "when the box keeps pace; delay = upstream write → client read, added = target − direct "
+            "at the same count; CPU = the target's own, direct = the paced upstream's)",
+            "",
+            "| streams | target | lines | took s | delay p50 / p99 ms | added p50 / p99 ms "
+            "| CPU s / 10k lines | errors |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         direct = {r["streams"]: r for r in streams if r["target"] == "direct"}
         for r in streams:
             d = direct.get(r["streams"])
-            added = (f"{r['p50_ms'] - d['p50_ms']:+.2f} / {r['p99_ms'] - d['p99_ms']:+.2f}"
-                     if d and r["target"] != "direct" and r["p50_ms"] is not None else "-")
+            added = (
+                f"{r['p50_ms'] - d['p50_ms']:+.2f} / {r['p99_ms'] - d['p99_ms']:+.2f}"
+                if d and r["target"] != "direct" and r["p50_ms"] is not None
+                else "-"
+            )
             bold = "**" if r["target"] == "gateway" else ""
-            out.append(f"| {r['streams']} | {r['target']} | {r['lines']} | {r['seconds']} "
-                       f"| {_ms(r['p50_ms'])} / {_ms(r['p99_ms'])} | {bold}{added}{bold} "
-                       f"| {r['cpu_s_per_10k_lines']} | {r['errors']} |")
+            out.append(
+                f"| {r['streams']} | {r['target']} | {r['lines']} | {r['seconds']} "
+                f"| {_ms(r['p50_ms'])} / {_ms(r['p99_ms'])} | {bold}{added}{bold} "
+                f"| {r['cpu_s_per_10k_lines']} | {r['errors']} |"
+            )
     memory = results.get("memory") or []
     if memory:
-        out += ["", f"**Memory per open stream** ({memory[0]['streams']} streams open at once in a fresh process; "
-                    "peak RSS over the RSS after a warm-up)", "",
-                "| target | idle MB | peak MB | KB / open stream | errors |", "|---|---|---|---|---|"]
+        out += [
+            "",
+            f"**Memory per open stream** ({memory[0]['streams']} streams open at once in a fresh process; "
+            "peak RSS over the RSS after a warm-up)",
+            "",
+            "| target | idle MB | peak MB | KB / open stream | errors |",
+            "|---|---|---|---|---|",
+        ]
         for r in memory:
             bold = "**" if r["target"] == "gateway" else ""
-            out.append(f"| {r['target']} | {r['idle_mb']} | {r['peak_mb']} | {bold}{r['kb_per_stream']}{bold} "
-                       f"| {r['errors']} |")
+            out.append(
+                f"| {r['target']} | {r['idle_mb']} | {r['peak_mb']} | {bold}{r['kb_per_stream']}{bold} "
+                f"| {r['errors']} |"
+            )
     if "usage_log" in results:
         u = results["usage_log"]
-        out.append(f"\nUsage log: {u['rows_written']} rows for {u['gateway_requests_completed']} requests "
-                   "that wrk completed through the gateway (wrk's in-flight requests at each stop add rows).")
+        out.append(
+            f"\nUsage log: {u['rows_written']} rows for {u['gateway_requests_completed']} requests "
+            "that wrk completed through the gateway (wrk's in-flight requests at each stop add rows)."
+        )
     if "log_writer" in results:
         w = results["log_writer"]
-        out.append(f"\nLog writer alone: {w['rows_per_s']} rows/s into PostgreSQL ({w['records']} records, COPY "
-                   f"batches of 1,000); enqueue {w['enqueue_us']} µs per record on the request path, "
-                   f"{w.get('gateway_cpu_us_per_row', '?')} µs of the gateway's CPU per row in the background.")
+        out.append(
+            f"\nLog writer alone: {w['rows_per_s']} rows/s into PostgreSQL ({w['records']} records, COPY "
+            f"batches of 1,000); enqueue {w['enqueue_us']} µs per record on the request path, "
+            f"{w.get('gateway_cpu_us_per_row', '?')} µs of the gateway's CPU per row in the background."
+        )
     return "\n".join(out)

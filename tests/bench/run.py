@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.bench import bench_log_writer, report
@@ -50,23 +50,33 @@ async def http_phase(args: argparse.Namespace, tmp: Path, dsn: str, results: dic
     canned = start_nginx("canned", tmp, canned_conf(tmp, port := free_port(), replies), port)
     nginx_port = free_port()
     proxy = start_nginx("proxy", tmp, proxy_conf(tmp, [(nginx_port, canned.port)]), nginx_port)
-    bare = start("bare", python("tests.bench.bare_proxy", "--port", str(p := free_port()), "--upstream",
-                                canned.url, *args.bare_loop), tmp, p)
+    bare = start(
+        "bare",
+        python("tests.bench.bare_proxy", "--port", str(p := free_port()), "--upstream", canned.url, *args.bare_loop),
+        tmp,
+        p,
+    )
     services = [canned, proxy, bare]
     try:
         for service in services:
             await wait_listening(service)
         gateway = await start_gateway("gateway", tmp, free_port(), canned.url, dsn, workers=args.workers)
         services.append(gateway)
-        targets = dict(zip(TARGETS, (canned, proxy, bare, gateway)))
+        targets = dict(zip(TARGETS, (canned, proxy, bare, gateway), strict=False))
         if args.compare_workers > 1:  # serve --workers N: throughput rows only
-            services.append(many := await start_gateway("gateway-workers", tmp, free_port(), canned.url, dsn,
-                                                        workers=args.compare_workers))
+            services.append(
+                many := await start_gateway(
+                    "gateway-workers", tmp, free_port(), canned.url, dsn, workers=args.compare_workers
+                )
+            )
             targets[f"gateway ×{args.compare_workers}"] = many
         sent = 0
         for scenario in SCENARIOS:
-            script = write_script(tmp / f"{scenario.name.replace('/', '_').replace(' ', '_')}.lua",
-                                  scenario.body, {**scenario.headers, "Authorization": f"Bearer {USER_KEY}"})
+            script = write_script(
+                tmp / f"{scenario.name.replace('/', '_').replace(' ', '_')}.lua",
+                scenario.body,
+                {**scenario.headers, "Authorization": f"Bearer {USER_KEY}"},
+            )
             for name, service in targets.items():  # warm-up, and a check that every target answers 200
                 warm = await run_wrk(service.url + scenario.path, script, connections=8, seconds=1)
                 assert warm.status_errors == 0 and warm.requests > 0, (name, scenario.name, warm)
@@ -77,14 +87,23 @@ async def http_phase(args: argparse.Namespace, tmp: Path, dsn: str, results: dic
                     if connections == 1 and name.startswith("gateway ×"):
                         continue
                     cpu = service.cpu_seconds()
-                    result = await run_wrk(service.url + scenario.path, script, connections=connections,
-                                           seconds=args.seconds)
+                    result = await run_wrk(
+                        service.url + scenario.path, script, connections=connections, seconds=args.seconds
+                    )
                     cpu = service.cpu_seconds() - cpu
                     sent += result.requests if name.startswith("gateway") else 0
-                    row = {"scenario": scenario.name, "connections": connections, "target": name,
-                           "rps": round(result.rps), "p50_ms": result.p50_ms, "p90_ms": result.p90_ms,
-                           "p99_ms": result.p99_ms, "cpu_us_per_request": round(cpu / max(result.requests, 1) * 1e6, 1),
-                           "status_errors": result.status_errors, "socket_errors": result.socket_errors}
+                    row = {
+                        "scenario": scenario.name,
+                        "connections": connections,
+                        "target": name,
+                        "rps": round(result.rps),
+                        "p50_ms": result.p50_ms,
+                        "p90_ms": result.p90_ms,
+                        "p99_ms": result.p99_ms,
+                        "cpu_us_per_request": round(cpu / max(result.requests, 1) * 1e6, 1),
+                        "status_errors": result.status_errors,
+                        "socket_errors": result.socket_errors,
+                    }
                     results["http"].append(row)
                     print(report.http_line(row), flush=True)
         for service in services[3:]:  # the gateways: drained, so every row is in
@@ -95,22 +114,40 @@ async def http_phase(args: argparse.Namespace, tmp: Path, dsn: str, results: dic
             service.stop()
 
 
-async def _stream_targets(tmp: Path, dsn: str, args: argparse.Namespace, suffix: str,
-                          interval: float) -> dict[str, Service]:
+async def _stream_targets(
+    tmp: Path, dsn: str, args: argparse.Namespace, suffix: str, interval: float
+) -> dict[str, Service]:
     """The paced upstream, and nginx, the bare proxy and the gateway in front of it: direct first."""
-    paced = start(f"paced{suffix}", python("tests.bench.paced_upstream", "--port", str(p := free_port()),
-                                           "--lines", str(args.lines), "--interval", str(interval),
-                                           *args.helper_loop), tmp, p)
+    paced = start(
+        f"paced{suffix}",
+        python(
+            "tests.bench.paced_upstream",
+            "--port",
+            str(p := free_port()),
+            "--lines",
+            str(args.lines),
+            "--interval",
+            str(interval),
+            *args.helper_loop,
+        ),
+        tmp,
+        p,
+    )
     nginx_port = free_port()
     proxy = start_nginx(f"proxy{suffix}", tmp, proxy_conf(tmp, [(nginx_port, paced.port)]), nginx_port)
-    bare = start(f"bare{suffix}", python("tests.bench.bare_proxy", "--port", str(p := free_port()),
-                                         "--upstream", paced.url, *args.bare_loop), tmp, p)
+    bare = start(
+        f"bare{suffix}",
+        python("tests.bench.bare_proxy", "--port", str(p := free_port()), "--upstream", paced.url, *args.bare_loop),
+        tmp,
+        p,
+    )
     targets = {"direct": paced, "nginx": proxy, "bare": bare}
     try:
         for service in targets.values():
             await wait_listening(service)
-        targets["gateway"] = await start_gateway(f"gateway{suffix}", tmp, free_port(), paced.url, dsn,
-                                                 workers=args.workers)
+        targets["gateway"] = await start_gateway(
+            f"gateway{suffix}", tmp, free_port(), paced.url, dsn, workers=args.workers
+        )
     except BaseException:
         _stop(targets)
         raise
@@ -133,8 +170,12 @@ async def stream_phase(args: argparse.Namespace, tmp: Path, dsn: str, results: d
                 cpu = service.cpu_seconds()
                 out = await _streams(service, count, args.repeat, args, name == "gateway")
                 cpu = service.cpu_seconds() - cpu
-                row = {"streams": count, "target": name, **out,
-                       "cpu_s_per_10k_lines": round(cpu / max(out["lines"], 1) * 10_000, 3)}
+                row = {
+                    "streams": count,
+                    "target": name,
+                    **out,
+                    "cpu_s_per_10k_lines": round(cpu / max(out["lines"], 1) * 10_000, 3),
+                }
                 results["streams"].append(row)
                 print(report.stream_line(row), flush=True)
     finally:
@@ -154,9 +195,14 @@ async def memory_phase(args: argparse.Namespace, tmp: Path, dsn: str, results: d
             idle = service.rss()
             async with PeakRss(service) as peak:
                 out = await _streams(service, count, 1, args, name == "gateway")
-            row = {"streams": count, "target": name, "errors": out["errors"], "idle_mb": round(idle / 2**20, 1),
-                   "peak_mb": round(peak.peak / 2**20, 1),
-                   "kb_per_stream": round(max(0, peak.peak - idle) / count / 1024, 1)}
+            row = {
+                "streams": count,
+                "target": name,
+                "errors": out["errors"],
+                "idle_mb": round(idle / 2**20, 1),
+                "peak_mb": round(peak.peak / 2**20, 1),
+                "kb_per_stream": round(max(0, peak.peak - idle) / count / 1024, 1),
+            }
             results["memory"].append(row)
             print(f"memory: {row}", flush=True)
     finally:
@@ -164,29 +210,54 @@ async def memory_phase(args: argparse.Namespace, tmp: Path, dsn: str, results: d
 
 
 async def _streams(service: Service, count: int, repeat: int, args: argparse.Namespace, keyed: bool) -> dict:
-    argv = python("tests.bench.stream_client", "--port", str(service.port), "--streams", str(count),
-                  "--repeat", str(repeat), "--ramp", str(min(1.0, count / 500)), *args.helper_loop,
-                  *(["--key", USER_KEY] if keyed else []))
+    argv = python(
+        "tests.bench.stream_client",
+        "--port",
+        str(service.port),
+        "--streams",
+        str(count),
+        "--repeat",
+        str(repeat),
+        "--ramp",
+        str(min(1.0, count / 500)),
+        *args.helper_loop,
+        *(["--key", USER_KEY] if keyed else []),
+    )
     process = await asyncio.create_subprocess_exec(*argv, cwd=REPO, stdout=subprocess.PIPE)
     out, _ = await process.communicate()
     return json.loads(out)
 
 
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in
-                  subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-                  if line.startswith("Model name")), platform.processor())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+            if line.startswith("Model name")
+        ),
+        platform.processor(),
+    )
     import aiohttp
-    return {"cpu": model, "cores": __import__("os").cpu_count(), "python": platform.python_version(),
-            "aiohttp": aiohttp.__version__, "nginx": subprocess.run([NGINX, "-v"], capture_output=True,
-                                                                    text=True).stderr.strip().split("/")[-1]}
+
+    return {
+        "cpu": model,
+        "cores": __import__("os").cpu_count(),
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "nginx": subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1],
+    }
 
 
 async def main(args: argparse.Namespace) -> dict:
-    results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "command": "python -m tests.bench.run" + (" --quick" if args.quick else ""),
-                     "machine": machine(), "settings": {k: v for k, v in vars(args).items() if k != "out"},
-                     "http": [], "streams": [], "memory": []}
+    results: dict = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python -m tests.bench.run" + (" --quick" if args.quick else ""),
+        "machine": machine(),
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "http": [],
+        "streams": [],
+        "memory": [],
+    }
     tmp = Path(tempfile.mkdtemp(prefix="ogw-bench-"))
     dsn = await fresh_database()
     started = time.monotonic()
@@ -210,13 +281,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short runs, fewer streams (about a minute)")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "latest.json")
-    parser.add_argument("--phases", default="http,streams,memory,writer",
-                        help="comma-separated: http,streams,memory,writer")
+    parser.add_argument(
+        "--phases", default="http,streams,memory,writer", help="comma-separated: http,streams,memory,writer"
+    )
     parser.add_argument("--workers", type=int, default=1, help="the gateway's worker processes (serve --workers)")
-    parser.add_argument("--compare-workers", type=int, default=None,
-                        help="also measure throughput with serve --workers N (default: 2; 0 with --quick)")
-    parser.add_argument("--bare-asyncio", action="store_true",
-                        help="run the bare proxy on asyncio's loop even when uvloop is installed")
+    parser.add_argument(
+        "--compare-workers",
+        type=int,
+        default=None,
+        help="also measure throughput with serve --workers N (default: 2; 0 with --quick)",
+    )
+    parser.add_argument(
+        "--bare-asyncio", action="store_true", help="run the bare proxy on asyncio's loop even when uvloop is installed"
+    )
     args = parser.parse_args(argv)
     args.phases = args.phases.split(",")
     args.seconds = 2.0 if args.quick else 5.0

@@ -64,15 +64,15 @@ class StreamReader(asyncio.Protocol):
                 self.chunked = b"transfer-encoding: chunked" in head
                 if not self.chunked:
                     at = head.find(b"content-length:")
-                    self.remaining = int(head[at + 15:].split(b"\r\n", 1)[0])
-                del buf[:end + 4]
+                    self.remaining = int(head[at + 15 :].split(b"\r\n", 1)[0])
+                del buf[: end + 4]
                 self.state = "size" if self.chunked else "data"
             elif self.state == "size":
                 end = buf.find(b"\r\n")
                 if end < 0:
                     return
                 self.remaining = int(bytes(buf[:end]).split(b";", 1)[0], 16)
-                del buf[:end + 2]
+                del buf[: end + 2]
                 self.state = "data" if self.remaining else "trailer"
             elif self.state == "data":
                 if not buf:
@@ -106,7 +106,7 @@ class StreamReader(asyncio.Protocol):
         for sent in _CONTENT.findall(self.body, 0, end):
             self.delays.append(now - int(sent))
             self.lines += 1
-        del self.body[:end + 1]
+        del self.body[: end + 1]
 
     def _stream_done(self) -> None:
         self.left -= 1
@@ -123,8 +123,15 @@ class StreamReader(asyncio.Protocol):
 async def run(port: int, path: str, streams: int, repeat: int, key: str | None, ramp: float) -> dict:
     body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Why is the sky blue?"}]}).encode()
     auth = f"Authorization: Bearer {key}\r\n".encode() if key else b""
-    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n").encode() + auth + b"\r\n" + body
+    request = (
+        (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+        ).encode()
+        + auth
+        + b"\r\n"
+        + body
+    )
     loop = asyncio.get_running_loop()
     delays: list[int] = []
     started = time.monotonic()
@@ -143,9 +150,18 @@ async def run(port: int, path: str, streams: int, repeat: int, key: str | None, 
     def pct(p: float) -> float | None:
         return round(ms[min(len(ms) - 1, int(p / 100 * len(ms)))], 3) if ms else None
 
-    return {"streams": streams, "repeat": repeat, "lines": len(ms), "errors": len(errors),
-            "first_errors": errors[:3], "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99),
-            "max_ms": round(ms[-1], 3) if ms else None, "seconds": round(time.monotonic() - started, 3)}
+    return {
+        "streams": streams,
+        "repeat": repeat,
+        "lines": len(ms),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "p50_ms": pct(50),
+        "p90_ms": pct(90),
+        "p99_ms": pct(99),
+        "max_ms": round(ms[-1], 3) if ms else None,
+        "seconds": round(time.monotonic() - started, 3),
+    }
 
 
 if __name__ == "__main__":
@@ -160,5 +176,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.uvloop:
         import uvloop
+
         uvloop.install()
     print(json.dumps(asyncio.run(run(args.port, args.path, args.streams, args.repeat, args.key, args.ramp))))

@@ -53,14 +53,30 @@ def write_script(path: Path, body: bytes, headers: dict[str, str]) -> Path:
 async def run_wrk(url: str, script: Path, *, connections: int, seconds: float, threads: int = 1) -> WrkResult:
     assert WRK, "wrk is not installed (apt-get install wrk)"
     process = await asyncio.create_subprocess_exec(
-        WRK, f"-t{min(threads, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-        "-s", str(script), url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        WRK,
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await process.communicate()
     text = out.decode(errors="replace")
-    line = next((l for l in text.splitlines() if l.startswith(MARK)), None)
+    line = next((row for row in text.splitlines() if row.startswith(MARK)), None)
     if line is None:
         raise RuntimeError(f"wrk failed:\n{text}")
-    data = json.loads(line[len(MARK):])
-    return WrkResult(requests=data["requests"], seconds=data["duration_us"] / 1e6,
-                     p50_ms=data["p50_us"] / 1000, p90_ms=data["p90_us"] / 1000, p99_ms=data["p99_us"] / 1000,
-                     status_errors=data["status_errors"], socket_errors=data["socket_errors"])
+    data = json.loads(line[len(MARK) :])
+    return WrkResult(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        status_errors=data["status_errors"],
+        socket_errors=data["socket_errors"],
+    )

@@ -18,8 +18,20 @@ def cli_env(database_url, db):
     return {"DATABASE_URL": database_url, "SECRET_KEY": SECRET}
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["migrate"], ["keys"], ["keys", "create"], ["keys", "list"],
-                                     ["keys", "show"], ["keys", "update"], ["keys", "revoke"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["serve"],
+        ["migrate"],
+        ["keys"],
+        ["keys", "create"],
+        ["keys", "list"],
+        ["keys", "show"],
+        ["keys", "update"],
+        ["keys", "revoke"],
+    ],
+)
 def test_every_command_has_help(command):
     result = run_cli(*command, "--help", env={})
     assert result.returncode == 0, result.stderr
@@ -40,8 +52,9 @@ def test_unknown_role_is_refused_in_one_line(cli_env):
 
 
 async def test_created_key_authenticates_list_hides_it_and_revoke_applies(cli_env, database_url, aiohttp_server):
-    created = await asyncio.to_thread(run_cli, "keys", "create", "--name", "x", "--role", "user",
-                                      "--models", "llama3,mistral", env=cli_env)
+    created = await asyncio.to_thread(
+        run_cli, "keys", "create", "--name", "x", "--role", "user", "--models", "llama3,mistral", env=cli_env
+    )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     assert key.startswith("olg_") and len(key) == 42
@@ -58,6 +71,7 @@ async def test_created_key_authenticates_list_hides_it_and_revoke_applies(cli_en
 
         revoked = await asyncio.to_thread(run_cli, "keys", "revoke", key[:12], env=cli_env)
         assert revoked.returncode == 0, revoked.stderr
+
         # Another process changed the key: the running gateway hears it through NOTIFY.
         async def refused() -> bool:
             async with http.get(gateway.u("/api/keys"), headers=bearer(key)) as r:

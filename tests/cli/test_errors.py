@@ -40,14 +40,22 @@ def _failing_database(case: str, database_url: str) -> tuple[str, str]:
     host, port = _server(database_url)
     closed = free_port()
     return {
-        "refused": (f"postgresql://gateway:{PASSWORD}@127.0.0.1:{closed}/gateway",
-                    f"the database at 127.0.0.1:{closed} (DATABASE_URL) refused the connection"),
-        "unresolvable": (f"postgresql://gateway:{PASSWORD}@no-such-host.invalid:5432/gateway",
-                         "the database host 'no-such-host.invalid' (DATABASE_URL) could not be resolved"),
-        "no-such-database": (f"postgresql://postgres:{PASSWORD}@{host}:{port}/no_such_database_here",
-                             f"the database at {host}:{port} (DATABASE_URL) has no database 'no_such_database_here'"),
-        "no-such-user": (f"postgresql://no_such_role:{PASSWORD}@{host}:{port}/postgres",
-                         f"the database at {host}:{port} (DATABASE_URL) refused user 'no_such_role'"),
+        "refused": (
+            f"postgresql://gateway:{PASSWORD}@127.0.0.1:{closed}/gateway",
+            f"the database at 127.0.0.1:{closed} (DATABASE_URL) refused the connection",
+        ),
+        "unresolvable": (
+            f"postgresql://gateway:{PASSWORD}@no-such-host.invalid:5432/gateway",
+            "the database host 'no-such-host.invalid' (DATABASE_URL) could not be resolved",
+        ),
+        "no-such-database": (
+            f"postgresql://postgres:{PASSWORD}@{host}:{port}/no_such_database_here",
+            f"the database at {host}:{port} (DATABASE_URL) has no database 'no_such_database_here'",
+        ),
+        "no-such-user": (
+            f"postgresql://no_such_role:{PASSWORD}@{host}:{port}/postgres",
+            f"the database at {host}:{port} (DATABASE_URL) refused user 'no_such_role'",
+        ),
     }[case]
 
 
@@ -55,8 +63,15 @@ def _failing_database(case: str, database_url: str) -> tuple[str, str]:
 @pytest.mark.parametrize("case", ["refused", "unresolvable", "no-such-database", "no-such-user"])
 def test_a_database_that_cannot_be_reached_is_named_with_its_setting(database_url, tmp_path, case, command):
     dsn, words = _failing_database(case, database_url)
-    result = run_cli(*command, env={"DATABASE_URL": dsn, "SECRET_KEY": SECRET, "GATEWAY_PORT": str(free_port()),
-                                    "GATEWAY_DATA_DIR": str(tmp_path / "data")})
+    result = run_cli(
+        *command,
+        env={
+            "DATABASE_URL": dsn,
+            "SECRET_KEY": SECRET,
+            "GATEWAY_PORT": str(free_port()),
+            "GATEWAY_DATA_DIR": str(tmp_path / "data"),
+        },
+    )
     assert result.returncode == 1
     line = _one_line(result.stderr)
     assert line.startswith(f"ollama-gateway: {words}"), line
@@ -92,8 +107,10 @@ def test_a_port_in_use_is_found_before_anything_starts(occupied_port, database_u
         env.update(DATABASE_URL=database_url, SECRET_KEY=SECRET)
     result = run_cli(*args, env=env)
     assert result.returncode == 1
-    assert _one_line(result.stderr) == (f"ollama-gateway: port {occupied_port} on 127.0.0.1 is in use "
-                                        "(GATEWAY_PORT / --port): stop what listens there or choose another port")
+    assert _one_line(result.stderr) == (
+        f"ollama-gateway: port {occupied_port} on 127.0.0.1 is in use "
+        "(GATEWAY_PORT / --port): stop what listens there or choose another port"
+    )
     assert "olg_" not in result.stderr + result.stdout  # no first admin key
     assert not (tmp_path / "data").exists()  # no embedded database, no secret file
 
@@ -102,8 +119,7 @@ def test_a_port_in_use_leaves_a_new_external_database_untouched(occupied_port, t
     server = server_dsn(tmp_path)
     fresh = create_database(server)
     try:
-        result = run_cli("serve", env={"GATEWAY_PORT": str(occupied_port), "DATABASE_URL": fresh,
-                                       "SECRET_KEY": SECRET})
+        result = run_cli("serve", env={"GATEWAY_PORT": str(occupied_port), "DATABASE_URL": fresh, "SECRET_KEY": SECRET})
         assert result.returncode == 1
         assert asyncio.run(_tables(fresh)) == []  # no migration ran
     finally:
@@ -119,14 +135,21 @@ async def _tables(dsn: str) -> list[str]:
         await conn.close()
 
 
-@pytest.mark.parametrize(("host", "words"), [
-    ("192.0.2.1", "192.0.2.1 is not an address of this machine (GATEWAY_HOST / --host)"),
-    ("no-such-host.invalid", ("the address to listen on, 'no-such-host.invalid' (GATEWAY_HOST / --host), "
-                              "could not be resolved")),
-])
+@pytest.mark.parametrize(
+    ("host", "words"),
+    [
+        ("192.0.2.1", "192.0.2.1 is not an address of this machine (GATEWAY_HOST / --host)"),
+        (
+            "no-such-host.invalid",
+            ("the address to listen on, 'no-such-host.invalid' (GATEWAY_HOST / --host), could not be resolved"),
+        ),
+    ],
+)
 def test_an_address_that_cannot_be_listened_on_names_gateway_host(tmp_path, host, words):
-    result = run_cli("serve", env={"GATEWAY_HOST": host, "GATEWAY_PORT": str(free_port()),
-                                   "GATEWAY_DATA_DIR": str(tmp_path / "data")})
+    result = run_cli(
+        "serve",
+        env={"GATEWAY_HOST": host, "GATEWAY_PORT": str(free_port()), "GATEWAY_DATA_DIR": str(tmp_path / "data")},
+    )
     assert result.returncode == 1
     assert _one_line(result.stderr).startswith(f"ollama-gateway: {words}")
     assert not (tmp_path / "data").exists()
@@ -145,10 +168,18 @@ async def test_serve_warns_at_start_when_ollama_does_not_answer(database_url, db
         base, warning = str(server.make_url("")).rstrip("/"), "answered GET /api/version with 404"
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", "--env-file", "/dev/null", "serve",
-        env=cli_env({"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "GATEWAY_PORT": str(port),
-                     "OLLAMA_BASE_URL": base}),
-        cwd=REPO, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "proxy",
+        "--env-file",
+        "/dev/null",
+        "serve",
+        env=cli_env(
+            {"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "GATEWAY_PORT": str(port), "OLLAMA_BASE_URL": base}
+        ),
+        cwd=REPO,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
     )
     try:
         output = ""

@@ -16,8 +16,14 @@ CHAT = b'{"model": "llama3.2", "messages": [], "stream": false}'
 
 @pytest.fixture
 async def gateway(aiohttp_server, database_url, db, fake, sink):
-    settings = make_settings(database_url, ollama_base_url=fake.make_url(""), header_read_timeout=HEAD_TIMEOUT,
-                             body_idle_timeout=0.5, body_read_timeout=1.5, max_json_body_size=64 * 1024)
+    settings = make_settings(
+        database_url,
+        ollama_base_url=fake.make_url(""),
+        header_read_timeout=HEAD_TIMEOUT,
+        body_idle_timeout=0.5,
+        body_read_timeout=1.5,
+        max_json_body_size=64 * 1024,
+    )
     return await start_gateway(aiohttp_server, settings, sink=sink)
 
 
@@ -32,8 +38,18 @@ async def _closed(reader: asyncio.StreamReader) -> bytes:
 
 
 def _chat_head(key: str = USER_KEY, *extra: bytes, length: int = len(CHAT)) -> bytes:
-    return b"\r\n".join([b"POST /api/chat HTTP/1.1", b"Host: gateway", b"Authorization: Bearer " + key.encode(),
-                         b"Content-Length: %d" % length, *extra]) + b"\r\n\r\n"
+    return (
+        b"\r\n".join(
+            [
+                b"POST /api/chat HTTP/1.1",
+                b"Host: gateway",
+                b"Authorization: Bearer " + key.encode(),
+                b"Content-Length: %d" % length,
+                *extra,
+            ]
+        )
+        + b"\r\n\r\n"
+    )
 
 
 async def test_a_head_sent_a_byte_at_a_time_is_cut_off(gateway):
@@ -42,7 +58,7 @@ async def test_a_head_sent_a_byte_at_a_time_is_cut_off(gateway):
     sent = 0
     try:
         while sent < len(head) and not reader.at_eof():
-            writer.write(head[sent:sent + 1])
+            writer.write(head[sent : sent + 1])
             sent += 1
             await asyncio.sleep(0.05)  # the client's pace, not a wait for the server
             await asyncio.wait([asyncio.ensure_future(reader.read(1))], timeout=0)  # notice the close
@@ -83,10 +99,12 @@ async def test_a_slow_body_gets_408_and_frees_the_keys_slot(gateway, http, sink,
     reader, writer = await _connect(gateway)
     writer.write(_chat_head(key, length=len(CHAT)) + CHAT[:5])
     if pace == "trickles":  # never silent for the idle timeout, but past the total one
+
         async def trickle():
             for byte in CHAT[5:-1]:
                 writer.write(bytes([byte]))
                 await asyncio.sleep(0.2)
+
         trickling = asyncio.ensure_future(trickle())
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert status_of(head) == 408, head
@@ -128,7 +146,7 @@ async def test_100_continue_comes_only_after_the_checks(gateway, http):
         "too large": _chat_head(USER_KEY, EXPECT, length=10 * 1024 * 1024),
         "over the key's concurrency": _chat_head(busy, EXPECT),
         "admin route, user key": b"POST /api/keys HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer %s\r\n"
-                                 b"Content-Length: 20\r\n%s\r\n\r\n" % (USER_KEY.encode(), EXPECT),
+        b"Content-Length: 20\r\n%s\r\n\r\n" % (USER_KEY.encode(), EXPECT),
     }
     for name, request in refused.items():
         first = await _first_answer(gateway, request)
@@ -140,8 +158,10 @@ async def test_100_continue_comes_only_after_the_checks(gateway, http):
 async def test_an_admin_body_also_waits_for_its_invitation(gateway):
     body = json.dumps({"name": "later"}).encode()
     reader, writer = await _connect(gateway)
-    writer.write(b"POST /api/keys HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n%s\r\n"
-                 b"Content-Type: application/json\r\n\r\n" % (ADMIN_KEY.encode(), len(body), EXPECT))
+    writer.write(
+        b"POST /api/keys HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n%s\r\n"
+        b"Content-Type: application/json\r\n\r\n" % (ADMIN_KEY.encode(), len(body), EXPECT)
+    )
     assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10) == b"HTTP/1.1 100 Continue\r\n\r\n"
     writer.write(body)
     assert status_of(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)) == 201
@@ -152,12 +172,16 @@ UNKNOWN_EXPECTATIONS = [b"magic", b"\xffmagic", b"100-continue, foo", b"\xc0\xaf
 
 
 @pytest.mark.parametrize("expect", UNKNOWN_EXPECTATIONS)
-@pytest.mark.parametrize("head", [
-    lambda expect: _chat_head(USER_KEY, b"Expect: " + expect),  # pass-through, keyed
-    lambda expect: b"GET /health HTTP/1.1\r\nHost: g\r\nExpect: " + expect + b"\r\n\r\n",  # public
-    lambda expect: b"GET /nowhere HTTP/1.1\r\nHost: g\r\nExpect: " + expect + b"\r\n\r\n",  # no route
-    lambda expect: b"PROPFIND /api/keys HTTP/1.1\r\nHost: g\r\nExpect: " + expect + b"\r\n\r\n",  # no method
-], ids=["chat", "health", "404", "405"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        lambda expect: _chat_head(USER_KEY, b"Expect: " + expect),  # pass-through, keyed
+        lambda expect: b"GET /health HTTP/1.1\r\nHost: g\r\nExpect: " + expect + b"\r\n\r\n",  # public
+        lambda expect: b"GET /nowhere HTTP/1.1\r\nHost: g\r\nExpect: " + expect + b"\r\n\r\n",  # no route
+        lambda expect: b"PROPFIND /api/keys HTTP/1.1\r\nHost: g\r\nExpect: " + expect + b"\r\n\r\n",  # no method
+    ],
+    ids=["chat", "health", "404", "405"],
+)
 async def test_an_unknown_expectation_is_ignored_and_the_request_served_as_usual(gateway, sink, head, expect):
     """RFC 9110 §10.1.1 lets a server ignore an expectation it does not know: the request goes down the
     chain like any other (its answer, its id, its row), never a 417 or 500 from before the middlewares."""

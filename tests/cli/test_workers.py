@@ -14,8 +14,8 @@ import aiohttp
 import psutil
 import pytest
 
-from proxy.keys.format import generate_key, key_digest
 from proxy.db.migrations import migrate
+from proxy.keys.format import generate_key, key_digest
 from tests.support.cli_runner import REPO, cli_env, free_port
 from tests.support.factories import SECRET, bearer
 from tests.support.fake_ollama import create_fake_ollama
@@ -41,17 +41,30 @@ async def workers(database_url, db, aiohttp_server, tmp_path):
     ollama = await aiohttp_server(create_fake_ollama())
     await migrate(db)
     # A user key made beforehand, and no demo keys: each worker then checks for a first admin key.
-    await db.execute("INSERT INTO api_keys (id, key_hash, prefix, name, role, rate_limit) "
-                     "VALUES (gen_random_uuid(), $1, 'workers', 'workers', 'user', 1000000)",
-                     _digest(USER_KEY))
+    await db.execute(
+        "INSERT INTO api_keys (id, key_hash, prefix, name, role, rate_limit) "
+        "VALUES (gen_random_uuid(), $1, 'workers', 'workers', 'user', 1000000)",
+        _digest(USER_KEY),
+    )
     port = free_port()
     log = tmp_path / "serve.log"  # a file, not a pipe: a full pipe would block the workers' logging
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "proxy", "--env-file", "/dev/null", "serve", "--workers", "2"],
-            env=cli_env({"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "GATEWAY_PORT": str(port),
-                         "OLLAMA_BASE_URL": str(ollama.make_url("")), "GATEWAY_DATA_DIR": str(tmp_path / "data")}),
-            cwd=REPO, stdout=out, stderr=out, text=True)
+            env=cli_env(
+                {
+                    "DATABASE_URL": database_url,
+                    "SECRET_KEY": SECRET,
+                    "GATEWAY_PORT": str(port),
+                    "OLLAMA_BASE_URL": str(ollama.make_url("")),
+                    "GATEWAY_DATA_DIR": str(tmp_path / "data"),
+                }
+            ),
+            cwd=REPO,
+            stdout=out,
+            stderr=out,
+            text=True,
+        )
     try:
         await _until_both_listen(process, port, log)
         yield process, f"http://127.0.0.1:{port}", port, log
@@ -66,13 +79,17 @@ def _digest(key: str) -> bytes:
 
 
 def _worker_pids(process: subprocess.Popen) -> list[int]:
-    return [child.pid for child in psutil.Process(process.pid).children()
-            if "spawn_main" in " ".join(child.cmdline())]  # not the resource tracker
+    return [
+        child.pid for child in psutil.Process(process.pid).children() if "spawn_main" in " ".join(child.cmdline())
+    ]  # not the resource tracker
 
 
 def _sockets_on(pid: int, port: int, status: str) -> int:
-    return sum(1 for c in psutil.Process(pid).net_connections(kind="tcp")
-               if c.laddr and c.laddr.port == port and c.status == status)
+    return sum(
+        1
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+        if c.laddr and c.laddr.port == port and c.status == status
+    )
 
 
 async def test_two_workers_share_the_port_and_stop_together_without_losing_a_row(workers, db):
@@ -83,6 +100,7 @@ async def test_two_workers_share_the_port_and_stop_together_without_losing_a_row
     body = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}], "stream": False}
     connector = aiohttp.TCPConnector(limit=CONNECTIONS)
     async with aiohttp.ClientSession(connector=connector) as http:
+
         async def chat() -> int:
             async with http.post(f"{url}/api/chat", json=body, headers=bearer(USER_KEY)) as response:
                 await response.read()

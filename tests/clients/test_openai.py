@@ -33,8 +33,9 @@ async def gateway(aiohttp_server, database_url, db, fake, sink):
 
 
 async def limited_key(gateway, http, **limits) -> str:
-    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY),
-                         json={"name": "limited", "rate_limit": 3600, **limits}) as r:
+    async with http.post(
+        gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "limited", "rate_limit": 3600, **limits}
+    ) as r:
         assert r.status == 201, await r.text()
         return (await r.json())["key"]
 
@@ -83,8 +84,14 @@ def openai_node() -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node and npm are needed to run the openai-node SDK")
     if not (NODE_DIR / "node_modules" / "openai").is_dir():
-        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=False,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if done.returncode != 0:
             pytest.skip(f"npm install of openai-node failed (no registry?): {done.stderr.strip()[-300:]}")
     return NODE_DIR / "chat_once.mjs"
@@ -94,8 +101,13 @@ async def test_openai_node_gives_up_at_once_on_a_long_429(gateway, http, sink, o
     key = await spent_quota_key(gateway, http)
     before = len(sink.records)
     process = await asyncio.create_subprocess_exec(
-        "node", str(openai_node), cwd=openai_node.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={"PATH": os.environ["PATH"], "GATEWAY_URL": gateway.u("/v1"), "GATEWAY_KEY": key})
+        "node",
+        str(openai_node),
+        cwd=openai_node.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": os.environ["PATH"], "GATEWAY_URL": gateway.u("/v1"), "GATEWAY_KEY": key},
+    )
     try:
         out, err = await asyncio.wait_for(process.communicate(), HANG_CHECK)
     except TimeoutError:

@@ -35,8 +35,16 @@ FIRST_KEY = re.compile(r"^\s+(olg_\w{38})$", re.MULTILINE)
 
 async def _start(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", "--env-file", "/dev/null", "serve",
-        env=cli_env(env), cwd=REPO, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "proxy",
+        "--env-file",
+        "/dev/null",
+        "serve",
+        env=cli_env(env),
+        cwd=REPO,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
     )
     output = ""
     while "listening on" not in output:
@@ -63,8 +71,9 @@ async def test_embedded_start_restart_keeps_keys(data_dir):
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/health") as r:
                 assert r.status == 200
-            async with http.post(f"{base}/api/keys", json={"name": "kept"},
-                                 headers={"Authorization": f"Bearer {admin_key}"}) as r:
+            async with http.post(
+                f"{base}/api/keys", json={"name": "kept"}, headers={"Authorization": f"Bearer {admin_key}"}
+            ) as r:
                 assert r.status == 201
                 user_key = (await r.json())["key"]
     finally:
@@ -109,8 +118,16 @@ async def _no_server_left(pgdata: Path) -> None:
 
 async def _start_until(env: dict[str, str], text: str) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", "--env-file", "/dev/null", "serve",
-        env=cli_env(env), cwd=REPO, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "proxy",
+        "--env-file",
+        "/dev/null",
+        "serve",
+        env=cli_env(env),
+        cwd=REPO,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
     )
     output = ""
     while text not in output:
@@ -159,8 +176,18 @@ async def test_serve_workers_stops_with_its_terminal(data_dir):
     """A closed terminal sends SIGHUP to the whole process group: the parent and every worker."""
     env = {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(free_port())}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", "--env-file", "/dev/null", "serve", "--workers", "2",
-        env=cli_env(env), cwd=REPO, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "proxy",
+        "--env-file",
+        "/dev/null",
+        "serve",
+        "--workers",
+        "2",
+        env=cli_env(env),
+        cwd=REPO,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
         start_new_session=True,
     )
     output = ""
@@ -170,7 +197,7 @@ async def test_serve_workers_stops_with_its_terminal(data_dir):
         output += line.decode()
     drained = asyncio.get_running_loop().create_task(process.stderr.read())
     os.killpg(process.pid, signal.SIGHUP)
-    assert await asyncio.wait_for(process.wait(), 60) == 0, (output + (await drained).decode())
+    assert await asyncio.wait_for(process.wait(), 60) == 0, output + (await drained).decode()
     await _no_server_left(data_dir / "pgdata")
 
 

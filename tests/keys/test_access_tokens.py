@@ -35,7 +35,7 @@ def test_another_secret_refuses_it():
 
 
 def _tampered(token: str) -> list[str]:
-    body, signature = token[len(TOKEN_PREFIX):].split(".")
+    body, signature = token[len(TOKEN_PREFIX) :].split(".")
     payload = bytearray(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     payload[-1] ^= 0xFF  # a later expiry
     forged = base64.urlsafe_b64encode(bytes(payload)).rstrip(b"=").decode()
@@ -53,7 +53,7 @@ def _tampered(token: str) -> list[str]:
         f"{TOKEN_PREFIX}.{signature}",
         f"{TOKEN_PREFIX}{body}.{signature}.{signature}",
         f"{TOKEN_PREFIX}ñ.{signature}",
-        "olg_" + token[len(TOKEN_PREFIX):],
+        "olg_" + token[len(TOKEN_PREFIX) :],
     ]
 
 

@@ -8,9 +8,9 @@ import contextlib
 import asyncpg
 import pytest
 
-from proxy.keys.format import generate_key, has_key_format
 from proxy.keys.cache import UNKNOWN_LOOKUP_BURST, UNKNOWN_LOOKUPS_PER_SECOND, KeyCache
 from proxy.keys.events import KeyEventListener
+from proxy.keys.format import generate_key, has_key_format
 from proxy.keys.store import KeyStore
 from tests.support.factories import SECRET
 
@@ -54,8 +54,12 @@ async def store(database_url, db):
 async def test_junk_and_mistyped_keys_never_query(store):
     new = await store.create(name="k", role="user", rate_limit=10)
     cache = KeyCache(store, ttl=30, operator_keys=["operator-chosen-key-1234"])
-    for junk in ("random-junk-credential", new.key[:-1], new.key[:-1] + ("A" if new.key[-1] != "A" else "B"),
-                 "x" * 5000):
+    for junk in (
+        "random-junk-credential",
+        new.key[:-1],
+        new.key[:-1] + ("A" if new.key[-1] != "A" else "B"),
+        "x" * 5000,
+    ):
         assert await cache.lookup(junk) is None
     assert store.lookups == 0
     assert await cache.lookup("operator-chosen-key-1234") is None  # configured, so asked (and unknown)

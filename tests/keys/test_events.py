@@ -26,8 +26,10 @@ async def test_revoked_and_deleted_keys_are_reported_as_retired_and_edited_ones_
     retired: asyncio.Queue[uuid.UUID] = asyncio.Queue()
     cache = KeyCache(store, ttl=30)
     listener = KeyEventListener(database_url, cache, store, on_retired=retired.put_nowait)
-    edited, revoked, deleted, probe = [(await store.create(name=n, role="user", rate_limit=10)).record.id
-                                       for n in ("edited", "revoked", "deleted", "probe")]
+    edited, revoked, deleted, probe = [
+        (await store.create(name=n, role="user", rate_limit=10)).record.id
+        for n in ("edited", "revoked", "deleted", "probe")
+    ]
     await store.revoke(probe)
     listening = asyncio.create_task(listener.run())
     try:

@@ -6,7 +6,7 @@ import pytest
 
 from proxy.limits.key_limiter import Admission, KeyLimiter, default_burst
 
-NOON = datetime.datetime(2026, 11, 27, 12, tzinfo=datetime.timezone.utc).timestamp()
+NOON = datetime.datetime(2026, 11, 27, 12, tzinfo=datetime.UTC).timestamp()
 
 
 def admit(limiter: KeyLimiter, now: float = NOON, key_id: str = "k", **overrides) -> Admission:

@@ -4,7 +4,7 @@ import datetime
 
 from proxy.limits.token_quota import DailyTokenQuota, QuotaDecision, seconds_to_utc_midnight
 
-MIDNIGHT = datetime.datetime(2026, 11, 27, tzinfo=datetime.timezone.utc).timestamp()
+MIDNIGHT = datetime.datetime(2026, 11, 27, tzinfo=datetime.UTC).timestamp()
 NOON = MIDNIGHT + 12 * 3600
 TODAY = datetime.date(2026, 11, 27)
 LARGE = 10**9

@@ -45,4 +45,3 @@ def test_client_address(peer, forwarded_for, real_ip, expected, why):
 
 def test_nothing_trusted_means_the_peer_always():
     assert client_address("10.0.0.5", forwarded_for="198.51.100.7", real_ip="198.51.100.8", trusted=()) == "10.0.0.5"
-

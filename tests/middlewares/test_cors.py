@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-
 from tests.support.factories import USER_KEY, bearer, make_settings, start_gateway
 from tests.support.fake_ollama import FAKE_STATE
 
 ALLOWED = "https://app.example.com"
-PREFLIGHT = {"Origin": ALLOWED, "Access-Control-Request-Method": "POST",
-             "Access-Control-Request-Headers": "authorization, content-type, x-stainless-os, x-evil"}
+PREFLIGHT = {
+    "Origin": ALLOWED,
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization, content-type, x-stainless-os, x-evil",
+}
 
 
 async def _gateway(aiohttp_server, database_url, fake, origins):
@@ -43,8 +45,9 @@ async def test_without_cors_origins_nothing_is_allowed(aiohttp_server, database_
         assert "Access-Control-Allow-Origin" not in r.headers
 
 
-async def test_answers_to_an_allowed_origin_carry_it_streamed_and_errors_too(aiohttp_server, database_url, db,
-                                                                              fake, http):
+async def test_answers_to_an_allowed_origin_carry_it_streamed_and_errors_too(
+    aiohttp_server, database_url, db, fake, http
+):
     gateway = await _gateway(aiohttp_server, database_url, fake, (ALLOWED,))
     headers = {**bearer(USER_KEY), "Origin": ALLOWED}
     body = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}
@@ -61,6 +64,7 @@ async def test_answers_to_an_allowed_origin_carry_it_streamed_and_errors_too(aio
 
 async def test_star_echoes_any_origin(aiohttp_server, database_url, db, fake, http):
     gateway = await _gateway(aiohttp_server, database_url, fake, ("*",))
-    async with http.options(gateway.u("/v1/chat/completions"),
-                            headers={**PREFLIGHT, "Origin": "http://anything.test:8080"}) as r:
+    async with http.options(
+        gateway.u("/v1/chat/completions"), headers={**PREFLIGHT, "Origin": "http://anything.test:8080"}
+    ) as r:
         assert r.status == 204 and r.headers["Access-Control-Allow-Origin"] == "http://anything.test:8080"

@@ -10,15 +10,16 @@ import pytest
 from aiohttp import web
 
 from proxy.app import create_app
-from proxy.errors import GatewayError
 from proxy.cli.server import RUNNER_OPTIONS
+from proxy.errors import GatewayError
 from proxy.keys.events import KEY_EVENTS
 from tests.support.factories import ADMIN_KEY, RecordingSink, bearer, make_settings, start_gateway
 from tests.support.tcp_proxy import TcpProxy
 
 
-async def test_a_lost_database_is_a_503_with_retry_after_and_no_traceback(aiohttp_server, database_url, db, http,
-                                                                         caplog):
+async def test_a_lost_database_is_a_503_with_retry_after_and_no_traceback(
+    aiohttp_server, database_url, db, http, caplog
+):
     proxy, dsn = await TcpProxy.to_dsn(database_url)
     try:
         gateway = await start_gateway(aiohttp_server, make_settings(dsn), sink=RecordingSink())

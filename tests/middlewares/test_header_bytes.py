@@ -40,8 +40,13 @@ PASSED_THROUGH = {b"/api/tags", b"/v1/chat/completions"}
 @pytest.fixture
 async def gateway(aiohttp_server, database_url, db, fake):
     sink = RecordingSink()
-    settings = make_settings(database_url, ollama_base_url=fake.make_url(""), cors_origins=("*",),
-                             trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),), metrics_token="m" * 32)
+    settings = make_settings(
+        database_url,
+        ollama_base_url=fake.make_url(""),
+        cors_origins=("*",),
+        trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),),
+        metrics_token="m" * 32,
+    )
     gw = await start_gateway(aiohttp_server, settings, sink=sink)
     gw.sink = sink
     return gw
@@ -49,8 +54,14 @@ async def gateway(aiohttp_server, database_url, db, fake):
 
 async def send(port: int, method: bytes, path: bytes, headers: list[bytes], body: bytes = b"") -> tuple[int, bytes]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = [method + b" " + path + b" HTTP/1.1", b"Host: gateway", b"Connection: close",
-            b"Content-Type: application/json", b"Content-Length: %d" % len(body), *headers]
+    head = [
+        method + b" " + path + b" HTTP/1.1",
+        b"Host: gateway",
+        b"Connection: close",
+        b"Content-Type: application/json",
+        b"Content-Length: %d" % len(body),
+        *headers,
+    ]
     writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
     answer = await reader.read()
     writer.close()
@@ -65,8 +76,16 @@ def problems(caplog) -> list[logging.LogRecord]:
 
 
 @pytest.mark.parametrize("garbage", GARBAGE.values(), ids=GARBAGE.keys())
-@pytest.mark.parametrize("template", [b"Authorization: Bearer %s", b"Authorization: %s",
-                                      b"x-api-key: %s", b"x-api-key: olg_%s", b"Authorization: Bearer olt_%s.x"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        b"Authorization: Bearer %s",
+        b"Authorization: %s",
+        b"x-api-key: %s",
+        b"x-api-key: olg_%s",
+        b"Authorization: Bearer olt_%s.x",
+    ],
+)
 async def test_undecodable_credentials_get_the_plain_401(gateway, caplog, template, garbage):
     caplog.set_level(logging.INFO)
     for method, path, body in ROUTES:
@@ -78,8 +97,9 @@ async def test_undecodable_credentials_get_the_plain_401(gateway, caplog, templa
 
 
 @pytest.mark.parametrize("garbage", GARBAGE.values(), ids=GARBAGE.keys())
-@pytest.mark.parametrize("name", [b"X-Request-ID", b"X-Forwarded-For", b"X-Real-IP", b"Origin",
-                                  b"Access-Control-Request-Headers", b"Accept"])
+@pytest.mark.parametrize(
+    "name", [b"X-Request-ID", b"X-Forwarded-For", b"X-Real-IP", b"Origin", b"Access-Control-Request-Headers", b"Accept"]
+)
 async def test_other_headers_with_any_bytes_are_ignored(gateway, caplog, name, garbage):
     """The gateway's own routes ignore such a value; the pass-through, which would have to send it on to
     Ollama changed (it cannot re-encode bytes that are not UTF-8), refuses it with a 400 naming the header."""
@@ -94,9 +114,12 @@ async def test_other_headers_with_any_bytes_are_ignored(gateway, caplog, name, g
             assert status < 300, (path, rest)
         assert garbage not in rest  # never echoed: not as a request id, nor as an allowed origin
     # A preflight from such an origin (or asking for such headers) grants nothing with it either.
-    status, rest = await send(gateway.server.port, b"OPTIONS", b"/api/chat",
-                              [b"Origin: https://app.example", b"Access-Control-Request-Method: POST",
-                               name + b": " + garbage])
+    status, rest = await send(
+        gateway.server.port,
+        b"OPTIONS",
+        b"/api/chat",
+        [b"Origin: https://app.example", b"Access-Control-Request-Method: POST", name + b": " + garbage],
+    )
     assert status < 500 and garbage not in rest
     assert not problems(caplog)
     records = [r for r in gateway.sink.records if r.endpoint != "/api/chat"]

@@ -27,13 +27,16 @@ def raises(settings):
     raise ValueError("TENANT_HEADER is not set\nsecond line")
 
 
-@pytest.mark.parametrize("path, fragment", [
-    ("no_such_module_xyz:factory", "cannot import 'no_such_module_xyz' (ModuleNotFoundError"),
-    ("examples.tenant_tag:no_such_factory", "has no attribute 'no_such_factory'"),
-    ("tests.middlewares.test_plugins:NOT_CALLABLE", "is not callable"),
-    ("tests.middlewares.test_plugins:returns_junk", "returned str, not a middleware"),
-    ("tests.middlewares.test_plugins:raises", "failed (ValueError: TENANT_HEADER is not set)"),
-])
+@pytest.mark.parametrize(
+    "path, fragment",
+    [
+        ("no_such_module_xyz:factory", "cannot import 'no_such_module_xyz' (ModuleNotFoundError"),
+        ("examples.tenant_tag:no_such_factory", "has no attribute 'no_such_factory'"),
+        ("tests.middlewares.test_plugins:NOT_CALLABLE", "is not callable"),
+        ("tests.middlewares.test_plugins:returns_junk", "returned str, not a middleware"),
+        ("tests.middlewares.test_plugins:raises", "failed (ValueError: TENANT_HEADER is not set)"),
+    ],
+)
 def test_a_bad_plugin_is_one_settings_error_naming_the_variable(database_url, path, fragment):
     with pytest.raises(SettingsError) as caught:
         load_plugins(make_settings(database_url, plugins=(path,)))
@@ -84,15 +87,27 @@ def test_the_readme_plugin_command_works_from_the_repository_root(database_url, 
     (installed / "proxy").symlink_to(REPO / "proxy")
     port = free_port()
     probe = subprocess.run(
-        [sys.executable, "-P", "-c", "import examples"], cwd=REPO, capture_output=True, check=False,
+        [sys.executable, "-P", "-c", "import examples"],
+        cwd=REPO,
+        capture_output=True,
+        check=False,
         env=cli_env({"PYTHONPATH": str(installed)}),
     )
     assert probe.returncode != 0, "examples/ must not be importable without the gateway's help"
     process = subprocess.Popen(
-        [sys.executable, "-P", "-m", "proxy", "--env-file", "/dev/null", "serve"], cwd=REPO,
-        env=cli_env({"PYTHONPATH": str(installed), "GATEWAY_PLUGINS": TENANT_PLUGIN, "GATEWAY_PORT": str(port),
-                     "DATABASE_URL": database_url, "SECRET_KEY": SECRET}),
-        stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-P", "-m", "proxy", "--env-file", "/dev/null", "serve"],
+        cwd=REPO,
+        env=cli_env(
+            {
+                "PYTHONPATH": str(installed),
+                "GATEWAY_PLUGINS": TENANT_PLUGIN,
+                "GATEWAY_PORT": str(port),
+                "DATABASE_URL": database_url,
+                "SECRET_KEY": SECRET,
+            }
+        ),
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         output = ""

@@ -38,8 +38,9 @@ async def gateway(aiohttp_server, database_url, db, fake, clock, sink):
 
 async def new_key(gateway, http, **limits) -> tuple[str, str]:
     """A user key with these limits, made through the admin API; returns (key, id)."""
-    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY),
-                         json={"name": "limited", "rate_limit": 3600, **limits}) as r:
+    async with http.post(
+        gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "limited", "rate_limit": 3600, **limits}
+    ) as r:
         assert r.status == 201, await r.text()
         body = await r.json()
     return body["key"], body["id"]
@@ -100,8 +101,14 @@ async def test_429_on_v1_has_the_openai_shape_even_where_no_route_matches(gatewa
         status, headers, body = await fetch(http, "POST", gateway.u(path), key, json=CHAT)
         assert status == 429
         assert headers["Retry-After"] == "1"
-        assert body == {"error": {"message": "rate limit exceeded: 1 requests per burst, refills at 3600/hour",
-                                  "type": "rate_limit_error", "param": None, "code": None}}
+        assert body == {
+            "error": {
+                "message": "rate limit exceeded: 1 requests per burst, refills at 3600/hour",
+                "type": "rate_limit_error",
+                "param": None,
+                "code": None,
+            }
+        }
     # Rejections never reach Ollama.
     assert [r.path for r in fake.app[FAKE_STATE].requests] == ["/v1/chat/completions"]
 
@@ -112,7 +119,9 @@ async def test_a_rejection_is_in_the_usage_record(gateway, http, sink):
     await fetch(http, "GET", gateway.u("/api/tags"), key)
     mine = [r for r in sink.records if str(r.api_key_id) == key_id]
     assert [(r.status_code, r.error) for r in mine] == [
-        (200, None), (429, "rate limit exceeded: 1 requests per burst, refills at 3600/hour")]
+        (200, None),
+        (429, "rate limit exceeded: 1 requests per burst, refills at 3600/hour"),
+    ]
 
 
 async def test_public_routes_are_not_limited(gateway, http):
@@ -191,8 +200,9 @@ async def test_an_edit_applies_to_the_next_request(gateway, http):
     generate = gateway.u("/api/generate")
     assert (await fetch(http, "POST", generate, key, json=GENERATE_16_TOKENS))[0] == 200
     assert (await fetch(http, "POST", generate, key, json=GENERATE_16_TOKENS))[0] == 429
-    async with http.patch(gateway.u(f"/api/keys/{key_id}"), headers=bearer(ADMIN_KEY),
-                          json={"tokens_per_day": None}) as r:
+    async with http.patch(
+        gateway.u(f"/api/keys/{key_id}"), headers=bearer(ADMIN_KEY), json={"tokens_per_day": None}
+    ) as r:
         assert r.status == 200
     status, headers, _ = await fetch(http, "POST", generate, key, json=GENERATE_16_TOKENS)
     assert status == 200 and "Olg-RateLimit" not in headers

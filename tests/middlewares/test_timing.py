@@ -59,8 +59,9 @@ async def test_a_request_without_a_key_is_recorded_with_the_401_it_got(gateway, 
 
 
 async def test_a_refused_request_is_recorded_with_the_limit_that_refused_it(gateway, http, sink):
-    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY),
-                         json={"name": "one", "rate_limit": 3600, "burst": 1}) as r:
+    async with http.post(
+        gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "one", "rate_limit": 3600, "burst": 1}
+    ) as r:
         created = await r.json()
     for expected in (200, 429):
         async with http.get(gateway.u("/api/tags"), headers=bearer(created["key"])) as r:

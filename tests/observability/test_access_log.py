@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-
-import pytest
 import uuid
 
+import pytest
+
 from proxy.observability.access_log import log_access
-from proxy.observability.logging_setup import TextFormatter
-from proxy.observability.logging_setup import JsonFormatter
+from proxy.observability.logging_setup import JsonFormatter, TextFormatter
 from tests.support.records import make_record
 
 
@@ -69,4 +68,3 @@ def test_nothing_is_built_when_access_lines_are_off(caplog):
     caplog.set_level(logging.WARNING, logger="proxy.access")
     log_access(make_record())
     assert not caplog.records
-

@@ -75,8 +75,9 @@ async def test_flush_writes_what_is_pending():
 def _server_record(level: int, exc: BaseException | None) -> logging.LogRecord:
     """A record as aiohttp.server's log_exception makes one."""
     exc_info = (type(exc), exc, exc.__traceback__) if exc else None
-    return logging.LogRecord("aiohttp.server", level, "web_protocol.py", 1, "Error handling request from %s",
-                             ("10.0.0.1",), exc_info)
+    return logging.LogRecord(
+        "aiohttp.server", level, "web_protocol.py", 1, "Error handling request from %s", ("10.0.0.1",), exc_info
+    )
 
 
 def _raised(exc: BaseException) -> BaseException:
@@ -95,15 +96,15 @@ def test_a_malformed_request_is_one_info_line_without_traceback():
         logging.getLogger("aiohttp.server").setLevel(logging.NOTSET)
     assert (record.levelno, record.levelname) == (logging.INFO, "INFO")
     assert record.exc_info is None and record.exc_text is None
-    assert record.getMessage() == ("Error handling request from 10.0.0.1: "
-                                   "BadHttpMessage: Duplicate Content-Length")
+    assert record.getMessage() == ("Error handling request from 10.0.0.1: BadHttpMessage: Duplicate Content-Length")
 
 
 def test_the_downgraded_line_is_dropped_when_info_is_not_shown():
     logging.getLogger("aiohttp.server").setLevel(logging.WARNING)
     try:
-        record = _server_record(logging.ERROR, _raised(BadHttpMessage("Content-Length can't be present with "
-                                                                      "Transfer-Encoding")))
+        record = _server_record(
+            logging.ERROR, _raised(BadHttpMessage("Content-Length can't be present with Transfer-Encoding"))
+        )
         assert ClientErrorFilter().filter(record) is False
     finally:
         logging.getLogger("aiohttp.server").setLevel(logging.NOTSET)

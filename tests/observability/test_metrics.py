@@ -57,9 +57,12 @@ def test_junk_models_never_take_a_label_and_models_are_bounded():
 def test_rate_limit_rejections_by_the_limit_they_hit():
     metrics = GatewayMetrics()
     # As the rate-limit middleware leaves them: the message for people, the limit for machines.
-    for limit, error in (("rate", "rate limit exceeded: 5 requests per burst"),
-                         ("concurrency", "concurrency limit exceeded: 2 requests"),
-                         ("tokens", "daily token quota exceeded: 100 tokens"), ("rate", "rate limit exceeded: again")):
+    for limit, error in (
+        ("rate", "rate limit exceeded: 5 requests per burst"),
+        ("concurrency", "concurrency limit exceeded: 2 requests"),
+        ("tokens", "daily token quota exceeded: 100 tokens"),
+        ("rate", "rate limit exceeded: again"),
+    ):
         metrics.observe(make_record(status_code=429, error=error, limit=limit, model=None))
     assert _sample(metrics, "ollama_gateway_rate_limited_total", reason="rate") == 2
     assert _sample(metrics, "ollama_gateway_rate_limited_total", reason="concurrency") == 1

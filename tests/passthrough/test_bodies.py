@@ -78,7 +78,9 @@ async def test_a_big_body_of_many_keys_is_parsed_for_its_model(gateway, http, ca
     count = size // 12
     (status, _), health = await _health_while(http, gateway, _post(http, gateway, _keys_flood(count)))
     assert status == 200 and set(health) == {200}
-    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "n", "models": ["llama3.2"]}) as r:
+    async with http.post(
+        gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "n", "models": ["llama3.2"]}
+    ) as r:
         narrow = (await r.json())["key"]
     status, body = await _post(http, gateway, _keys_flood(count, model="qwen3:0.6b"), key=narrow)
     assert status == 403 and b"qwen3:0.6b" in body
@@ -99,38 +101,51 @@ async def test_a_body_over_the_json_limit_is_a_413_declared_or_streamed(gateway,
 
     async def chunked():
         for start in range(0, len(body), 256 * 1024):
-            yield body[start:start + 256 * 1024]
+            yield body[start : start + 256 * 1024]
 
     async with http.post(gateway.u("/api/chat"), data=chunked(), headers=bearer(USER_KEY)) as r:
         assert r.status == 413
     declared = b"POST /api/chat HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer %s\r\nContent-Length: %d" % (
-        USER_KEY.encode(), JSON_LIMIT * 10)
+        USER_KEY.encode(),
+        JSON_LIMIT * 10,
+    )
     assert status_of(await exchange(gateway.server, declared, head_only=True)) == 413  # refused before a byte is read
     _no_tracebacks(caplog)
 
 
 async def test_the_upload_limit_is_separate_from_the_json_limit(aiohttp_server, database_url, db, fake, http):
-    settings = make_settings(database_url, ollama_base_url=fake.make_url(""), max_json_body_size=1024,
-                             max_body_size=1024 * 1024)
+    settings = make_settings(
+        database_url, ollama_base_url=fake.make_url(""), max_json_body_size=1024, max_body_size=1024 * 1024
+    )
     gateway = await start_gateway(aiohttp_server, settings)
     big_json = json.dumps({"model": "llama3.2", "prompt": "A" * 2048}).encode()
     assert (await _post(http, gateway, big_json))[0] == 413
-    form = (b'--XX\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper\r\n--XX\r\n'
-            b'Content-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n' + b"R" * 4096 + b"\r\n--XX--\r\n")
-    async with http.post(gateway.u("/v1/audio/transcriptions"), data=form, headers={
-            **bearer(USER_KEY), "Content-Type": "multipart/form-data; boundary=XX"}) as r:
+    form = (
+        b'--XX\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper\r\n--XX\r\n'
+        b'Content-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n' + b"R" * 4096 + b"\r\n--XX--\r\n"
+    )
+    async with http.post(
+        gateway.u("/v1/audio/transcriptions"),
+        data=form,
+        headers={**bearer(USER_KEY), "Content-Type": "multipart/form-data; boundary=XX"},
+    ) as r:
         assert r.status != 413
 
 
 def _form(model: bytes, audio: bytes) -> bytes:
-    return (b'--XX\r\nContent-Disposition: form-data; name="model"\r\n\r\n' + model + b"\r\n--XX\r\n"
-            b'Content-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n'
-            + audio + b"\r\n--XX--\r\n")
+    return (
+        b'--XX\r\nContent-Disposition: form-data; name="model"\r\n\r\n' + model + b"\r\n--XX\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n'
+        + audio
+        + b"\r\n--XX--\r\n"
+    )
 
 
 @pytest.mark.parametrize("audio_size", [1024, 2 * 1024 * 1024])  # inline, and in the worker process
 async def test_a_multipart_form_is_checked_inline_or_in_the_worker(gateway, http, caplog, audio_size):
-    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "n", "models": ["whisper"]}) as r:
+    async with http.post(
+        gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "n", "models": ["whisper"]}
+    ) as r:
         narrow = (await r.json())["key"]
     audio = b"RIFF" + b"\n\x00\xff" * (audio_size // 3)
     headers = {**bearer(narrow), "Content-Type": "multipart/form-data; boundary=XX"}
@@ -139,8 +154,9 @@ async def test_a_multipart_form_is_checked_inline_or_in_the_worker(gateway, http
         async with http.post(gateway.u("/v1/audio/transcriptions"), data=body, headers=headers) as r:
             return r.status
 
-    (refused, truncated), health = await _health_while(http, gateway, asyncio.gather(
-        post(_form(b"qwen3:0.6b", audio)), post(_form(b"whisper", audio)[:-20])))
+    (refused, truncated), health = await _health_while(
+        http, gateway, asyncio.gather(post(_form(b"qwen3:0.6b", audio)), post(_form(b"whisper", audio)[:-20]))
+    )
     assert (refused, truncated) == (403, 400) and set(health) == {200}
     assert await post(_form(b"whisper", audio)) not in (400, 403, 413)
     _no_tracebacks(caplog)

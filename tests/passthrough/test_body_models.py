@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
-from proxy.passthrough.body_models import BodyParser
 from proxy.errors import GatewayError
+from proxy.passthrough.body_models import BodyParser
 
 LARGE = b'{"model": "llama3.2", "MODEL": "qwen3", "pad": "' + b"x" * 4096 + b'"}'
 

@@ -67,8 +67,12 @@ async def test_pull_needs_admin_and_works_with_it(monkeypatch, gateway, fake):
     progress = [_dump(p) async for p in await admin.pull("tinyllama", stream=True)]
     expected = [_dump(p) async for p in await direct.pull("tinyllama", stream=True)]
     assert progress == expected and progress[-1]["status"] == "success"
-    assert _dump(await admin.pull("tinyllama")) == {"status": "success", "digest": None, "total": None,
-                                                    "completed": None}
+    assert _dump(await admin.pull("tinyllama")) == {
+        "status": "success",
+        "digest": None,
+        "total": None,
+        "completed": None,
+    }
 
 
 async def test_openai_client_chat_stream_and_not(gateway, fake, sink):
@@ -76,7 +80,9 @@ async def test_openai_client_chat_stream_and_not(gateway, fake, sink):
     through = openai.AsyncOpenAI(base_url=str(gateway.url / "v1"), api_key=USER_KEY)
     messages = CHAT["messages"]
     plain = await through.chat.completions.create(model="llama3.2", messages=messages)
-    assert plain.model_dump() == (await direct.chat.completions.create(model="llama3.2", messages=messages)).model_dump()
+    assert (
+        plain.model_dump() == (await direct.chat.completions.create(model="llama3.2", messages=messages)).model_dump()
+    )
     assert plain.usage.completion_tokens > 0
 
     kwargs = dict(model="llama3.2", messages=messages, stream=True, stream_options={"include_usage": True})
@@ -141,24 +147,31 @@ async def test_client_gone_closes_the_upstream(gateway, fake, http, stream):
 
 
 async def test_user_key_cannot_manage_models(gateway, http):
-    for method, path, body in (("POST", "/api/pull", {"model": "x"}), ("DELETE", "/api/delete", {"model": "x"}),
-                               ("POST", "/api/create", {"model": "x"}), ("POST", "/api/copy", {"source": "a"}),
-                               ("POST", "/api/blobs/sha256:" + "0" * 64, None), ("POST", "/api/me", None)):
+    for method, path, body in (
+        ("POST", "/api/pull", {"model": "x"}),
+        ("DELETE", "/api/delete", {"model": "x"}),
+        ("POST", "/api/create", {"model": "x"}),
+        ("POST", "/api/copy", {"source": "a"}),
+        ("POST", "/api/blobs/sha256:" + "0" * 64, None),
+        ("POST", "/api/me", None),
+    ):
         async with http.request(method, gateway.u(path), json=body, headers=bearer(USER_KEY)) as r:
             assert r.status == 403, path
             assert "admin" in (await r.json())["error"]
 
 
 async def test_allow_list_is_enforced_and_filters_listings(gateway, http):
-    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY),
-                         json={"name": "narrow", "models": ["llama3.2"]}) as r:
+    async with http.post(
+        gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "narrow", "models": ["llama3.2"]}
+    ) as r:
         key = (await r.json())["key"]
     async with http.post(gateway.u("/api/chat"), json={**CHAT, "model": "qwen3:0.6b"}, headers=bearer(key)) as r:
         assert r.status == 403 and "not allowed" in (await r.json())["error"]
     async with http.post(gateway.u("/api/pull"), json={"name": "qwen3:0.6b"}, headers=bearer(ADMIN_KEY)) as r:
         assert r.status == 200  # the admin key has no allow-list
-    async with http.post(gateway.u("/v1/chat/completions"), json={**CHAT, "model": "qwen3:0.6b"},
-                         headers=bearer(key)) as r:
+    async with http.post(
+        gateway.u("/v1/chat/completions"), json={**CHAT, "model": "qwen3:0.6b"}, headers=bearer(key)
+    ) as r:
         assert r.status == 403 and (await r.json())["error"]["type"] == "permission_error"
     async with http.post(gateway.u("/api/chat"), json={**CHAT, "stream": False}, headers=bearer(key)) as r:
         assert r.status == 200
@@ -175,8 +188,9 @@ async def test_allow_list_is_enforced_and_filters_listings(gateway, http):
 
 
 async def test_cloud_models_need_an_explicit_allow_list_entry(gateway, http):
-    async with http.post(gateway.u("/api/chat"), json={**CHAT, "model": "gpt-oss:120b-cloud"},
-                         headers=bearer(USER_KEY)) as r:
+    async with http.post(
+        gateway.u("/api/chat"), json={**CHAT, "model": "gpt-oss:120b-cloud"}, headers=bearer(USER_KEY)
+    ) as r:
         assert r.status == 403
 
 
@@ -190,8 +204,13 @@ async def test_probes_of_the_stock_cli_need_no_key(gateway, http):
 
 
 async def test_headers_path_and_query_reach_ollama_as_sent(gateway, fake, http):
-    headers = {**bearer(USER_KEY), "Connection": "keep-alive, X-Hop", "X-Hop": "1", "X-Custom": "kept",
-               "User-Agent": "ollama-python/0.6.3"}
+    headers = {
+        **bearer(USER_KEY),
+        "Connection": "keep-alive, X-Hop",
+        "X-Hop": "1",
+        "X-Custom": "kept",
+        "User-Agent": "ollama-python/0.6.3",
+    }
     # Built as text: yarl would normalise y=%2F to y=/ before the request leaves.
     url = URL(str(gateway.url).rstrip("/") + "/v1/models/library%2Fllama3.2:latest?x=1&y=%2F", encoded=True)
     async with http.get(url, headers=headers) as r:
@@ -288,18 +307,19 @@ async def test_usage_is_measured_on_the_side(gateway, http, sink):
 
 
 async def _narrow_key(http, gateway, models, role="user"):
-    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY),
-                         json={"name": "n", "models": models, "role": role}) as r:
+    async with http.post(
+        gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "n", "models": models, "role": role}
+    ) as r:
         return (await r.json())["key"]
 
 
 # qwen3:0.6b is outside the allow-list; each request names it in a field the route's handler reads.
 REFUSED = [
-    ("POST", "/api/chat", {"Model": "qwen3:0.6b", "messages": []}, "user"),       # Go: case-insensitive keys
+    ("POST", "/api/chat", {"Model": "qwen3:0.6b", "messages": []}, "user"),  # Go: case-insensitive keys
     ("POST", "/api/chat", {"MODEL": "qwen3:0.6b", "messages": []}, "user"),
     ("POST", "/api/chat", {"model": "llama3.2", "MODEL": "qwen3:0.6b"}, "user"),  # the last duplicate wins
     ("POST", "/api/chat", {"Model": "qwen3:0.6b", "model": "llama3.2"}, "user"),  # and the cloud proxy reads `model`
-    ("POST", "/api/show", {"name": "qwen3:0.6b", "model": "llama3.2"}, "user"),   # cmp.Or(Model, Name)
+    ("POST", "/api/show", {"name": "qwen3:0.6b", "model": "llama3.2"}, "user"),  # cmp.Or(Model, Name)
     ("POST", "/api/show", {"NAME": "qwen3:0.6b"}, "user"),
     ("POST", "/api/generate", {"model": "qwen3:0.6b", "prompt": "hi"}, "user"),
     ("POST", "/api/embed", {"mOdEl": "qwen3:0.6b", "input": "hi"}, "user"),
@@ -317,8 +337,9 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "role"), REFUSED,
-                         ids=[f"{p}:{','.join(b or ['path'])}" for _, p, b, _ in REFUSED])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "role"), REFUSED, ids=[f"{p}:{','.join(b or ['path'])}" for _, p, b, _ in REFUSED]
+)
 async def test_allow_list_sees_every_name_ollama_could_act_on(gateway, http, sink, method, path, body, role):
     key = await _narrow_key(http, gateway, ["llama3.2"], role)
     async with http.request(method, gateway.u(path), json=body, headers=bearer(key)) as r:
@@ -336,12 +357,15 @@ async def test_fields_a_handler_never_reads_are_not_checked(gateway, http):
         assert r.status == 200
 
 
-@pytest.mark.parametrize(("path", "body", "recorded"), [
-    ("/api/show", {"name": "qwen3:0.6b", "model": "llama3.2"}, "llama3.2"),    # cmp.Or(Model, Name)
-    ("/api/show", {"name": "qwen3:0.6b"}, "qwen3:0.6b"),
-    ("/api/show", {"model": "qwen3:0.6b", "MODEL": "llama3.2"}, "llama3.2"),   # Go keeps the last
-    ("/api/chat", {**CHAT, "stream": False, "name": "qwen3:0.6b"}, "llama3.2"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "recorded"),
+    [
+        ("/api/show", {"name": "qwen3:0.6b", "model": "llama3.2"}, "llama3.2"),  # cmp.Or(Model, Name)
+        ("/api/show", {"name": "qwen3:0.6b"}, "qwen3:0.6b"),
+        ("/api/show", {"model": "qwen3:0.6b", "MODEL": "llama3.2"}, "llama3.2"),  # Go keeps the last
+        ("/api/chat", {**CHAT, "stream": False, "name": "qwen3:0.6b"}, "llama3.2"),
+    ],
+)
 async def test_recorded_model_is_the_one_ollama_acts_on(gateway, http, sink, path, body, recorded):
     async with http.post(gateway.u(path), json=body, headers=bearer(USER_KEY)) as r:
         assert r.status == 200
@@ -349,13 +373,16 @@ async def test_recorded_model_is_the_one_ollama_acts_on(gateway, http, sink, pat
     assert sink.records[-1].model == recorded
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("/api/chat", CHAT),
-    ("/api/chat", {**CHAT, "stream": False}),
-    ("/api/generate", {"model": "llama3.2", "prompt": "hi"}),
-    ("/v1/chat/completions", {**CHAT, "stream": True, "stream_options": {"include_usage": True}}),
-    ("/v1/chat/completions", CHAT),
-])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/chat", CHAT),
+        ("/api/chat", {**CHAT, "stream": False}),
+        ("/api/generate", {"model": "llama3.2", "prompt": "hi"}),
+        ("/v1/chat/completions", {**CHAT, "stream": True, "stream_options": {"include_usage": True}}),
+        ("/v1/chat/completions", CHAT),
+    ],
+)
 async def test_recorded_model_is_the_one_the_answer_reports(gateway, fake, http, sink, path, body):
     fake.app[FAKE_STATE].remote_models["llama3.2"] = "gpt-oss:20b"
     async with http.post(gateway.u(path), json=body, headers=bearer(USER_KEY)) as r:

@@ -35,8 +35,9 @@ async def test_both_durations_fit_inside_what_the_client_waited(gateway, fake):
     async with aiohttp.ClientSession() as http:
         for stream in (True, False):
             sent = time.time()
-            async with http.post(gateway.u("/api/chat"), json={**CHAT, "stream": stream},
-                                 headers=bearer(USER_KEY)) as r:
+            async with http.post(
+                gateway.u("/api/chat"), json={**CHAT, "stream": stream}, headers=bearer(USER_KEY)
+            ) as r:
                 waited_ms = (time.time() - sent) * 1000
                 gw, upstream = durations(r)
                 assert gw + upstream <= waited_ms + 2 * ROUNDING_MS, (stream, gw, upstream, waited_ms)
@@ -50,8 +51,7 @@ async def test_a_buffered_answer_counts_the_whole_generation_as_upstream(gateway
     # before each one, so upstream cannot be shorter than all those sleeps together.
     interval = fake.app[FAKE_STATE].token_interval = 0.02
     async with aiohttp.ClientSession() as http:
-        async with http.post(gateway.u("/api/chat"), json={**CHAT, "stream": False},
-                             headers=bearer(USER_KEY)) as r:
+        async with http.post(gateway.u("/api/chat"), json={**CHAT, "stream": False}, headers=bearer(USER_KEY)) as r:
             _, upstream = durations(r)
             await r.read()
     assert upstream >= len(REPLY_TOKENS) * interval * 1000 - ROUNDING_MS
@@ -61,8 +61,9 @@ async def test_headers_leave_before_the_generation_ends(gateway, fake):
     # `quiet` sends Ollama's headers and then nothing, ever: the timing still reaches the client,
     # so it measures the time to Ollama's headers and never waits for the generation.
     async with aiohttp.ClientSession() as http:
-        async with http.post(gateway.u("/api/generate"), json={"model": "quiet", "prompt": "hi"},
-                             headers=bearer(USER_KEY)) as r:
+        async with http.post(
+            gateway.u("/api/generate"), json={"model": "quiet", "prompt": "hi"}, headers=bearer(USER_KEY)
+        ) as r:
             assert r.status == 200
             durations(r)
             assert not r.content.at_eof()

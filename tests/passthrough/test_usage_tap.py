@@ -64,7 +64,7 @@ def random_chunks(data: bytes, rng: random.Random, largest: int) -> list[bytes]:
     out, at = [], 0
     while at < len(data):
         size = rng.randint(1, largest)
-        out.append(data[at:at + size])
+        out.append(data[at : at + size])
         at += size
     return out
 
@@ -101,7 +101,7 @@ def test_chat_stream_split_at_every_byte_boundary():
 
 
 def test_chat_stream_fed_one_byte_at_a_time():
-    got = measure(NDJSON, [CHAT_STREAM[i:i + 1] for i in range(len(CHAT_STREAM))])
+    got = measure(NDJSON, [CHAT_STREAM[i : i + 1] for i in range(len(CHAT_STREAM))])
     assert got == Usage(26, 282, False, None)
 
 
@@ -149,8 +149,10 @@ def test_mid_stream_error_line_keeps_status_200():
 
 @pytest.mark.parametrize("reason", ["load", "unload"])
 def test_load_and_unload_lines_are_zero_not_estimated(reason):
-    line = b'{"model":"llama3.2","created_at":"2024-09-12T21:17:29.110811Z","response":"",' \
+    line = (
+        b'{"model":"llama3.2","created_at":"2024-09-12T21:17:29.110811Z","response":"",'
         b'"done":true,"done_reason":"' + reason.encode() + b'"}\n'
+    )
     assert measure(NDJSON, [line], request_bytes=500) == Usage(0, 0, False, None)
     assert measure(JSON, [line], request_bytes=500) == Usage(0, 0, False, None)
 
@@ -158,8 +160,7 @@ def test_load_and_unload_lines_are_zero_not_estimated(reason):
 def test_pull_progress_stream_is_zero_usage():
     stream = [
         b'{"status":"pulling manifest"}\n',
-        b'{"status":"pulling dde5aa3fc5ff","digest":"sha256:dde5aa3fc5ff","total":2019377376,'
-        b'"completed":241970}\n',
+        b'{"status":"pulling dde5aa3fc5ff","digest":"sha256:dde5aa3fc5ff","total":2019377376,"completed":241970}\n',
         b'{"status":"verifying sha256 digest"}\n{"status":"writing manifest"}\n',
         b'{"status":"success"}\n',
     ]
@@ -178,7 +179,7 @@ def test_over_cap_lines_are_dropped_and_the_stream_resyncs(monkeypatch):
     error = b'{"error":"later line still seen"}\n'
     stream = generate_line("Hi") + huge_content + done + generate_line("!") + error
     for size in (100, 5000):
-        chunks = [stream[i:i + size] for i in range(0, len(stream), size)]
+        chunks = [stream[i : i + size] for i in range(0, len(stream), size)]
         assert measure(NDJSON, chunks, request_bytes=12) == Usage(3, 2, True, "later line still seen")
 
 
@@ -188,7 +189,7 @@ def test_memory_stays_bounded_on_a_huge_line(monkeypatch):
     tracemalloc.start()
     tap = UsageTap(NDJSON, request_bytes=4)
     for i in range(0, len(line), 65536):
-        tap.feed(line[i:i + 65536])
+        tap.feed(line[i : i + 65536])
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 3 * 1024 * 1024
@@ -213,13 +214,17 @@ def test_malformed_lines_never_raise():
 
 # --- SSE: /v1/chat/completions, /v1/completions, /v1/responses, /v1/messages ---------------------
 
+
 def chat_chunk(content: str, finish: str | None = None) -> bytes:
     reason = "null" if finish is None else json.dumps(finish)
     return (
         b'data: {"id":"chatcmpl-466","object":"chat.completion.chunk","created":1721421223,'
         b'"model":"llama3.2","system_fingerprint":"fp_ollama","choices":[{"index":0,'
-        b'"delta":{"role":"assistant","content":' + json.dumps(content).encode()
-        + b'},"finish_reason":' + reason.encode() + b'}]}\n\n'
+        b'"delta":{"role":"assistant","content":'
+        + json.dumps(content).encode()
+        + b'},"finish_reason":'
+        + reason.encode()
+        + b"}]}\n\n"
     )
 
 
@@ -255,13 +260,17 @@ def test_sse_with_crlf_line_endings():
 
 def completion_chunk(text: str, finish: str | None = None, usage_json: bytes = b"") -> bytes:
     reason = "null" if finish is None else json.dumps(finish)
-    choices = b"[]" if usage_json and text == "" and finish is None else (
-        b'[{"text":' + json.dumps(text).encode() + b',"index":0,"finish_reason":' + reason.encode() + b"}]"
+    choices = (
+        b"[]"
+        if usage_json and text == "" and finish is None
+        else (b'[{"text":' + json.dumps(text).encode() + b',"index":0,"finish_reason":' + reason.encode() + b"}]")
     )
     return (
-        b'data: {"id":"cmpl-123","object":"text_completion","created":1721421223,"choices":' + choices
+        b'data: {"id":"cmpl-123","object":"text_completion","created":1721421223,"choices":'
+        + choices
         + b',"model":"llama3.2","system_fingerprint":"fp_ollama"'
-        + (b',"usage":' + usage_json if usage_json else b"") + b"}\n\n"
+        + (b',"usage":' + usage_json if usage_json else b"")
+        + b"}\n\n"
     )
 
 
@@ -287,26 +296,67 @@ def sse_event(name: str, data: dict) -> bytes:
 
 
 def responses_stream(complete: bool) -> list[bytes]:
-    base = {"id": "resp_1", "object": "response", "created_at": 1756000000, "status": "in_progress",
-            "model": "llama3.2", "output": [], "error": None, "usage": None}
+    base = {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 1756000000,
+        "status": "in_progress",
+        "model": "llama3.2",
+        "output": [],
+        "error": None,
+        "usage": None,
+    }
     events = [
         sse_event("response.created", {"type": "response.created", "sequence_number": 0, "response": base}),
         sse_event("response.in_progress", {"type": "response.in_progress", "sequence_number": 1, "response": base}),
-        sse_event("response.output_item.added", {"type": "response.output_item.added", "sequence_number": 2,
-                                                 "output_index": 0, "item": {"id": "msg_1", "type": "message"}}),
+        sse_event(
+            "response.output_item.added",
+            {
+                "type": "response.output_item.added",
+                "sequence_number": 2,
+                "output_index": 0,
+                "item": {"id": "msg_1", "type": "message"},
+            },
+        ),
     ]
     for n, word in enumerate(["Under", " the", " sea"]):
-        events.append(sse_event("response.output_text.delta", {
-            "type": "response.output_text.delta", "sequence_number": 3 + n, "item_id": "msg_1",
-            "output_index": 0, "content_index": 0, "delta": word}))
-    events.append(sse_event("response.output_text.done", {"type": "response.output_text.done",
-                                                          "sequence_number": 6, "text": "Under the sea"}))
+        events.append(
+            sse_event(
+                "response.output_text.delta",
+                {
+                    "type": "response.output_text.delta",
+                    "sequence_number": 3 + n,
+                    "item_id": "msg_1",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": word,
+                },
+            )
+        )
+    events.append(
+        sse_event(
+            "response.output_text.done",
+            {"type": "response.output_text.done", "sequence_number": 6, "text": "Under the sea"},
+        )
+    )
     if complete:
-        usage_obj = {"input_tokens": 18, "output_tokens": 3, "total_tokens": 21,
-                     "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
-        events.append(sse_event("response.completed", {
-            "type": "response.completed", "sequence_number": 7,
-            "response": {**base, "status": "completed", "usage": usage_obj}}))
+        usage_obj = {
+            "input_tokens": 18,
+            "output_tokens": 3,
+            "total_tokens": 21,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        }
+        events.append(
+            sse_event(
+                "response.completed",
+                {
+                    "type": "response.completed",
+                    "sequence_number": 7,
+                    "response": {**base, "status": "completed", "usage": usage_obj},
+                },
+            )
+        )
     return events
 
 
@@ -319,31 +369,65 @@ def test_sse_responses_cut_counts_only_text_deltas():
 
 
 def test_sse_responses_failed_event_is_an_error():
-    failed = sse_event("response.failed", {"type": "response.failed", "sequence_number": 4, "response": {
-        "id": "resp_1", "status": "failed", "error": {"code": "server_error", "message": "model crashed"},
-        "usage": None}})
+    failed = sse_event(
+        "response.failed",
+        {
+            "type": "response.failed",
+            "sequence_number": 4,
+            "response": {
+                "id": "resp_1",
+                "status": "failed",
+                "error": {"code": "server_error", "message": "model crashed"},
+                "usage": None,
+            },
+        },
+    )
     got = measure(SSE, responses_stream(False)[:3] + [failed], request_bytes=80)
     assert got == Usage(0, 0, False, "model crashed")
 
 
 def anthropic_stream(complete: bool) -> list[bytes]:
     events = [
-        sse_event("message_start", {"type": "message_start", "message": {
-            "id": "msg_01", "type": "message", "role": "assistant", "model": "llama3.2", "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 12, "output_tokens": 0}}}),
-        sse_event("content_block_start", {"type": "content_block_start", "index": 0,
-                                           "content_block": {"type": "text", "text": ""}}),
+        sse_event(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_01",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "llama3.2",
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 12, "output_tokens": 0},
+                },
+            },
+        ),
+        sse_event(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
         sse_event("ping", {"type": "ping"}),
     ]
     for word in ["Hello", "!", " Hi"]:
-        events.append(sse_event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                        "delta": {"type": "text_delta", "text": word}}))
+        events.append(
+            sse_event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}},
+            )
+        )
     if complete:
         events += [
             sse_event("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            sse_event("message_delta", {"type": "message_delta",
-                                        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                        "usage": {"output_tokens": 5}}),
+            sse_event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": 5},
+                },
+            ),
             sse_event("message_stop", {"type": "message_stop"}),
         ]
     return events
@@ -372,8 +456,10 @@ def test_sse_anthropic_error_event():
 
 
 def test_sse_openai_mid_stream_error():
-    error = (b'data: {"error":{"message":"model runner has unexpectedly stopped","type":"api_error",'
-             b'"param":null,"code":null}}\n\n')
+    error = (
+        b'data: {"error":{"message":"model runner has unexpectedly stopped","type":"api_error",'
+        b'"param":null,"code":null}}\n\n'
+    )
     got = measure(SSE, [chat_chunk("Hel"), chat_chunk("lo"), error], request_bytes=20)
     assert got == Usage(5, 2, True, "model runner has unexpectedly stopped")
 
@@ -418,21 +504,32 @@ EMBED_JSON = (
 )
 
 
-@pytest.mark.parametrize(("content_type", "body", "expected"), [
-    pytest.param(JSON, CHAT_JSON, Usage(26, 298, False, None), id="native-chat"),
-    pytest.param("application/json", OPENAI_CHAT_JSON, Usage(11, 2, False, None), id="openai-chat"),
-    pytest.param("application/json", OPENAI_EMBEDDINGS_JSON, Usage(8, 0, False, None), id="openai-embeddings"),
-    pytest.param("application/json", RESPONSES_JSON, Usage(15, 2, False, None), id="responses"),
-    pytest.param("application/json", ANTHROPIC_JSON, Usage(10, 6, False, None), id="anthropic"),
-    pytest.param(JSON, EMBED_JSON, Usage(8, 0, False, None), id="native-embed"),
-    pytest.param(JSON, b'{"embedding":[0.5670403838157654,0.009260174818336964]}', Usage(25, 0, True, None),
-                 id="legacy-embeddings-estimated"),
-    pytest.param(JSON, b'{"models":[{"name":"llama3.2:latest","model":"llama3.2:latest","size":2019393189}]}',
-                 Usage(0, 0, False, None), id="tags-no-usage"),
-    pytest.param("application/json", b'{"status":"success"}', Usage(0, 0, False, None), id="pull-status"),
-    pytest.param(JSON, b"", Usage(0, 0, False, None), id="empty"),
-    pytest.param(JSON, b"not json", Usage(0, 0, False, None), id="not-json"),
-])
+@pytest.mark.parametrize(
+    ("content_type", "body", "expected"),
+    [
+        pytest.param(JSON, CHAT_JSON, Usage(26, 298, False, None), id="native-chat"),
+        pytest.param("application/json", OPENAI_CHAT_JSON, Usage(11, 2, False, None), id="openai-chat"),
+        pytest.param("application/json", OPENAI_EMBEDDINGS_JSON, Usage(8, 0, False, None), id="openai-embeddings"),
+        pytest.param("application/json", RESPONSES_JSON, Usage(15, 2, False, None), id="responses"),
+        pytest.param("application/json", ANTHROPIC_JSON, Usage(10, 6, False, None), id="anthropic"),
+        pytest.param(JSON, EMBED_JSON, Usage(8, 0, False, None), id="native-embed"),
+        pytest.param(
+            JSON,
+            b'{"embedding":[0.5670403838157654,0.009260174818336964]}',
+            Usage(25, 0, True, None),
+            id="legacy-embeddings-estimated",
+        ),
+        pytest.param(
+            JSON,
+            b'{"models":[{"name":"llama3.2:latest","model":"llama3.2:latest","size":2019393189}]}',
+            Usage(0, 0, False, None),
+            id="tags-no-usage",
+        ),
+        pytest.param("application/json", b'{"status":"success"}', Usage(0, 0, False, None), id="pull-status"),
+        pytest.param(JSON, b"", Usage(0, 0, False, None), id="empty"),
+        pytest.param(JSON, b"not json", Usage(0, 0, False, None), id="not-json"),
+    ],
+)
 def test_json_bodies(content_type, body, expected):
     rng = random.Random(5)
     assert measure(content_type, random_chunks(body, rng, 9), request_bytes=97) == expected
@@ -448,10 +545,18 @@ def test_generate_json_body_with_context_over_parse_cap(parse_calls):
 
 def test_big_openai_embeddings_body_over_parse_cap():
     rng = random.Random(9)
-    data = [{"object": "embedding", "embedding": [rng.uniform(-1, 1) for _ in range(768)], "index": i}
-            for i in range(80)]
-    body = json.dumps({"object": "list", "data": data, "model": "nomic-embed-text",
-                       "usage": {"prompt_tokens": 640, "total_tokens": 640}}, separators=(",", ":")).encode()
+    data = [
+        {"object": "embedding", "embedding": [rng.uniform(-1, 1) for _ in range(768)], "index": i} for i in range(80)
+    ]
+    body = json.dumps(
+        {
+            "object": "list",
+            "data": data,
+            "model": "nomic-embed-text",
+            "usage": {"prompt_tokens": 640, "total_tokens": 640},
+        },
+        separators=(",", ":"),
+    ).encode()
     assert len(body) > usage.PARSE_CAP
     assert measure("application/json", random_chunks(body, rng, 30000)) == Usage(640, 0, False, None)
 
@@ -474,25 +579,50 @@ def test_memory_stays_bounded_on_a_huge_body():
 
 # --- error bodies and other types ------------------------------------------------------------------
 
-@pytest.mark.parametrize(("status", "content_type", "body", "error"), [
-    pytest.param(404, JSON, b'{"error":"model \'llama9\' not found"}', "model 'llama9' not found",
-                 id="native-not-found"),
-    pytest.param(503, "application/json",
-                 b'{"error":"server busy, please try again.  maximum pending requests exceeded"}',
-                 "server busy, please try again.  maximum pending requests exceeded", id="native-busy"),
-    pytest.param(404, "application/json", b'{"error":{"message":"model \\"llama9\\" not found, try pulling it first",'
-                 b'"type":"not_found_error","param":null,"code":null}}\n',
-                 'model "llama9" not found, try pulling it first', id="openai-not-found"),
-    pytest.param(429, "application/json", b'{"type":"error","error":{"type":"rate_limit_error","message":"slow down"},'
-                 b'"request_id":"req_1"}', "slow down", id="anthropic-rate-limit"),
-    pytest.param(400, NDJSON, b'{"error":"missing request body"}', "missing request body", id="ndjson-typed"),
-    pytest.param(404, "text/plain", b"404 page not found", "404 page not found", id="go-plain-404"),
-    pytest.param(405, "text/plain; charset=utf-8", b"405 method not allowed", "405 method not allowed",
-                 id="go-plain-405"),
-    pytest.param(502, "text/html", b"<html>\r\n<head><title>502 Bad Gateway</title></head></html>\r\n",
-                 "<html>\r\n<head><title>502 Bad Gateway</title></head></html>", id="proxy-html-page"),
-    pytest.param(403, "", b"", None, id="empty"),
-])
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body", "error"),
+    [
+        pytest.param(
+            404, JSON, b'{"error":"model \'llama9\' not found"}', "model 'llama9' not found", id="native-not-found"
+        ),
+        pytest.param(
+            503,
+            "application/json",
+            b'{"error":"server busy, please try again.  maximum pending requests exceeded"}',
+            "server busy, please try again.  maximum pending requests exceeded",
+            id="native-busy",
+        ),
+        pytest.param(
+            404,
+            "application/json",
+            b'{"error":{"message":"model \\"llama9\\" not found, try pulling it first",'
+            b'"type":"not_found_error","param":null,"code":null}}\n',
+            'model "llama9" not found, try pulling it first',
+            id="openai-not-found",
+        ),
+        pytest.param(
+            429,
+            "application/json",
+            b'{"type":"error","error":{"type":"rate_limit_error","message":"slow down"},"request_id":"req_1"}',
+            "slow down",
+            id="anthropic-rate-limit",
+        ),
+        pytest.param(400, NDJSON, b'{"error":"missing request body"}', "missing request body", id="ndjson-typed"),
+        pytest.param(404, "text/plain", b"404 page not found", "404 page not found", id="go-plain-404"),
+        pytest.param(
+            405, "text/plain; charset=utf-8", b"405 method not allowed", "405 method not allowed", id="go-plain-405"
+        ),
+        pytest.param(
+            502,
+            "text/html",
+            b"<html>\r\n<head><title>502 Bad Gateway</title></head></html>\r\n",
+            "<html>\r\n<head><title>502 Bad Gateway</title></head></html>",
+            id="proxy-html-page",
+        ),
+        pytest.param(403, "", b"", None, id="empty"),
+    ],
+)
 def test_error_bodies(status, content_type, body, error):
     assert measure(content_type, [body[:5], body[5:]], status=status, request_bytes=400) == Usage(0, 0, False, error)
 
@@ -508,6 +638,7 @@ def test_other_types_have_no_usage(content_type):
 
 
 # --- small pieces ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(("byte_count", "tokens"), [(0, 0), (1, 1), (4, 1), (5, 2), (400, 100), (-3, 0)])
 def test_estimate_tokens(byte_count, tokens):
@@ -530,6 +661,7 @@ def test_finish_is_idempotent_and_later_chunks_are_ignored():
 
 
 # --- any valid JSON spelling, not only Go's compact one --------------------------------------------
+
 
 def _shuffled(value: object, rng: random.Random) -> object:
     if isinstance(value, dict):
@@ -554,7 +686,7 @@ def respell_lines(data: bytes, style: str, *, prefix: bytes = b"", end: bytes = 
     """Every line re-encoded in `style`; lines that are not JSON (`data: [DONE]`, blanks) kept."""
     out = []
     for line in data.split(b"\n"):
-        payload = line[len(prefix):] if prefix and line.startswith(prefix) else None if prefix else line
+        payload = line[len(prefix) :] if prefix and line.startswith(prefix) else None if prefix else line
         try:
             obj = json.loads(payload) if payload else None
         except ValueError:
@@ -567,10 +699,14 @@ GENERATE_STREAM = b"".join(generate_line(w) for w in ["Why", " is", " blue"]) + 
 
 
 @pytest.mark.parametrize("style", [*RESPELL, "crlf"])
-@pytest.mark.parametrize(("stream", "expected"), [
-    (CHAT_STREAM, Usage(26, 282, False, None)),
-    (GENERATE_STREAM, Usage(3917, 259, False, None)),
-], ids=["chat", "generate"])
+@pytest.mark.parametrize(
+    ("stream", "expected"),
+    [
+        (CHAT_STREAM, Usage(26, 282, False, None)),
+        (GENERATE_STREAM, Usage(3917, 259, False, None)),
+    ],
+    ids=["chat", "generate"],
+)
 def test_ndjson_in_any_spelling_is_read_from_the_final_line(stream, expected, style):
     data = stream.replace(b"\n", b"\r\n") if style == "crlf" else respell_lines(stream, style)
     for cuts in ([data], random_chunks(data, random.Random(2), 40)):
@@ -609,25 +745,32 @@ def test_sse_in_any_spelling(style):
 @pytest.mark.parametrize("style", list(RESPELL))
 def test_sse_completions_placeholders_in_another_spelling(style):
     zeroed = b'"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}'
-    chunk = (b'data: {"id":"cmpl-1","object":"text_completion","created":1,"choices":[{"text":"Hi","index":0,'
-             b'"finish_reason":null}],"model":"llama3.2","system_fingerprint":"fp_ollama",' + zeroed + b'}\n\n')
-    final = (b'data: {"id":"cmpl-1","object":"text_completion","created":1,"choices":[],"model":"llama3.2",'
-             b'"system_fingerprint":"fp_ollama","usage":{"prompt_tokens":9,"completion_tokens":2,'
-             b'"total_tokens":11}}\n\n')
+    chunk = (
+        b'data: {"id":"cmpl-1","object":"text_completion","created":1,"choices":[{"text":"Hi","index":0,'
+        b'"finish_reason":null}],"model":"llama3.2","system_fingerprint":"fp_ollama",' + zeroed + b"}\n\n"
+    )
+    final = (
+        b'data: {"id":"cmpl-1","object":"text_completion","created":1,"choices":[],"model":"llama3.2",'
+        b'"system_fingerprint":"fp_ollama","usage":{"prompt_tokens":9,"completion_tokens":2,'
+        b'"total_tokens":11}}\n\n'
+    )
     cut = respell_lines(chunk * 2, style, prefix=b"data: ")
     assert measure(SSE, [cut], request_bytes=40) == Usage(10, 2, True, None)  # placeholders are not counts
-    assert measure(SSE, [respell_lines(chunk * 2 + final + DONE, style, prefix=b"data: ")]) == Usage(
-        9, 2, False, None)
+    assert measure(SSE, [respell_lines(chunk * 2 + final + DONE, style, prefix=b"data: ")]) == Usage(9, 2, False, None)
 
 
 @pytest.mark.parametrize("style", [*RESPELL, "indent"])
-@pytest.mark.parametrize(("body", "expected"), [
-    (CHAT_JSON, Usage(26, 298, False, None)),
-    (generate_done(50), Usage(3917, 259, False, None)),
-    (OPENAI_CHAT_JSON, Usage(11, 2, False, None)),
-    (OPENAI_EMBEDDINGS_JSON, Usage(8, 0, False, None)),
-    (EMBED_JSON, Usage(8, 0, False, None)),
-], ids=["chat", "generate", "openai-chat", "openai-embeddings", "embed"])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (CHAT_JSON, Usage(26, 298, False, None)),
+        (generate_done(50), Usage(3917, 259, False, None)),
+        (OPENAI_CHAT_JSON, Usage(11, 2, False, None)),
+        (OPENAI_EMBEDDINGS_JSON, Usage(8, 0, False, None)),
+        (EMBED_JSON, Usage(8, 0, False, None)),
+    ],
+    ids=["chat", "generate", "openai-chat", "openai-embeddings", "embed"],
+)
 def test_json_bodies_in_any_spelling(body, expected, style):
     obj = json.loads(body)
     data = (json.dumps(obj, indent=2) if style == "indent" else RESPELL[style](obj)).encode()
@@ -637,10 +780,18 @@ def test_json_bodies_in_any_spelling(body, expected, style):
 
 def test_big_body_in_another_spelling_over_parse_cap():
     rng = random.Random(10)
-    data = [{"object": "embedding", "embedding": [rng.uniform(-1, 1) for _ in range(768)], "index": i}
-            for i in range(80)]
-    body = json.dumps({"object": "list", "data": data, "model": "nomic-embed-text",
-                       "usage": {"prompt_tokens": 640, "total_tokens": 640}}, indent=2).encode()
+    data = [
+        {"object": "embedding", "embedding": [rng.uniform(-1, 1) for _ in range(768)], "index": i} for i in range(80)
+    ]
+    body = json.dumps(
+        {
+            "object": "list",
+            "data": data,
+            "model": "nomic-embed-text",
+            "usage": {"prompt_tokens": 640, "total_tokens": 640},
+        },
+        indent=2,
+    ).encode()
     assert len(body) > usage.PARSE_CAP
     got = measure(JSON, random_chunks(body, rng, 30000))
     assert got == Usage(640, 0, False, None) and got.model == "nomic-embed-text"
@@ -649,31 +800,55 @@ def test_big_body_in_another_spelling_over_parse_cap():
 CHAT_NO_METRICS = b'{"model": "llama3.2", "message": {"role": "assistant", "content": "Hi"}, "done": true}'
 
 
-@pytest.mark.parametrize(("content_type", "chunks", "expected"), [
-    # A final line without metrics: a server that reports none.
-    (NDJSON, CHAT_LINES + [b'{"model": "llama3.2", "message": {"role": "assistant", "content": ""}, '
-                           b'"done": true, "done_reason": "stop"}\n'], Usage(250, 3, True, None)),
-    (NDJSON, CHAT_LINES + [b'{"model":"llama3.2","message":{"role":"assistant","content":""},'
-                           b'"done":true,"done_reason":"stop"}\n'], Usage(250, 3, True, None)),
-    (JSON, [CHAT_NO_METRICS], Usage(250, estimate_tokens(len(CHAT_NO_METRICS)), True, None)),
-    (JSON, [b'{"object": "list", "data": [{"object": "embedding", "embedding": [0.1], "index": 0}], '
-            b'"model": "all-minilm"}'], Usage(250, 0, True, None)),
-    (JSON, [b'{"model": "all-minilm", "embeddings": [[0.1, 0.2]]}'], Usage(250, 0, True, None)),
-], ids=["ndjson-spaced", "ndjson-compact", "chat-json", "openai-embeddings", "embed"])
+@pytest.mark.parametrize(
+    ("content_type", "chunks", "expected"),
+    [
+        # A final line without metrics: a server that reports none.
+        (
+            NDJSON,
+            CHAT_LINES
+            + [
+                b'{"model": "llama3.2", "message": {"role": "assistant", "content": ""}, '
+                b'"done": true, "done_reason": "stop"}\n'
+            ],
+            Usage(250, 3, True, None),
+        ),
+        (
+            NDJSON,
+            CHAT_LINES
+            + [b'{"model":"llama3.2","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop"}\n'],
+            Usage(250, 3, True, None),
+        ),
+        (JSON, [CHAT_NO_METRICS], Usage(250, estimate_tokens(len(CHAT_NO_METRICS)), True, None)),
+        (
+            JSON,
+            [
+                b'{"object": "list", "data": [{"object": "embedding", "embedding": [0.1], "index": 0}], '
+                b'"model": "all-minilm"}'
+            ],
+            Usage(250, 0, True, None),
+        ),
+        (JSON, [b'{"model": "all-minilm", "embeddings": [[0.1, 0.2]]}'], Usage(250, 0, True, None)),
+    ],
+    ids=["ndjson-spaced", "ndjson-compact", "chat-json", "openai-embeddings", "embed"],
+)
 def test_answers_without_usage_are_estimated(content_type, chunks, expected):
     assert measure(content_type, chunks, request_bytes=1000) == expected
 
 
-@pytest.mark.parametrize(("content_type", "chunks", "model"), [
-    (NDJSON, [CHAT_STREAM.replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
-    (NDJSON, [generate_done(300_000).replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
-    (JSON, [CHAT_JSON.replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
-    (JSON, [generate_done(300_000).replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
-    (SSE, [CHAT_USAGE.replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
-    (JSON, [RESPONSES_JSON.replace(b'"llama3.2"', b'"a\\"b"')], 'a"b'),
-    (JSON, [ANTHROPIC_JSON], "llama3.2"),
-    (NDJSON, [b'{"status":"success"}\n'], None),
-    (NDJSON, [CHAT_LINES[0]], None),  # a cut stream: the request's model stands
-])
+@pytest.mark.parametrize(
+    ("content_type", "chunks", "model"),
+    [
+        (NDJSON, [CHAT_STREAM.replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
+        (NDJSON, [generate_done(300_000).replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
+        (JSON, [CHAT_JSON.replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
+        (JSON, [generate_done(300_000).replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
+        (SSE, [CHAT_USAGE.replace(b'"llama3.2"', b'"tiny:latest"')], "tiny:latest"),
+        (JSON, [RESPONSES_JSON.replace(b'"llama3.2"', b'"a\\"b"')], 'a"b'),
+        (JSON, [ANTHROPIC_JSON], "llama3.2"),
+        (NDJSON, [b'{"status":"success"}\n'], None),
+        (NDJSON, [CHAT_LINES[0]], None),  # a cut stream: the request's model stands
+    ],
+)
 def test_the_model_the_answer_reports(content_type, chunks, model):
     assert measure(content_type, chunks).model == model

@@ -7,7 +7,7 @@ import os
 import random
 import string
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -25,14 +25,22 @@ async def pool(database_url):
 
 async def _key(db) -> uuid.UUID:
     key_id = uuid.uuid4()
-    await db.execute("INSERT INTO api_keys (id, key_hash, prefix, name, role, rate_limit) "
-                     "VALUES ($1, $2, 'olg_test', 'batch', 'user', 10)", key_id, os.urandom(32))
+    await db.execute(
+        "INSERT INTO api_keys (id, key_hash, prefix, name, role, rate_limit) "
+        "VALUES ($1, $2, 'olg_test', 'batch', 'user', 10)",
+        key_id,
+        os.urandom(32),
+    )
     return key_id
 
 
 async def _daily(db) -> tuple[int, int, int]:
-    return tuple(await db.fetchrow("SELECT coalesce(sum(requests), 0)::int, coalesce(sum(prompt_tokens), 0)::int, "
-                                   "coalesce(sum(errors), 0)::int FROM usage_daily"))
+    return tuple(
+        await db.fetchrow(
+            "SELECT coalesce(sum(requests), 0)::int, coalesce(sum(prompt_tokens), 0)::int, "
+            "coalesce(sum(errors), 0)::int FROM usage_daily"
+        )
+    )
 
 
 async def test_a_retried_batch_inserts_and_counts_nothing_twice(pool, db):
@@ -69,8 +77,7 @@ async def test_concurrent_writers_of_overlapping_batches_count_each_row_once(poo
 
 
 async def test_numbers_and_addresses_postgresql_would_refuse_are_made_acceptable(pool, db):
-    odd = make_record(client_ip="unix-socket", prompt_tokens=2**40, completion_tokens=-3, status_code=70000,
-                      model=None)
+    odd = make_record(client_ip="unix-socket", prompt_tokens=2**40, completion_tokens=-3, status_code=70000, model=None)
     scoped = make_record(client_ip="fe80::1%eth0", bytes_in=2**70)
     async with pool.acquire() as conn:
         assert await write_batch(conn, [odd, scoped]) == 2
@@ -105,16 +112,36 @@ async def test_text_that_skipped_make_storable_is_refused_as_a_bad_record(pool, 
 
 
 async def test_rows_carry_every_column(pool, db):
-    record = make_record(api_key_id=None, ttfb=3.5, bytes_in=10, bytes_out=20, usage_estimated=True,
-                         client_ip="10.1.2.3", created_at=datetime.now(timezone.utc) - timedelta(days=400))
+    record = make_record(
+        api_key_id=None,
+        ttfb=3.5,
+        bytes_in=10,
+        bytes_out=20,
+        usage_estimated=True,
+        client_ip="10.1.2.3",
+        created_at=datetime.now(UTC) - timedelta(days=400),
+    )
     async with pool.acquire() as conn:
         assert await write_batch(conn, [record]) == 1  # a day with no partition lands in DEFAULT
     row = dict(await db.fetchrow("SELECT * FROM request_log WHERE id = $1", record.id))
     assert row == {
-        "id": record.id, "api_key_id": None, "endpoint": "/api/chat", "method": "POST", "model": "llama3.2",
-        "status_code": 200, "prompt_tokens": 11, "completion_tokens": 5, "tokens_used": 16,
-        "usage_estimated": True, "response_time": 42.0, "ttfb": 3.5, "bytes_in": 10, "bytes_out": 20,
-        "client_ip": row["client_ip"], "error": None, "created_at": record.created_at,
+        "id": record.id,
+        "api_key_id": None,
+        "endpoint": "/api/chat",
+        "method": "POST",
+        "model": "llama3.2",
+        "status_code": 200,
+        "prompt_tokens": 11,
+        "completion_tokens": 5,
+        "tokens_used": 16,
+        "usage_estimated": True,
+        "response_time": 42.0,
+        "ttfb": 3.5,
+        "bytes_in": 10,
+        "bytes_out": 20,
+        "client_ip": row["client_ip"],
+        "error": None,
+        "created_at": record.created_at,
     }
     assert str(row["client_ip"]) == "10.1.2.3"
     assert len(to_row(record)) == 17
@@ -122,5 +149,6 @@ async def test_rows_carry_every_column(pool, db):
 
 async def test_histograms_add_element_wise_even_when_lengths_differ(pool):
     assert await pool.fetchval("SELECT usage_histogram_add('{1,2}'::bigint[], '{1,1,1}'::bigint[])") == [2, 3, 1]
-    assert await pool.fetchval("SELECT usage_histogram_sum(h) FROM (VALUES ('{1,0}'::bigint[]), ('{2,5}'), "
-                               "(NULL)) AS t(h)") == [3, 5]
+    assert await pool.fetchval(
+        "SELECT usage_histogram_sum(h) FROM (VALUES ('{1,0}'::bigint[]), ('{2,5}'), (NULL)) AS t(h)"
+    ) == [3, 5]

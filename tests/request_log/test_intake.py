@@ -48,8 +48,9 @@ async def _gateway(aiohttp_server, database_url, tmp_path, models: list[str], ba
 async def _chat(http, gateway, model: str) -> tuple[int, uuid.UUID]:
     # json.dumps escapes a lone surrogate or a NUL as \ud800 or \u0000, as any client's JSON may.
     body = json.dumps({**NORMAL, "model": model})
-    async with http.post(gateway.u("/api/chat"), data=body, headers={**bearer(USER_KEY),
-                                                                      "Content-Type": "application/json"}) as r:
+    async with http.post(
+        gateway.u("/api/chat"), data=body, headers={**bearer(USER_KEY), "Content-Type": "application/json"}
+    ) as r:
         await r.read()
         return r.status, uuid.UUID(r.headers["X-Request-ID"])
 

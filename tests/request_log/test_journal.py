@@ -16,8 +16,13 @@ def _read_all(journal: Journal, paths) -> list:
 
 
 def test_records_round_trip_through_json():
-    record = make_record(api_key_id=uuid.uuid4(), endpoint="/api/\u00e9\U0001f999", error="boom", usage_estimated=True,
-                         created_at=datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=timezone(timedelta(hours=2))))
+    record = make_record(
+        api_key_id=uuid.uuid4(),
+        endpoint="/api/\u00e9\U0001f999",
+        error="boom",
+        usage_estimated=True,
+        created_at=datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=timezone(timedelta(hours=2))),
+    )
     assert from_json(to_json(record)) == record
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -22,12 +22,15 @@ async def pool(database_url):
 
 
 def _at(day: date, hour: int = 12) -> datetime:
-    return datetime.combine(day, time(hour), timezone.utc)
+    return datetime.combine(day, time(hour), UTC)
 
 
 async def _partitions(db, prefix: str) -> list[str]:
-    rows = await db.fetch("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                          "WHERE i.inhparent = 'request_log'::regclass AND c.relname LIKE $1 ORDER BY 1", prefix + "%")
+    rows = await db.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'request_log'::regclass AND c.relname LIKE $1 ORDER BY 1",
+        prefix + "%",
+    )
     return [row["relname"] for row in rows]
 
 
@@ -40,8 +43,10 @@ async def test_today_and_the_days_ahead_are_made_once(pool, db):
     record = make_record(created_at=_at(OLD, 23))
     async with pool.acquire() as conn:
         assert await write_batch(conn, [record, record]) == 1
-    assert await db.fetchval("SELECT tableoid::regclass::text FROM request_log WHERE id = $1", record.id) == \
-        "request_log_p20010101"
+    assert (
+        await db.fetchval("SELECT tableoid::regclass::text FROM request_log WHERE id = $1", record.id)
+        == "request_log_p20010101"
+    )
 
 
 async def test_rows_the_default_partition_caught_move_into_the_new_day(pool, db):
@@ -78,7 +83,7 @@ async def test_retention_drops_whole_old_days_and_old_default_rows(pool, db):
 
 
 async def test_maintain_makes_today_and_leaves_recent_days(pool, db):
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     await maintain(pool, retention_days=90)
     names = await _partitions(db, "request_log_p")
     assert f"request_log_p{today:%Y%m%d}" in names

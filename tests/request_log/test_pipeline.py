@@ -12,8 +12,8 @@ import pytest
 
 from proxy.request_log.context import JOURNAL_DIR
 from proxy.request_log.journal import Journal
-from proxy.request_log.writer import RequestLogWriter
 from proxy.request_log.record import RECORD_SINK
+from proxy.request_log.writer import RequestLogWriter
 from tests.support.cli_runner import REPO, cli_env, free_port
 from tests.support.factories import ADMIN_KEY, SECRET, USER_KEY, bearer, make_settings, start_gateway
 from tests.support.fake_ollama import FAKE_STATE
@@ -87,8 +87,9 @@ async def test_rejected_and_cut_requests_get_their_rows(aiohttp_server, database
         assert (await _get(http, gateway.u("/api/tags"), headers=bearer(f"wrong-key-{i:020d}")))[0] == 401
     assert (await _get(http, gateway.u("/api/keys"), headers=bearer(USER_KEY)))[0] == 403
     # A client that gives up on a model that never answers: the row says 499.
-    waiting = asyncio.create_task(http.post(gateway.u("/api/chat"), json={**CHAT, "model": "hang"},
-                                            headers=bearer(USER_KEY)))
+    waiting = asyncio.create_task(
+        http.post(gateway.u("/api/chat"), json={**CHAT, "model": "hang"}, headers=bearer(USER_KEY))
+    )
     await wait_until(lambda: fake.app[FAKE_STATE].active == 1, "the request reached Ollama")
     waiting.cancel()
     await _settled(gateway.app[RECORD_SINK], 12)
@@ -97,8 +98,9 @@ async def test_rejected_and_cut_requests_get_their_rows(aiohttp_server, database
     assert await db.fetchval("SELECT model FROM request_log WHERE status_code = 499") == "hang"
 
 
-async def test_a_database_outage_mid_load_loses_and_doubles_nothing(proxied_dsn, aiohttp_server, db, http, fake,
-                                                                     tmp_path):
+async def test_a_database_outage_mid_load_loses_and_doubles_nothing(
+    proxied_dsn, aiohttp_server, db, http, fake, tmp_path
+):
     proxy, dsn = proxied_dsn
     settings = make_settings(dsn, ollama_base_url=fake.make_url(""), default_rate_limit=UNLIMITED, data_dir=tmp_path)
     # A small in-memory bound, so the outage also goes through the journal.
@@ -119,8 +121,9 @@ async def test_a_database_outage_mid_load_loses_and_doubles_nothing(proxied_dsn,
     during_start = len(answered)
     # PostgreSQL stays unreachable until the outage has shown: hundreds of requests answered
     # through it, and records past the in-memory bound gone to the journal.
-    await wait_until(lambda: len(answered) >= during_start + 500 and writer.counters.journaled > 0,
-                     "load served through the outage")
+    await wait_until(
+        lambda: len(answered) >= during_start + 500 and writer.counters.journaled > 0, "load served through the outage"
+    )
     during = answered[during_start:]
     await proxy.restore()
     statuses = await load
@@ -139,7 +142,8 @@ async def test_a_database_outage_mid_load_loses_and_doubles_nothing(proxied_dsn,
 
 
 async def test_stop_without_a_database_journals_and_the_restart_writes_everything(
-        proxied_dsn, aiohttp_server, db, http, fake, tmp_path):
+    proxied_dsn, aiohttp_server, db, http, fake, tmp_path
+):
     proxy, dsn = proxied_dsn
     settings = make_settings(dsn, ollama_base_url=fake.make_url(""), default_rate_limit=UNLIMITED, data_dir=tmp_path)
     first = await start_gateway(aiohttp_server, settings)  # the writer create_app builds, in GATEWAY_DATA_DIR
@@ -148,8 +152,9 @@ async def test_stop_without_a_database_journals_and_the_restart_writes_everythin
     await _settled(first.app[RECORD_SINK], 1)
 
     await proxy.cut()
-    answers = await _load(1_000, 20, lambda i: _get(http, first.u("/api/tags" if i % 2 else "/health"),
-                                                     headers=bearer(USER_KEY)))
+    answers = await _load(
+        1_000, 20, lambda i: _get(http, first.u("/api/tags" if i % 2 else "/health"), headers=bearer(USER_KEY))
+    )
     assert {status for status, _ in answers} == {200}
     await first.server.close()  # runner cleanup, as on SIGTERM: drain fails, the journal takes the rest
     journal = Journal(tmp_path / JOURNAL_DIR)
@@ -167,9 +172,16 @@ async def test_stop_without_a_database_journals_and_the_restart_writes_everythin
 async def test_sigterm_on_serve_journals_and_the_next_serve_replays(proxied_dsn, db, fake, tmp_path):
     proxy, dsn = proxied_dsn
     port = free_port()
-    env = {"DATABASE_URL": dsn, "SECRET_KEY": SECRET, "DEMO_ADMIN_KEY": ADMIN_KEY, "DEMO_USER_KEY": USER_KEY,
-           "GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_PORT": str(port), "DEFAULT_RATE_LIMIT": str(UNLIMITED),
-           "OLLAMA_BASE_URL": str(fake.make_url(""))}
+    env = {
+        "DATABASE_URL": dsn,
+        "SECRET_KEY": SECRET,
+        "DEMO_ADMIN_KEY": ADMIN_KEY,
+        "DEMO_USER_KEY": USER_KEY,
+        "GATEWAY_DATA_DIR": str(tmp_path),
+        "GATEWAY_PORT": str(port),
+        "DEFAULT_RATE_LIMIT": str(UNLIMITED),
+        "OLLAMA_BASE_URL": str(fake.make_url("")),
+    }
     base = f"http://127.0.0.1:{port}"
     journal = Journal(tmp_path / JOURNAL_DIR)
     async with aiohttp.ClientSession() as http:
@@ -190,9 +202,16 @@ async def test_sigterm_on_serve_journals_and_the_next_serve_replays(proxied_dsn,
 async def test_sigkill_during_an_outage_loses_nothing_older_than_a_flush_interval(proxied_dsn, db, fake, tmp_path):
     proxy, dsn = proxied_dsn
     port = free_port()
-    env = {"DATABASE_URL": dsn, "SECRET_KEY": SECRET, "DEMO_ADMIN_KEY": ADMIN_KEY, "DEMO_USER_KEY": USER_KEY,
-           "GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_PORT": str(port), "DEFAULT_RATE_LIMIT": str(UNLIMITED),
-           "OLLAMA_BASE_URL": str(fake.make_url(""))}
+    env = {
+        "DATABASE_URL": dsn,
+        "SECRET_KEY": SECRET,
+        "DEMO_ADMIN_KEY": ADMIN_KEY,
+        "DEMO_USER_KEY": USER_KEY,
+        "GATEWAY_DATA_DIR": str(tmp_path),
+        "GATEWAY_PORT": str(port),
+        "DEFAULT_RATE_LIMIT": str(UNLIMITED),
+        "OLLAMA_BASE_URL": str(fake.make_url("")),
+    }
     base = f"http://127.0.0.1:{port}"
     directory = tmp_path / JOURNAL_DIR
 
@@ -233,8 +252,17 @@ class _serving:
 
     async def __aenter__(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "proxy", "--env-file", "/dev/null", "serve",
-            env=cli_env(self.env), cwd=REPO, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL)
+            sys.executable,
+            "-m",
+            "proxy",
+            "--env-file",
+            "/dev/null",
+            "serve",
+            env=cli_env(self.env),
+            cwd=REPO,
+            stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+        )
         output = ""
         while "listening on" not in output:
             line = await asyncio.wait_for(self.process.stderr.readline(), 60)

@@ -39,8 +39,11 @@ async def test_a_restarted_gateway_keeps_todays_token_count(aiohttp_server, sett
     clock = FakeClock(time.time())
     first = await start_gateway(aiohttp_server, settings, limits_clock=clock)
     async with aiohttp.ClientSession() as http:
-        async with http.post(first.u("/api/keys"), headers=bearer(ADMIN_KEY),
-                             json={"name": "q", "rate_limit": 3600, "tokens_per_day": 40}) as r:
+        async with http.post(
+            first.u("/api/keys"),
+            headers=bearer(ADMIN_KEY),
+            json={"name": "q", "rate_limit": 3600, "tokens_per_day": 40},
+        ) as r:
             key = (await r.json())["key"]
         assert [await _generate(http, first, key) for _ in range(2)] == [200, 200]  # 32 tokens
         await first.server.close()  # a clean stop: the writer drains to PostgreSQL
@@ -63,8 +66,12 @@ async def test_the_seed_asks_for_the_limits_day_and_keeps_its_counts(aiohttp_ser
     # The context run by hand on the running app, with a stand-in for the rollup query.
     await quota_seed_context(tokens_used_today, clock=clock)(gateway.app).__anext__()
     assert asked == [datetime.date(2026, 11, 27)]
-    assert gateway.app[KEY_LIMITER].admit(key_id, rate_per_hour=None, burst=None, max_concurrent=None,
-                                          tokens_per_day=30, now=clock()).reason == "tokens"
+    assert (
+        gateway.app[KEY_LIMITER]
+        .admit(key_id, rate_per_hour=None, burst=None, max_concurrent=None, tokens_per_day=30, now=clock())
+        .reason
+        == "tokens"
+    )
 
 
 async def test_an_unreachable_rollup_does_not_stop_the_start(aiohttp_server, settings, caplog):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from proxy.request_log import latency_histogram
 from proxy.request_log.rollup import last_used, rollup
 from tests.support.records import make_record
 
-MIDNIGHT = datetime(2025, 6, 2, tzinfo=timezone.utc)
+MIDNIGHT = datetime(2025, 6, 2, tzinfo=UTC)
 BRASILIA = timezone(timedelta(hours=-3))
 
 
@@ -18,8 +18,13 @@ def test_groups_by_utc_day_key_and_model_and_counts_errors():
     records = [
         make_record(api_key_id=key, created_at=MIDNIGHT - timedelta(seconds=1)),
         make_record(api_key_id=key, created_at=MIDNIGHT),
-        make_record(api_key_id=key, created_at=MIDNIGHT + timedelta(hours=5), status_code=500,
-                    prompt_tokens=None, completion_tokens=None),
+        make_record(
+            api_key_id=key,
+            created_at=MIDNIGHT + timedelta(hours=5),
+            status_code=500,
+            prompt_tokens=None,
+            completion_tokens=None,
+        ),
         make_record(api_key_id=key, created_at=MIDNIGHT, error="model runner stopped"),  # 200, failed mid-stream
         make_record(api_key_id=None, model=None, status_code=401, created_at=MIDNIGHT),
         # 22:00 the day before in UTC-3: the same UTC day.

@@ -41,8 +41,16 @@ async def test_records_arrive_in_batches_exactly_once(proxied, db, tmp_path):
     await wait_until(lambda: writer.idle, "writer drained")
     await writer.stop()
     assert sorted(await _ids(db)) == sorted(r.id for r in records)
-    assert writer.snapshot() == {"enqueued": 2500, "written": 2500, "journaled": 0, "replayed": 0, "duplicates": 0,
-                                 "rejected": 0, "dropped": 0, "queue_depth": 0}
+    assert writer.snapshot() == {
+        "enqueued": 2500,
+        "written": 2500,
+        "journaled": 0,
+        "replayed": 0,
+        "duplicates": 0,
+        "rejected": 0,
+        "dropped": 0,
+        "queue_depth": 0,
+    }
 
 
 async def test_an_outage_spills_to_the_journal_and_replays_when_the_database_returns(proxied, db, tmp_path):
@@ -146,8 +154,7 @@ async def test_a_poisoned_journal_is_replayed_once_good_lines_written_bad_set_as
 
 
 @pytest.mark.parametrize("outage", ["cut", "stall"])
-async def test_during_an_outage_queued_records_reach_the_journal_before_the_memory_bound(proxied, db, tmp_path,
-                                                                                         outage):
+async def test_during_an_outage_queued_records_reach_the_journal_before_the_memory_bound(proxied, db, tmp_path, outage):
     proxy, pool = proxied
     writer = RequestLogWriter(Journal(tmp_path), batch_size=100)  # max_queued: 50,000, never reached here
     await writer.start(pool)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -42,8 +42,9 @@ async def test_a_token_authenticates_with_its_keys_role(gateway, http):
 
     user = (await _token(http, gateway, USER_KEY))["access_token"]
     assert (await _status(http, gateway, "/api/keys", user))[0] == 403
-    async with http.post(gateway.u("/api/chat"), headers=bearer(user),
-                         json={"model": "llama3.2", "messages": [], "stream": False}) as r:
+    async with http.post(
+        gateway.u("/api/chat"), headers=bearer(user), json={"model": "llama3.2", "messages": [], "stream": False}
+    ) as r:
         assert r.status == 200
 
 
@@ -57,10 +58,13 @@ async def test_tampered_expired_and_foreign_tokens_get_the_same_401(gateway, htt
     token = (await _token(http, gateway, ADMIN_KEY))["access_token"]
     body, signature = token.split(".")
     key_id = await _admin_id(http, gateway)
-    for bad in (f"{body}.{'A' * len(signature)}", f"{body[:-1]}B.{signature}",
-                TokenSigner(SECRET).issue(key_id, "admin", 0, int(time.time()) - 1),
-                TokenSigner("another-secret-" + "y" * 30).issue(key_id, "admin", 0, int(time.time()) + 60),
-                TokenSigner(SECRET).issue(uuid.uuid4(), "admin", 0, int(time.time()) + 60)):
+    for bad in (
+        f"{body}.{'A' * len(signature)}",
+        f"{body[:-1]}B.{signature}",
+        TokenSigner(SECRET).issue(key_id, "admin", 0, int(time.time()) - 1),
+        TokenSigner("another-secret-" + "y" * 30).issue(key_id, "admin", 0, int(time.time()) + 60),
+        TokenSigner(SECRET).issue(uuid.uuid4(), "admin", 0, int(time.time()) + 60),
+    ):
         assert await _status(http, gateway, "/api/keys", bad) == (401, UNAUTHORIZED), bad
 
 
@@ -70,11 +74,11 @@ async def _admin_id(http, gateway) -> uuid.UUID:
     return uuid.UUID(next(k["id"] for k in keys if k["role"] == "admin"))
 
 
-@pytest.mark.parametrize("change", [{"is_active": False}, {"role": "user"},
-                                    {"expires_at": "2000-01-01T00:00:00Z"}])
+@pytest.mark.parametrize("change", [{"is_active": False}, {"role": "user"}, {"expires_at": "2000-01-01T00:00:00Z"}])
 async def test_a_token_dies_with_its_key(gateway, http, change):
-    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY),
-                         json={"name": "short", "role": "admin"}) as r:
+    async with http.post(
+        gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "short", "role": "admin"}
+    ) as r:
         created = await r.json()
     token = (await _token(http, gateway, created["key"]))["access_token"]
     assert (await _status(http, gateway, "/api/keys", token))[0] == 200
@@ -102,9 +106,10 @@ async def test_a_token_cannot_renew_itself_and_no_key_gets_none(gateway, http):
 
 
 async def test_a_token_never_outlives_its_key(gateway, http):
-    soon = datetime.now(timezone.utc) + timedelta(seconds=90)
-    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY),
-                         json={"name": "brief", "expires_at": soon.isoformat()}) as r:
+    soon = datetime.now(UTC) + timedelta(seconds=90)
+    async with http.post(
+        gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "brief", "expires_at": soon.isoformat()}
+    ) as r:
         key = (await r.json())["key"]
     assert 0 < (await _token(http, gateway, key))["expires_in"] <= 90
 
@@ -146,11 +151,14 @@ async def _patch(http, gateway, key_id, change) -> int:
         return r.status
 
 
-@pytest.mark.parametrize(("start", "there_and_back"), [
-    ("user", [{"role": "admin"}, {"role": "user"}]),
-    ("admin", [{"role": "user"}, {"role": "admin"}]),
-    ("user", [{"role": "admin", "name": "renamed"}, {"role": "user"}]),
-])
+@pytest.mark.parametrize(
+    ("start", "there_and_back"),
+    [
+        ("user", [{"role": "admin"}, {"role": "user"}]),
+        ("admin", [{"role": "user"}, {"role": "admin"}]),
+        ("user", [{"role": "admin", "name": "renamed"}, {"role": "user"}]),
+    ],
+)
 async def test_a_change_undone_does_not_bring_old_tokens_back(gateway, http, start, there_and_back):
     created = await _new_key(http, gateway, role=start)
     token = (await _token(http, gateway, created["key"]))["access_token"]
@@ -181,8 +189,9 @@ async def test_revocation_is_final_for_the_key_and_its_tokens(gateway, http, rev
             assert r.status == 200
     else:
         assert await _patch(http, gateway, created["id"], {"is_active": False}) == 200
-    async with http.patch(gateway.u(f"/api/keys/{created['id']}"), headers=bearer(ADMIN_KEY),
-                          json={"is_active": True, "name": "back"}) as r:
+    async with http.patch(
+        gateway.u(f"/api/keys/{created['id']}"), headers=bearer(ADMIN_KEY), json={"is_active": True, "name": "back"}
+    ) as r:
         assert r.status == 409
         assert "cannot be reactivated" in (await r.json())["error"]
     async with http.get(gateway.u(f"/api/keys/{created['id']}"), headers=bearer(ADMIN_KEY)) as r:

@@ -6,13 +6,13 @@ import asyncio
 import json
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 
-from proxy.keys.format import generate_key
 from proxy.keys.cache import UNKNOWN_LOOKUP_BURST, UNKNOWN_LOOKUPS_PER_SECOND
+from proxy.keys.format import generate_key
 from proxy.keys.store import KEY_STORE
 from proxy.state import KEY_LIMITER
 from tests.support.factories import ADMIN_KEY, USER_KEY, bearer, make_settings, start_gateway
@@ -34,15 +34,18 @@ async def test_health_needs_no_key(gateway, http):
         assert (await r.json()) == {"status": "ok"}
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": "Bearer not-a-key-at-all-0000"},
-    {"Authorization": "Bearer olg_0000000000000000000000000000000000000000"},  # bad checksum
-    {"x-api-key": "unknown-key-unknown-key"},
-    {"Authorization": "Basic dXNlcjpwYXNz"},
-    {"Authorization": "Bearer"},
-    {"Authorization": "Bearer " + "a" * 5000},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer not-a-key-at-all-0000"},
+        {"Authorization": "Bearer olg_0000000000000000000000000000000000000000"},  # bad checksum
+        {"x-api-key": "unknown-key-unknown-key"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer " + "a" * 5000},
+    ],
+)
 async def test_every_bad_key_gets_the_same_401(gateway, http, headers):
     async with http.get(gateway.u("/api/keys"), headers=headers) as r:
         assert r.status == 401
@@ -70,8 +73,11 @@ async def test_user_key_gets_403_and_admin_key_lists_without_secrets(gateway, ht
 
 
 async def test_created_key_is_shown_once_works_at_once_and_revokes(gateway, http, db):
-    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY),
-                         json={"name": "alice", "role": "user", "rate_limit": 60, "models": ["llama3"]}) as r:
+    async with http.post(
+        gateway.u("/api/keys"),
+        headers=bearer(ADMIN_KEY),
+        json={"name": "alice", "role": "user", "rate_limit": 60, "models": ["llama3"]},
+    ) as r:
         assert r.status == 201
         created = await r.json()
     key = created.pop("key")
@@ -123,41 +129,45 @@ async def test_patch_refuses_an_expiry_out_of_range(gateway, http):
 
 
 async def test_expired_key_gets_the_same_401(gateway, http):
-    past = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
-    async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY),
-                         json={"name": "old", "role": "admin", "expires_at": past}) as r:
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    async with http.post(
+        gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "old", "role": "admin", "expires_at": past}
+    ) as r:
         key = (await r.json())["key"]
     async with http.get(gateway.u("/api/keys"), headers=bearer(key)) as r:
         assert r.status == 401
         assert await r.json() == {"error": "invalid or missing API key"}
 
 
-@pytest.mark.parametrize("body, fragment", [
-    (b"{not json", "invalid JSON"),
-    (b"", "missing request body"),
-    (b"[1, 2]", "JSON object"),
-    (b'{"name": "x", "role": "root"}', "role must be one of"),
-    (b'{"name": "x", "rate_limit": -5}', "rate_limit"),
-    (b'{"name": "x", "rate_limit": true}', "rate_limit"),
-    (b'{"name": "x", "models": "llama3"}', "models"),
-    (b'{"name": "x", "expires_at": "tomorrow"}', "ISO 8601"),
-    # Valid ISO 8601, but past PostgreSQL's range once shifted to UTC (were 500s).
-    (b'{"name": "x", "expires_at": "9999-12-31T23:00:00-05:00"}', "expires_at must be between the years"),
-    (b'{"name": "x", "expires_at": "0001-01-01T00:00:00+01:00"}', "expires_at must be between the years"),
-    (b'{"name": "x", "rate_limit": "\\u00b2"}', "rate_limit must be a whole number"),
-    (b'{"name": "x", "colour": "red"}', "unknown field"),
-    (b'{"role": "user"}', "name is required"),
-    (b'{"name": "\xff\xfe"}', "invalid JSON"),
-    # Names go into rows: no NUL, no lone surrogate, bounded.
-    (b'{"name": "a\\u0000b"}', "name must be"),
-    (b'{"name": "a\\ud800"}', "name must be"),
-    (b'{"name": "a\\udcff"}', "name must be"),
-    (b'{"name": "' + b"n" * 201 + b'"}', "at most 200"),
-    (b'{"name": "x", "models": ["llama\\u0000"]}', "models must be"),
-    (b'{"name": "x", "models": ["llama\\ud800"]}', "models must be"),
-    (b'{"name": "x", "models": ["' + b"m" * 513 + b'"]}', "each at most 512"),
-    (b'{"name": "x", "models": [' + b'"m",' * 1001 + b'"m"]}', "at most 1000 model names"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        (b"{not json", "invalid JSON"),
+        (b"", "missing request body"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"name": "x", "role": "root"}', "role must be one of"),
+        (b'{"name": "x", "rate_limit": -5}', "rate_limit"),
+        (b'{"name": "x", "rate_limit": true}', "rate_limit"),
+        (b'{"name": "x", "models": "llama3"}', "models"),
+        (b'{"name": "x", "expires_at": "tomorrow"}', "ISO 8601"),
+        # Valid ISO 8601, but past PostgreSQL's range once shifted to UTC (were 500s).
+        (b'{"name": "x", "expires_at": "9999-12-31T23:00:00-05:00"}', "expires_at must be between the years"),
+        (b'{"name": "x", "expires_at": "0001-01-01T00:00:00+01:00"}', "expires_at must be between the years"),
+        (b'{"name": "x", "rate_limit": "\\u00b2"}', "rate_limit must be a whole number"),
+        (b'{"name": "x", "colour": "red"}', "unknown field"),
+        (b'{"role": "user"}', "name is required"),
+        (b'{"name": "\xff\xfe"}', "invalid JSON"),
+        # Names go into rows: no NUL, no lone surrogate, bounded.
+        (b'{"name": "a\\u0000b"}', "name must be"),
+        (b'{"name": "a\\ud800"}', "name must be"),
+        (b'{"name": "a\\udcff"}', "name must be"),
+        (b'{"name": "' + b"n" * 201 + b'"}', "at most 200"),
+        (b'{"name": "x", "models": ["llama\\u0000"]}', "models must be"),
+        (b'{"name": "x", "models": ["llama\\ud800"]}', "models must be"),
+        (b'{"name": "x", "models": ["' + b"m" * 513 + b'"]}', "each at most 512"),
+        (b'{"name": "x", "models": [' + b'"m",' * 1001 + b'"m"]}', "at most 1000 model names"),
+    ],
+)
 async def test_bad_key_bodies_get_a_clear_400(gateway, http, body, fragment):
     async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), data=body) as r:
         assert r.status == 400
@@ -192,8 +202,9 @@ async def test_request_id_is_returned_and_a_well_formed_one_kept(gateway, http):
         assert len(r.headers["X-Request-ID"]) == 36
 
 
-async def test_a_flood_of_forged_keys_through_the_app_costs_a_bounded_number_of_queries(aiohttp_server,
-                                                                                        database_url, db, http):
+async def test_a_flood_of_forged_keys_through_the_app_costs_a_bounded_number_of_queries(
+    aiohttp_server, database_url, db, http
+):
     gateway = await start_gateway(aiohttp_server, make_settings(database_url))
     store = gateway.app[KEY_STORE]
     queries = 0
@@ -207,8 +218,7 @@ async def test_a_flood_of_forged_keys_through_the_app_costs_a_bounded_number_of_
     store.find_by_digest = counted
     started = time.monotonic()
     for _ in range(4):
-        statuses = await asyncio.gather(*(_status(http, gateway.u("/api/tags"), generate_key())
-                                          for _ in range(100)))
+        statuses = await asyncio.gather(*(_status(http, gateway.u("/api/tags"), generate_key()) for _ in range(100)))
         assert statuses == [401] * 100
     elapsed = time.monotonic() - started
     # The bound stated in key_cache.py, for the time the flood took (no timing threshold: a slower

@@ -25,18 +25,26 @@ async def _scrape(http, gateway, headers=None) -> dict[tuple[str, tuple], float]
         assert r.content_type == "text/plain"
         text = await r.text()
     assert ADMIN_KEY not in text and USER_KEY not in text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def _value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
-@pytest.mark.parametrize("headers, status", [
-    ({}, 401), (bearer("wrong-token-0123456789"), 401), (bearer(USER_KEY), 403),
-    ({"Authorization": "Basic " + METRICS_TOKEN}, 401),
-])
+@pytest.mark.parametrize(
+    "headers, status",
+    [
+        ({}, 401),
+        (bearer("wrong-token-0123456789"), 401),
+        (bearer(USER_KEY), 403),
+        ({"Authorization": "Basic " + METRICS_TOKEN}, 401),
+    ],
+)
 async def test_scrapes_need_an_admin_key_or_the_metrics_token(gateway, http, headers, status):
     async with http.get(gateway.u("/metrics"), headers=headers) as r:
         assert r.status == status

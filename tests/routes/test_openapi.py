@@ -9,8 +9,8 @@ import pytest
 import schemathesis
 
 from proxy.app import PUBLIC_PATHS, create_app
-from proxy.routes.openapi import build_document
 from proxy.observability.route_family import OLLAMA_PATHS
+from proxy.routes.openapi import build_document
 from tests.support.factories import make_settings, start_gateway
 
 _METHODS = ("get", "post", "patch", "put", "delete")
@@ -20,16 +20,19 @@ SLASH_REDIRECTS = frozenset(path for path in PUBLIC_PATHS if path.endswith("/") 
 
 def _routed(app) -> set[tuple[str, str]]:
     """The gateway's own (method, path) pairs; Ollama's pass-through routes are Ollama's API."""
-    routed = {(route.method, route.resource.canonical) for route in app.router.routes()
-              if route.resource is not None and route.resource.canonical not in OLLAMA_PATHS
-              and route.resource.canonical not in SLASH_REDIRECTS}
+    routed = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None
+        and route.resource.canonical not in OLLAMA_PATHS
+        and route.resource.canonical not in SLASH_REDIRECTS
+    }
     # aiohttp adds HEAD beside every GET; HEAD alone would be a route of its own.
     return {(m, p) for m, p in routed if not (m == "HEAD" and ("GET", p) in routed)}
 
 
 def _documented(document) -> set[tuple[str, str]]:
-    return {(method.upper(), path) for path, item in document["paths"].items() for method in item
-            if method in _METHODS}
+    return {(method.upper(), path) for path, item in document["paths"].items() for method in item if method in _METHODS}
 
 
 def test_every_gateway_route_is_documented_and_nothing_else():
@@ -43,8 +46,17 @@ def test_the_document_is_valid_openapi_3_1():
     document = build_document()
     assert document["openapi"].startswith("3.1")
     schemathesis.openapi.from_dict(document).validate()  # the OpenAPI 3.1 meta-schema
-    for path in ("/api/keys", "/api/keys/{key_id}", "/api/stats", "/api/logs", "/api/models", "/health",
-                 "/api/auth/token", "/metrics", "/ready"):
+    for path in (
+        "/api/keys",
+        "/api/keys/{key_id}",
+        "/api/stats",
+        "/api/logs",
+        "/api/models",
+        "/health",
+        "/api/auth/token",
+        "/metrics",
+        "/ready",
+    ):
         assert path in document["paths"], path
 
 

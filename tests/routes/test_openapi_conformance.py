@@ -15,17 +15,22 @@ import pytest
 import schemathesis
 from aiohttp import web
 
-from proxy.routes.openapi import build_document
 from proxy.app import create_app
 from proxy.cli.server import RUNNER_OPTIONS
 from proxy.keys.store import KEY_STORE
+from proxy.routes.openapi import build_document
 from tests.support.cli_runner import free_port
 from tests.support.factories import make_settings
 from tests.support.fake_ollama import create_fake_ollama
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15"))
-CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance",
-          "response_headers_conformance", "response_schema_conformance"]
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+]
 
 
 class BackgroundGateway:
@@ -62,8 +67,7 @@ class BackgroundGateway:
         app = create_app(make_settings(self._database_url, ollama_base_url=ollama))
         self.url = await self._serve(app, **RUNNER_OPTIONS)
         # Its own admin key, with limits no run reaches: the demo key may be left from another test.
-        new = await app[KEY_STORE].create(name="schemathesis", role="admin", rate_limit=10_000_000,
-                                          burst=10_000_000)
+        new = await app[KEY_STORE].create(name="schemathesis", role="admin", rate_limit=10_000_000, burst=10_000_000)
         self.key = new.key
 
     async def _stop(self) -> None:
@@ -106,6 +110,7 @@ TYPICAL = [
 @pytest.mark.parametrize("path, method, parts", TYPICAL, ids=[f"{m} {p}" for p, m, _ in TYPICAL])
 def test_typical_successes_match_the_document(live_gateway, path, method, parts):
     case = schema[path][method].Case(**parts)
-    response = case.call_and_validate(base_url=live_gateway.url,
-                                      headers={"Authorization": f"Bearer {live_gateway.key}"})
+    response = case.call_and_validate(
+        base_url=live_gateway.url, headers={"Authorization": f"Bearer {live_gateway.key}"}
+    )
     assert response.status_code in (200, 201), response.text

@@ -55,8 +55,9 @@ async def test_the_journal_stands_in_for_a_lost_database(aiohttp_server, databas
 
 
 @pytest.mark.parametrize("blocker", ["a file", "a read-only directory", "a read-only file system"])
-async def test_an_unwritable_journal_is_not_ready_from_the_start(aiohttp_server, database_url, db, http, tmp_path,
-                                                                 caplog, blocker):
+async def test_an_unwritable_journal_is_not_ready_from_the_start(
+    aiohttp_server, database_url, db, http, tmp_path, caplog, blocker
+):
     fake = await aiohttp_server(create_fake_ollama())
     data_dir = tmp_path / "data"
     if blocker == "a file":

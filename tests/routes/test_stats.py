@@ -6,19 +6,19 @@ import asyncio
 import base64
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from proxy.request_log import latency_histogram
 from proxy.request_log.batch import write_batch
-from proxy.state import POOL
 from proxy.request_log.stats import tokens_used_today
+from proxy.state import POOL
 from tests.support.cli_runner import run_cli
 from tests.support.factories import ADMIN_KEY, SECRET, USER_KEY, RecordingSink, bearer, make_settings, start_gateway
 from tests.support.records import make_record
 
-NOW = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0)
+NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
 YESTERDAY = NOW - timedelta(days=1)
 
 
@@ -34,15 +34,50 @@ async def seeded(gateway, db):
     admin_id = await db.fetchval("SELECT id FROM api_keys WHERE name = 'demo-admin'")
     user_id = await db.fetchval("SELECT id FROM api_keys WHERE name = 'demo-user'")
     records = (
-        [make_record(api_key_id=user_id, created_at=NOW + timedelta(seconds=i), response_time=10.0 + 10 * i,
-                     client_ip="10.0.0.7") for i in range(30)]
-        + [make_record(api_key_id=user_id, model="qwen3:0.6b", created_at=YESTERDAY + timedelta(seconds=i),
-                       status_code=500 if i % 2 else 200, response_time=1000.0) for i in range(10)]
-        + [make_record(api_key_id=admin_id, model=None, endpoint="/api/keys", method="GET", prompt_tokens=None,
-                       completion_tokens=None, created_at=NOW + timedelta(minutes=1, seconds=i), response_time=2.5)
-           for i in range(20)]
-        + [make_record(api_key_id=None, model=None, status_code=401, created_at=NOW - timedelta(hours=1, seconds=i),
-                       prompt_tokens=None, completion_tokens=None, response_time=0.4) for i in range(5)]
+        [
+            make_record(
+                api_key_id=user_id,
+                created_at=NOW + timedelta(seconds=i),
+                response_time=10.0 + 10 * i,
+                client_ip="10.0.0.7",
+            )
+            for i in range(30)
+        ]
+        + [
+            make_record(
+                api_key_id=user_id,
+                model="qwen3:0.6b",
+                created_at=YESTERDAY + timedelta(seconds=i),
+                status_code=500 if i % 2 else 200,
+                response_time=1000.0,
+            )
+            for i in range(10)
+        ]
+        + [
+            make_record(
+                api_key_id=admin_id,
+                model=None,
+                endpoint="/api/keys",
+                method="GET",
+                prompt_tokens=None,
+                completion_tokens=None,
+                created_at=NOW + timedelta(minutes=1, seconds=i),
+                response_time=2.5,
+            )
+            for i in range(20)
+        ]
+        + [
+            make_record(
+                api_key_id=None,
+                model=None,
+                status_code=401,
+                created_at=NOW - timedelta(hours=1, seconds=i),
+                prompt_tokens=None,
+                completion_tokens=None,
+                response_time=0.4,
+            )
+            for i in range(5)
+        ]
     )
     async with gateway.app[POOL].acquire() as conn:
         assert await write_batch(conn, records) == 65
@@ -57,12 +92,17 @@ async def _stats(http, gateway, key, **params):
 async def test_admin_totals_equal_the_rows(gateway, http, db, seeded):
     status, body = await _stats(http, gateway, ADMIN_KEY)
     assert status == 200 and body["key_id"] is None
-    row = await db.fetchrow("SELECT count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, "
-                            "count(*) FILTER (WHERE status_code >= 400) AS e, avg(response_time) AS avg "
-                            "FROM request_log")
+    row = await db.fetchrow(
+        "SELECT count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, "
+        "count(*) FILTER (WHERE status_code >= 400) AS e, avg(response_time) AS avg "
+        "FROM request_log"
+    )
     totals = body["totals"]
-    assert (totals["requests"], totals["prompt_tokens"], totals["completion_tokens"], totals["errors"]) == \
-        (row["n"], row["p"], row["c"], row["e"]) == (65, 40 * 11, 40 * 5, 10)
+    assert (
+        (totals["requests"], totals["prompt_tokens"], totals["completion_tokens"], totals["errors"])
+        == (row["n"], row["p"], row["c"], row["e"])
+        == (65, 40 * 11, 40 * 5, 10)
+    )
     assert totals["total_tokens"] == 40 * 16
     assert totals["avg_response_time_ms"] == round(row["avg"], 2)
     times = [r.response_time for r in seeded["records"]]
@@ -71,7 +111,9 @@ async def test_admin_totals_equal_the_rows(gateway, http, db, seeded):
     assert totals["p95_response_time_ms"] == round(latency_histogram.percentile(counts, 0.95), 2)
     assert [(m["model"], m["requests"]) for m in body["by_model"]] == [("llama3.2", 30), (None, 25), ("qwen3:0.6b", 10)]
     assert [(d["day"], d["requests"], d["errors"]) for d in body["by_day"]] == [
-        (YESTERDAY.date().isoformat(), 10, 5), (NOW.date().isoformat(), 55, 5)]
+        (YESTERDAY.date().isoformat(), 10, 5),
+        (NOW.date().isoformat(), 55, 5),
+    ]
 
 
 async def test_a_user_key_sees_only_its_own_usage(gateway, http, seeded):
@@ -85,12 +127,15 @@ async def test_a_user_key_sees_only_its_own_usage(gateway, http, seeded):
     assert today["totals"]["requests"] == 55 and today["since"] == today["until"] == NOW.date().isoformat()
 
 
-@pytest.mark.parametrize("params, fragment", [
-    ({"since": "last tuesday"}, "ISO 8601"),
-    ({"since": "2025-06-02", "until": "2025-06-01"}, "after until"),
-    ({"key_id": "alice"}, "UUID"),
-    ({"keyid": "x"}, "unknown query parameter"),
-])
+@pytest.mark.parametrize(
+    "params, fragment",
+    [
+        ({"since": "last tuesday"}, "ISO 8601"),
+        ({"since": "2025-06-02", "until": "2025-06-01"}, "after until"),
+        ({"key_id": "alice"}, "UUID"),
+        ({"keyid": "x"}, "unknown query parameter"),
+    ],
+)
 async def test_bad_stats_parameters_get_400(gateway, http, params, fragment):
     status, body = await _stats(http, gateway, ADMIN_KEY, **params)
     assert status == 400 and fragment in body["error"]
@@ -140,8 +185,9 @@ async def test_logs_filters(gateway, http, seeded):
     assert len(await ids(model="qwen3:0.6b")) == 10
     assert len(await ids(status="401")) == 5
     assert len(await ids(status="500", key_id=str(seeded["user"]))) == 5
-    assert await ids(since=NOW.isoformat(), until=(NOW + timedelta(seconds=3)).isoformat()) == \
-        {str(r.id) for r in records[:3]}
+    assert await ids(since=NOW.isoformat(), until=(NOW + timedelta(seconds=3)).isoformat()) == {
+        str(r.id) for r in records[:3]
+    }
     assert len(await ids(until=YESTERDAY.date().isoformat())) == 10  # a bare date: through its end
     status, body = await _logs(http, gateway, key_id=str(seeded["user"]), limit="1")
     assert body["logs"][0]["client_ip"] == "10.0.0.7"
@@ -152,18 +198,27 @@ def encode_raw_cursor(raw: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("params, fragment", [
-    ({"limit": "0"}, "limit"), ({"limit": "1001"}, "limit"), ({"limit": "ten"}, "limit"),
-    ({"status": "abc"}, "status"), ({"status": "99"}, "status"),
-    ({"status": "\u00b2"}, "status must be a whole number"), ({"limit": "\u0663"}, "limit must be a whole number"),
-    ({"cursor": "not-a-cursor"}, "cursor"), ({"key_id": "1"}, "UUID"),
-    # Well formed, but year 1 overflows once shifted to UTC (was a 500).
-    ({"cursor": encode_raw_cursor("0001-01-01T00:00:00+14:00|" + str(uuid.uuid4()))}, "cursor"),
-    ({"cursor": encode_raw_cursor("9999-12-31T23:59:59-14:00|" + str(uuid.uuid4()))}, "cursor"),
-    ({"since": "0001-01-01T00:00:00+01:00"}, "between the years"),
-    ({"since": "2025-02-01", "until": "2025-01-01"}, "before until"), ({"since": "yesterday"}, "ISO 8601"),
-    ({"order": "asc"}, "unknown query parameter"),
-])
+@pytest.mark.parametrize(
+    "params, fragment",
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"status": "abc"}, "status"),
+        ({"status": "99"}, "status"),
+        ({"status": "\u00b2"}, "status must be a whole number"),
+        ({"limit": "\u0663"}, "limit must be a whole number"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"key_id": "1"}, "UUID"),
+        # Well formed, but year 1 overflows once shifted to UTC (was a 500).
+        ({"cursor": encode_raw_cursor("0001-01-01T00:00:00+14:00|" + str(uuid.uuid4()))}, "cursor"),
+        ({"cursor": encode_raw_cursor("9999-12-31T23:59:59-14:00|" + str(uuid.uuid4()))}, "cursor"),
+        ({"since": "0001-01-01T00:00:00+01:00"}, "between the years"),
+        ({"since": "2025-02-01", "until": "2025-01-01"}, "before until"),
+        ({"since": "yesterday"}, "ISO 8601"),
+        ({"order": "asc"}, "unknown query parameter"),
+    ],
+)
 async def test_bad_log_parameters_get_400(gateway, http, params, fragment):
     status, body = await _logs(http, gateway, **params)
     assert status == 400 and fragment in body["error"]

@@ -20,8 +20,10 @@ async def gateway(aiohttp_server, database_url, db, fake):
 @pytest.mark.parametrize("path", NEAR_MISSES)
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 async def test_a_public_address_with_a_slash_redirects_without_a_key(gateway, path, method):
-    async with aiohttp.ClientSession() as http, http.request(method, gateway.u(path + "?x=1"),
-                                                             allow_redirects=False) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, gateway.u(path + "?x=1"), allow_redirects=False) as response,
+    ):
         assert response.status == 308
         location = URL(gateway.u(path)).join(URL(response.headers["Location"]))
         assert location.path == path.rstrip("/") and location.query_string == "x=1"

@@ -25,7 +25,11 @@ def cli_env(extra: Mapping[str, str]) -> dict[str, str]:
 def run_cli(*args: str, env: Mapping[str, str], cwd: Path = REPO, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "proxy", "--env-file", "/dev/null", *args],
-        env=cli_env(env), cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env=cli_env(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

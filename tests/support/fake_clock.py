@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-NOON = datetime.datetime(2026, 11, 27, 12, tzinfo=datetime.timezone.utc).timestamp()
+NOON = datetime.datetime(2026, 11, 27, 12, tzinfo=datetime.UTC).timestamp()
 
 
 class FakeClock:

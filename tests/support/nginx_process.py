@@ -98,6 +98,9 @@ def _temp_dirs() -> list[tuple[str, str]]:
     """Temp path directives for the modules this nginx has (an unknown directive is an error)."""
     configure = subprocess.run([NGINX, "-V"], capture_output=True, text=True).stderr if NGINX else ""
     dirs = [("client_body_temp_path", "client_body"), ("proxy_temp_path", "proxy")]
-    dirs += [(f"{module}_temp_path", module) for module in ("fastcgi", "uwsgi", "scgi")
-             if f"--without-http_{module}_module" not in configure]
+    dirs += [
+        (f"{module}_temp_path", module)
+        for module in ("fastcgi", "uwsgi", "scgi")
+        if f"--without-http_{module}_module" not in configure
+    ]
     return dirs

@@ -25,7 +25,7 @@ async def line_arrivals(http: aiohttp.ClientSession, url: str, **request: Any) -
 def assert_paced(arrivals: list[float], interval: float) -> None:
     """A buffering hop delivers everything at the end; paced delivery spreads the lines over the whole
     generation. A structural check, not a speed limit."""
-    gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:]))
+    gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:], strict=False))
     assert len(arrivals) >= 8
     assert gaps[len(gaps) // 2] > interval / 2
     assert arrivals[0] < arrivals[-1] - interval * (len(arrivals) - 3)

@@ -7,8 +7,9 @@ import asyncio
 from aiohttp.test_utils import BaseTestServer
 
 
-async def exchange(server: BaseTestServer, head: bytes, body: bytes = b"", *, timeout: float = 10,
-                   head_only: bool = False) -> bytes:
+async def exchange(
+    server: BaseTestServer, head: bytes, body: bytes = b"", *, timeout: float = 10, head_only: bool = False
+) -> bytes:
     """Send `head` (no final blank line) and `body` on one connection; everything that comes back,
     or with `head_only` the response head (when the server is still waiting for the rest of a body)."""
     reader, writer = await asyncio.open_connection(server.host, server.port)

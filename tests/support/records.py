@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from proxy.db.pool import create_pool
 from proxy.db.migrations import migrate
+from proxy.db.pool import create_pool
 from proxy.request_log.record import RequestRecord
 from tests.support.polling import wait_until
 
@@ -19,7 +19,7 @@ __all__ = ["make_record", "migrated_pool", "wait_until"]
 def make_record(**overrides: Any) -> RequestRecord:
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
-        "created_at": datetime.now(timezone.utc),
+        "created_at": datetime.now(UTC),
         "endpoint": "/api/chat",
         "method": "POST",
         "client_ip": "127.0.0.1",

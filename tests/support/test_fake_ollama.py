@@ -116,8 +116,9 @@ async def test_ollama_list_show_pull_and_delete(fake: TestServer, ollama_api: ol
     assert "tinyllama:latest" not in fake.app[FAKE_STATE].models
 
 
-async def test_ollama_create_blob_streams_an_upload(fake: TestServer, ollama_api: ollama.AsyncClient,
-                                                     tmp_path: Path) -> None:
+async def test_ollama_create_blob_streams_an_upload(
+    fake: TestServer, ollama_api: ollama.AsyncClient, tmp_path: Path
+) -> None:
     model_file = tmp_path / "model.gguf"
     model_file.write_bytes(b"GGUF" + bytes(200_000))
 
@@ -148,12 +149,16 @@ async def test_openai_chat_without_streaming(openai_api: openai.AsyncOpenAI) -> 
     assert completion.choices[0].message.content == REPLY
     assert completion.choices[0].finish_reason == "stop"
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens, completion.usage.total_tokens) == (
-        15, 9, 24)
+        15,
+        9,
+        24,
+    )
 
 
 async def test_openai_chat_stream_with_include_usage(openai_api: openai.AsyncOpenAI) -> None:
     stream = await openai_api.chat.completions.create(
-        **chat_body(), stream=True, stream_options={"include_usage": True})
+        **chat_body(), stream=True, stream_options={"include_usage": True}
+    )
     chunks = [chunk async for chunk in stream]
 
     assert "".join(c.choices[0].delta.content for c in chunks if c.choices) == REPLY
@@ -210,15 +215,22 @@ async def test_native_stream_is_compact_ndjson_with_usage_on_the_last_line(fake:
         assert line == json.dumps(json.loads(line), separators=(",", ":"), ensure_ascii=False)
     final = json.loads(lines[-2])
     assert final["done"] is True and final["done_reason"] == "stop"
-    for key in ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count",
-                "eval_duration"):
+    for key in (
+        "total_duration",
+        "load_duration",
+        "prompt_eval_count",
+        "prompt_eval_duration",
+        "eval_count",
+        "eval_duration",
+    ):
         assert isinstance(final[key], int), key
     assert "eval_count" not in json.loads(lines[0])
 
 
 async def test_whole_replies_and_model_loads_are_gin_json(fake: TestServer) -> None:
-    _, whole_headers, _ = await fetch(fake, "POST", "/api/generate", json={"model": "llama3.2", "prompt": "hi",
-                                                                            "stream": False})
+    _, whole_headers, _ = await fetch(
+        fake, "POST", "/api/generate", json={"model": "llama3.2", "prompt": "hi", "stream": False}
+    )
     _, load_headers, load = await fetch(fake, "POST", "/api/generate", json={"model": "llama3.2"})
     _, _, unload = await fetch(fake, "POST", "/api/chat", json={"model": "llama3.2", "messages": [], "keep_alive": 0})
 
@@ -238,8 +250,12 @@ async def test_errors_look_like_ollama(fake: TestServer) -> None:
     assert status == 400 and b"invalid character" in body
     status, headers, body = await fetch(fake, "POST", "/v1/chat/completions", json=chat_body("nope"))
     assert (status, headers["Content-Type"]) == (404, "application/json")
-    assert json.loads(body)["error"] == {"message": "model 'nope' not found", "type": "not_found_error",
-                                         "param": None, "code": None}
+    assert json.loads(body)["error"] == {
+        "message": "model 'nope' not found",
+        "type": "not_found_error",
+        "param": None,
+        "code": None,
+    }
 
 
 async def test_openai_stream_is_sse_ending_in_done(fake: TestServer) -> None:
@@ -258,7 +274,10 @@ async def test_anthropic_messages_stream(fake: TestServer) -> None:
     assert headers["Content-Type"] == "text/event-stream"
     kinds = [lines[0].removeprefix("event: ") for lines in events]
     assert kinds[:2] == ["message_start", "content_block_start"] and kinds[-3:] == [
-        "content_block_stop", "message_delta", "message_stop"]
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
     delta = json.loads(events[-2][1].removeprefix("data: "))
     assert delta["usage"] == {"input_tokens": 15, "output_tokens": 9}
 
@@ -332,10 +351,19 @@ async def test_token_interval_paces_each_chunk(fake: TestServer) -> None:
     assert arrivals[-1] - arrivals[0] >= 0.03 * (len(REPLY_TOKENS) - 1)
 
 
-@pytest.mark.parametrize(("host", "status"), [
-    ("localhost:8080", 200), ("127.0.0.1", 200), ("[::1]:11434", 200), ("10.1.2.3:80", 200),
-    ("ollama.internal", 200), ("box.local:1", 200), ("example.com", 403), ("8.8.8.8:11434", 403),
-])
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("localhost:8080", 200),
+        ("127.0.0.1", 200),
+        ("[::1]:11434", 200),
+        ("10.1.2.3:80", 200),
+        ("ollama.internal", 200),
+        ("box.local:1", 200),
+        ("example.com", 403),
+        ("8.8.8.8:11434", 403),
+    ],
+)
 async def test_host_check(fake: TestServer, host: str, status: int) -> None:
     got, _, body = await fetch(fake, "GET", "/api/version", headers={"Host": host})
 

@@ -7,10 +7,10 @@ import argparse
 import pytest
 
 from proxy.cli.main import _workers_flag
-from proxy.values.digits import is_ascii_digits
 from proxy.keys.fields import parse_positive_int
 from proxy.routes.query_params import parse_int
 from proxy.settings import SettingsError, parse_port, parse_setting
+from proxy.values.digits import is_ascii_digits
 
 # "²" passes str.isdigit() and then fails int(); "٣" passes both, yet is no number a user types here.
 NOT_ASCII = ["\u00b2", "1\u00b2", "\u0663", "\uff11"]
