@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_workers_flag,
         default=1,
-        help="processes sharing the port (default: 1); limits are per process, see README",
+        help="processes sharing the port (default: 1); limits are per process, see docs/operations.md",
     )
     serve.set_defaults(handler=commands.serve)
 

@@ -15,47 +15,33 @@ from proxy.errors import GatewayError
 from proxy.settings import Settings
 from proxy.state import SETTINGS, UPSTREAM_SESSION
 
-# RFC 9110 §7.6.1 hop-by-hop fields, plus the gateway's own credentials: Ollama must never see a
-# gateway key (a cloud model would even forward it to ollama.com:
-# copyProxyRequestHeaders in https://github.com/ollama/ollama/blob/v0.32.15/server/cloud_proxy.go).
+# RFC 9110 §7.6.1 hop-by-hop fields: they describe one connection, never the next one.
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"})
+# Plus the gateway's own credentials: Ollama must never see a gateway key (a cloud model would even
+# forward it to ollama.com: copyProxyRequestHeaders in
+# https://github.com/ollama/ollama/blob/v0.32.15/server/cloud_proxy.go).
 # CORS is the gateway's alone (CORS_ORIGINS): Ollama answers 403 to an Origin outside its own
 # list, and its Access-Control-* fields would grant localhost origins the gateway does not.
-_REQUEST_DROP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authorization",
-        "proxy-authenticate",
-        "host",
-        "authorization",
-        "x-api-key",
-        "origin",
-    }
-)
-_RESPONSE_DROP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "content-length",
-        "date",
-        "server",
-        "access-control-allow-origin",
-        "access-control-allow-credentials",
-        "access-control-allow-headers",
-        "access-control-allow-methods",
-        "access-control-expose-headers",
-        "access-control-max-age",
-    }
-)
+_REQUEST_DROP = _HOP_BY_HOP | {
+    "proxy-authorization",
+    "proxy-authenticate",
+    "host",
+    "authorization",
+    "x-api-key",
+    "origin",
+}
+_RESPONSE_DROP = _HOP_BY_HOP | {
+    "proxy-authenticate",
+    "content-length",
+    "date",
+    "server",
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-allow-headers",
+    "access-control-allow-methods",
+    "access-control-expose-headers",
+    "access-control-max-age",
+}
 
 
 # The body is re-sent from memory: aiohttp sets its length itself.
