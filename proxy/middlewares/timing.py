@@ -48,6 +48,9 @@ def timing_middleware(*, sink: RecordSink, trusted_proxies: Sequence[Network] = 
             response = await handler(request)
             status = response.status
             return response
+        except web.HTTPException as exc:  # a redirect, raised as aiohttp does, passes the errors middleware
+            status = exc.status
+            raise
         except asyncio.CancelledError:
             cancelled = True
             raise

@@ -13,8 +13,12 @@ NEAR_MISSES = ["/docs/", "/openapi.json/", "/health/", "/ready/", "/api/version/
 
 
 @pytest.fixture
-async def gateway(aiohttp_server, database_url, db, fake):
-    return await start_gateway(aiohttp_server, make_settings(database_url, ollama_base_url=fake.make_url("")))
+async def gateway(aiohttp_server, database_url, db, fake, sink):
+    gateway = await start_gateway(
+        aiohttp_server, make_settings(database_url, ollama_base_url=fake.make_url("")), sink=sink
+    )
+    gateway.sink = sink
+    return gateway
 
 
 @pytest.mark.parametrize("path", NEAR_MISSES)
@@ -27,6 +31,7 @@ async def test_a_public_address_with_a_slash_redirects_without_a_key(gateway, pa
         assert response.status == 308
         location = URL(gateway.u(path)).join(URL(response.headers["Location"]))
         assert location.path == path.rstrip("/") and location.query_string == "x=1"
+    assert [r.status_code for r in gateway.sink.records] == [308]  # the log row says what was answered
 
 
 async def test_the_docs_page_is_reached_from_its_slashed_address(gateway):
