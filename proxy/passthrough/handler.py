@@ -44,7 +44,7 @@ async def _read_request(request: web.Request, route: OllamaRoute) -> tuple[bytea
     """The body, and the models it names: None when it cannot be read (a compressed body)."""
     settings = request.app[SETTINGS]
     body = await read_body(request, settings.max_body_size if route.form_body else settings.max_json_body_size)
-    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+    if _compressed(request):
         return body, None  # zstd on /v1 (middleware/openai.go): forwarded as sent, model unreadable
     parser = request.app[BODY_PARSER]
     if route.form_body:
@@ -52,18 +52,30 @@ async def _read_request(request: web.Request, route: OllamaRoute) -> tuple[bytea
     return body, await parser.json_models(body, route.model_fields)
 
 
-def _check_access(request: web.Request, route: OllamaRoute, models: list[str], *, readable: bool) -> None:
-    """Raise 403 (or 400) when the key may not do this."""
+def _compressed(request: web.Request) -> bool:
+    return request.headers.get("Content-Encoding", "identity").strip().lower() != "identity"
+
+
+def _check_route(request: web.Request, route: OllamaRoute) -> None:
+    """Raise 403 (or 400) when the key may not use this route at all: before its body is read, so
+    nothing is uploaded, parsed or invited (100 Continue) for a request refused anyway."""
     key = request.get(API_KEY)
     if route.access is Access.PUBLIC or key is None:
         return
     if route.access is Access.ADMIN and not key.is_admin:
         raise forbidden(f"{request.method} {request.path} needs an admin key")
-    if not readable and (route.json_body or route.form_body) and (key.models is not None or not key.is_admin):
+    if (route.json_body or route.form_body) and _compressed(request) and (key.models is not None or not key.is_admin):
         # An unreadable body could name any model, a cloud one included.
         raise GatewayError(
             400, "compressed request bodies are accepted from admin keys without a model allow-list only"
         )
+
+
+def _check_models(request: web.Request, route: OllamaRoute, models: list[str]) -> None:
+    """Raise 403 when the request names a model the key may not use."""
+    key = request.get(API_KEY)
+    if route.access is Access.PUBLIC or key is None:
+        return
     for model in models:
         if not key_may_use(key, model):
             raise forbidden(f"model '{model}' is not allowed for this key")
@@ -74,6 +86,7 @@ def _models(request: web.Request, route: OllamaRoute, body_models: list[str] | N
 
 
 async def forward(route: OllamaRoute, request: web.Request) -> web.StreamResponse:
+    _check_route(request, route)
     if route.json_body or route.form_body:
         body, body_models = await _read_request(request, route)
         payload: Any = body
@@ -85,7 +98,7 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
         bytes_in = request.content_length or 0
     models = _models(request, route, body_models)
     forwarded = request[FORWARDED] = Forwarded(models[0] if models else None, bytes_in)
-    _check_access(request, route, models, readable=body_models is not None)
+    _check_models(request, route, models)
     if payload is request.content:
         await send_continue(request)  # the streamed body is invited once the request is accepted
 

@@ -55,9 +55,19 @@ def multipart_model(content_type: str, body: bytes | bytearray) -> str | None:
         raise GatewayError(400, "request body must be multipart/form-data with its boundary")
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == "model":
+            # Go's mime/multipart decodes quoted-printable parts and passes any other encoding through
+            # as sent (Reader.NextPart, https://pkg.go.dev/mime/multipart#Reader.NextPart); Python would
+            # also decode base64, so the allow-list would check a name Ollama never reads.
+            encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+            if encoding not in _AS_GO_READS:
+                raise GatewayError(400, "the model form field must not use a Content-Transfer-Encoding")
             payload = part.get_payload(decode=True)
             return payload.decode("utf-8", "replace").strip() if payload else None
     return None
+
+
+# Transfer encodings that Go's reader and Python's give the same bytes for.
+_AS_GO_READS = frozenset({"", "7bit", "8bit", "binary", "quoted-printable"})
 
 
 def is_cloud_model(name: str) -> bool:

@@ -128,6 +128,21 @@ async def _first_answer(gateway, head: bytes) -> bytes:
 EXPECT = b"Expect: 100-continue"
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /api/pull HTTP/1.1\r\nHost: g\r\nContent-Length: 20\r\n",  # an admin route
+        b"POST /api/chat HTTP/1.1\r\nHost: g\r\nContent-Length: 20\r\nContent-Encoding: zstd\r\n",  # unreadable
+    ],
+    ids=["admin route", "compressed body"],
+)
+async def test_a_user_key_refused_by_route_is_never_invited_to_send_its_body(gateway, head):
+    answer = await _first_answer(
+        gateway, head + b"Authorization: Bearer " + USER_KEY.encode() + b"\r\n" + EXPECT + b"\r\n\r\n"
+    )
+    assert status_of(answer) in (400, 403)  # and not the 100 Continue a body would have followed
+
+
 async def test_100_continue_comes_only_after_the_checks(gateway, http):
     reader, writer = await _connect(gateway)
     writer.write(_chat_head(USER_KEY, EXPECT))
