@@ -44,7 +44,7 @@ def _secret() -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    ollama_base_url: URL = URL("http://127.0.0.1:11434")
+    ollama_base_url: URL = field(default=URL("http://127.0.0.1:11434"), repr=False)  # may hold user:password@
     database_url: str | None = field(default=None, repr=False)
     data_dir: Path = Path("~/.local/share/ollama-gateway").expanduser()
     host: str = "127.0.0.1"
@@ -78,6 +78,12 @@ class Settings:
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the gateway; "*" = any
     plugins: tuple[str, ...] = ()  # `package.module:factory` paths of extra middlewares
     access_log: bool = True  # one `proxy.access` line per request
+
+    @property
+    def ollama_display_url(self) -> str:
+        """OLLAMA_BASE_URL for log lines: without a password it may carry."""
+        url = self.ollama_base_url
+        return str(url.with_password(None) if url.password else url)
 
     @property
     def embedded_database(self) -> bool:
@@ -248,9 +254,9 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DEFAULT_BURST": ("default_burst", _limit(MAX_BURST)),
     "DEFAULT_MAX_CONCURRENT": ("default_max_concurrent", _limit(MAX_CONCURRENT)),
     "DEFAULT_TOKENS_PER_DAY": ("default_tokens_per_day", _limit(MAX_TOKENS_PER_DAY)),
-    "KEY_CACHE_TTL": ("key_cache_ttl", _positive(float)),
-    "OLLAMA_CONNECT_TIMEOUT": ("upstream_connect_timeout", _positive(float)),
-    "OLLAMA_READ_TIMEOUT": ("upstream_read_timeout", _positive(float)),
+    "KEY_CACHE_TTL": ("key_cache_ttl", _seconds),
+    "OLLAMA_CONNECT_TIMEOUT": ("upstream_connect_timeout", _seconds),
+    "OLLAMA_READ_TIMEOUT": ("upstream_read_timeout", _seconds),
     "MAX_BODY_SIZE": ("max_body_size", _positive(int)),
     "MAX_JSON_BODY_SIZE": ("max_json_body_size", _positive(int)),
     "HEADER_READ_TIMEOUT": ("header_read_timeout", _seconds),

@@ -69,11 +69,21 @@ def test_secrets_stay_out_of_repr():
             "SECRET_KEY": "s" * 40,
             "DEMO_ADMIN_KEY": "demo-admin-secret-value",
             "DEMO_USER_KEY": "demo-user-secret-value",
+            "OLLAMA_BASE_URL": "http://gpu:ollamapassword@gpu.example:11434",
         }
     )
     text = repr(settings)
-    for secret in ("dbpassword", "s" * 40, "demo-admin-secret-value", "demo-user-secret-value"):
+    for secret in ("dbpassword", "s" * 40, "demo-admin-secret-value", "demo-user-secret-value", "ollamapassword"):
         assert secret not in text
+    assert "ollamapassword" not in settings.ollama_display_url  # what the banner and warnings print
+
+
+@pytest.mark.parametrize("variable", ["KEY_CACHE_TTL", "OLLAMA_CONNECT_TIMEOUT", "OLLAMA_READ_TIMEOUT"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-1", "soon"])
+def test_a_duration_is_a_positive_finite_number(variable, value):
+    with pytest.raises(SettingsError) as refused:
+        load_settings({variable: value})
+    assert str(refused.value).startswith(variable + ": ")
 
 
 def test_cli_overrides_win_and_none_means_not_given():

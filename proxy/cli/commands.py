@@ -66,7 +66,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
     demo = "on" if settings.demo_admin_key or settings.demo_user_key else "off"
     banner = [
         f"database: {describe_database(settings, embedded)}",
-        f"upstream Ollama: {settings.ollama_base_url}",
+        f"upstream Ollama: {settings.ollama_display_url}",
         f"demo keys: {demo}",
         f"event loop: {event_loop_name()}",
     ]

@@ -41,8 +41,12 @@ async def pool_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.database_url, "the CLI resolves the embedded database before building the app"
     pool = await create_pool(settings.database_url)
-    async with pool.acquire() as conn:
-        await migrate(conn)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+    except BaseException:
+        await pool.close()  # the start fails: its connections must not outlive it
+        raise
     app[POOL] = pool
     yield
     await pool.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from uuid import UUID
 
@@ -83,8 +84,8 @@ class KeyEventListener:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
-            backoff = 0.5
             self._lost.clear()
+            connected_at = time.monotonic()
             try:
                 conn.add_termination_listener(self._on_terminate)
                 await conn.add_listener(CHANNEL, self._on_notify)
@@ -101,6 +102,13 @@ class KeyEventListener:
                     task.cancel()
                 with contextlib.suppress(*DATABASE_ERRORS):
                     await conn.close(timeout=2)
+            # A session that ended at once (LISTEN refused, a database that drops every connection)
+            # waits like a failed connect, rather than flushing the cache and reloading in a loop.
+            if time.monotonic() - connected_at < MAX_BACKOFF:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            else:
+                backoff = 0.5
 
 
 KEY_EVENTS = web.AppKey("key_events", KeyEventListener)

@@ -78,8 +78,11 @@ class BodyParser:
         try:
             status, message, models = await asyncio.get_running_loop().run_in_executor(pool, _scan, parse, *args)
         except BrokenProcessPool:
-            # The worker died (killed for memory, say): the next large body starts a new one.
-            self._pool = None
+            # The worker died (killed for memory, say): the next large body starts a new one. Only
+            # the broken pool is dropped, never one another request has started since.
+            if self._pool is pool:
+                self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
             raise GatewayError(503, "request body could not be parsed; try again", {"Retry-After": "1"}) from None
         if status != 200:
             raise GatewayError(status, message)

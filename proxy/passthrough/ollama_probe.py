@@ -34,8 +34,9 @@ async def ollama_probe_context(app: web.Application) -> AsyncIterator[None]:
 
 async def probe_ollama(app: web.Application) -> bool:
     """Log a WARNING naming OLLAMA_BASE_URL unless Ollama answers GET /api/version with 200."""
-    base = app[SETTINGS].ollama_base_url
-    url = upstream_url(base, "/api/version")
+    settings = app[SETTINGS]
+    url = upstream_url(settings.ollama_base_url, "/api/version")
+    base = settings.ollama_display_url
     try:
         async with app[UPSTREAM_SESSION].get(url, timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT)) as response:
             status = response.status

@@ -64,10 +64,10 @@ async def relay_response(
     )
     if upstream.content_length is not None:
         response.content_length = upstream.content_length
-    await response.prepare(request)
     content = upstream.content
     ttfb, bytes_out = None, 0
     try:
+        await response.prepare(request)  # inside: a client may be gone before its headers leave
         async for chunk in content.iter_any():
             if ttfb is None:
                 ttfb = (time.perf_counter() - started) * 1000
@@ -78,7 +78,8 @@ async def relay_response(
                 break
             await response.write(chunk)
     except ConnectionResetError:
-        # The client left between two chunks (handler cancellation usually comes first).
+        # The client left before the headers or between two chunks (handler cancellation usually
+        # comes first).
         upstream.close()
         relayed.client_left, relayed.error = True, CLIENT_LEFT
         return response
