@@ -64,6 +64,7 @@ class RequestLogWriter:
         self._writing: list[RequestRecord] | None = None  # the batch on its way to the database
         self._writing_since = 0.0
         self._writing_on_disk = False  # a copy of it is in the journal: never put it back in the queue
+        self._copying: list[RequestRecord] | None = None  # the batch whose copy is being appended
         self._pool: asyncpg.Pool | None = None
         self._stopping = False
         self._wake = asyncio.Event()  # the queue holds a full batch
@@ -181,11 +182,18 @@ class RequestLogWriter:
         """A copy of the batch on its way to the database into the journal. If its write then
         succeeds, the replay finds those rows already there and skips them (idempotent writes)."""
         batch = self._writing
-        if batch is None or self._writing_on_disk:
+        if batch is None or self._writing_on_disk or self._copying is batch:
             return
-        self._writing_on_disk = True
-        if not await self._spill.append(list(batch), lost_on_failure=False) and self._writing is batch:
-            self._writing_on_disk = False  # still only in memory: a failed write puts it back in the queue
+        self._copying = batch
+        try:
+            copied = await self._spill.append(list(batch), lost_on_failure=False)
+        finally:
+            self._copying = None
+        # Only a copy known to be on disk lets a failed write leave the batch out of the queue. A write
+        # that failed while the copy was being made has put the batch back already: should the copy
+        # have landed too, its rows are skipped on replay as duplicates, never lost.
+        if copied and self._writing is batch:
+            self._writing_on_disk = True
 
     async def _drain(self) -> None:
         while self._queue:
