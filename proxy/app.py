@@ -73,7 +73,7 @@ def create_app(
 
     `limits_clock` is the wall clock the per-key limits run on; tests inject a fake one.
     """
-    assert settings.database_url and settings.secret_key, "resolve the database and secret first (cli.py)"
+    assert settings.database_url and settings.secret_key, "resolve the database and secret first (cli/database.py)"
     plugins = load_plugins(settings)  # first: a bad GATEWAY_PLUGINS stops startup before anything opens
     app = web.Application(client_max_size=settings.max_body_size)
     app[SETTINGS] = settings

@@ -6,8 +6,7 @@ caller's `KeyRecord`; the middleware rejects by raising `GatewayError(status, me
 renders in the route family's error shape. See examples/tenant_tag.py.
 
 There is no shared per-request usage record to write into: the record is assembled once the request has
-ended, from what each stage of the gateway noted under its own key (`RECORD` is gone, also from
-`proxy.typedefs`).
+ended, from what each stage of the gateway noted under its own key.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ longer than nginx's upstream keep-alive on purpose), counted from the previous r
 the head's first byte: 1,000 clients sending a header byte a second each held a descriptor for an
 hour. Here a head must be complete HEADER_READ_TIMEOUT seconds after it starts, or after the
 connection opens; otherwise the connection is closed, as nginx's `client_header_timeout` does.
-The body has its own limits where it is read (json_body.read_body).
+The body has its own limits where it is read (passthrough/body.py read_body).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ MAX_MODELS = 1000  # allow-list entries per key
 
 def _printable(value: str) -> bool:
     """No control characters (PostgreSQL refuses a NUL; others garble tables and logs) and no lone
-    surrogates (valid as JSON escapes, not encodable as UTF-8): schemathesis found both as 500s."""
+    surrogates (valid as JSON escapes, not encodable as UTF-8)."""
     return value.isprintable()
 
 

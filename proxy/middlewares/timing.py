@@ -80,7 +80,7 @@ def _record(
         status_code=CLIENT_CLOSED if cancelled else status,
         response_time=(time.perf_counter() - start.clock) * 1000,
         error=error,
-        # Only a refusal sets it, and a refusal is always a 429: no lookup (a raised KeyError) otherwise.
+        # Only a refusal sets it, and a refusal is always a 429: no lookup otherwise.
         limit=request.get(REFUSED_BY) if status == 429 else None,
     )
     forwarded = request.get(FORWARDED)

@@ -1,8 +1,8 @@
 """The usage log wired into the app: the writer as the record sink, and request_log partition upkeep.
 
-The modules behind it, one concern each: request_log_writer (queue, batching, retries),
-request_log_batch (the SQL of one batch), request_log_journal (the disk while PostgreSQL is away),
-request_log_partitions (daily partitions, retention), usage_stats (reads, incl. tokens_used_today).
+The modules behind it, one concern each: writer (queue, batching, retries), commit and spill (bad
+records, the journal), batch (the SQL of one batch), journal (the disk while PostgreSQL is away),
+partitions (daily partitions, retention), stats (reads, incl. tokens_used_today).
 """
 
 from __future__ import annotations

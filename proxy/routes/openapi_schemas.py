@@ -1,7 +1,7 @@
 """JSON Schemas (OpenAPI 3.1 = JSON Schema 2020-12) of the gateway's own request and response bodies.
 
-Written from what the handlers do (routes/*.py, KeyRecord.to_json, usage_stats.summarize,
-request_log_query.row_to_json); tests/routes/test_openapi_conformance.py holds them to it.
+Written from what the handlers do (routes/*.py, KeyRecord.to_json, request_log.stats.summarize,
+request_log.query.row_to_json); tests/routes/test_openapi_conformance.py holds them to it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """GET /docs/ and the like: a public address asked for with a trailing slash is redirected to itself.
 
-People and browsers add the slash. Without these routes the auth middleware answered 401 to a page
-that is public, and serving the page at /docs/ would break it: its asset URLs are relative, so they
-would resolve under /docs/docs/.
+People and browsers add the slash. Without these routes the auth middleware would answer 401 to a
+page that is public, and serving the page at /docs/ would break it: its asset URLs are relative, so
+they would resolve under /docs/docs/.
 """
 
 from __future__ import annotations

@@ -221,7 +221,7 @@ async def test_a_flood_of_forged_keys_through_the_app_costs_a_bounded_number_of_
         statuses = await asyncio.gather(*(_status(http, gateway.u("/api/tags"), generate_key()) for _ in range(100)))
         assert statuses == [401] * 100
     elapsed = time.monotonic() - started
-    # The bound stated in key_cache.py, for the time the flood took (no timing threshold: a slower
+    # The bound stated in proxy/keys/cache.py, for the time the flood took (no timing threshold: a slower
     # machine only allows more).
     assert queries <= UNKNOWN_LOOKUP_BURST + UNKNOWN_LOOKUPS_PER_SECOND * elapsed + 1
     # A key created right after it works on its very first request: known, so no budget needed.
