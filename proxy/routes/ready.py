@@ -11,16 +11,15 @@ GET /health stays plain liveness.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
 from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_url
 from proxy.request_log.context import JOURNAL_DIR, RequestLogWriter
+from proxy.request_log.journal import Journal
 from proxy.request_log.record import RECORD_SINK
 from proxy.state import POOL, SETTINGS, UPSTREAM_SESSION
 
@@ -115,20 +114,14 @@ async def _ollama(app: web.Application) -> str:
 
 async def _journal(app: web.Application) -> str:
     sink = app[RECORD_SINK]
-    if isinstance(sink, RequestLogWriter):
-        directory = sink.journal.directory
-    else:  # a test's own sink: where the writer would keep it
-        directory = app[SETTINGS].data_dir / JOURNAL_DIR
-    # SECURITY: no path in the answer; /ready needs no key, and the layout of the disk is no one's business.
-    return OK if await asyncio.to_thread(_writable, directory) else "not writable"
-
-
-def _writable(directory: Path) -> bool:
+    # A test's own sink has no journal: probe where the writer would keep it.
+    journal = sink.journal if isinstance(sink, RequestLogWriter) else Journal(app[SETTINGS].data_dir / JOURNAL_DIR)
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        await asyncio.to_thread(journal.probe)  # the same write, fsync and remove as the writer's own check
     except OSError:
-        return False
-    return os.access(directory, os.W_OK)
+        # SECURITY: no path in the answer; /ready needs no key, and the layout of the disk is no one's business.
+        return "not writable"
+    return OK
 
 
 def setup_ready_routes(app: web.Application) -> None:
