@@ -34,8 +34,8 @@ def test_without_a_route_every_model_field_is_read():
 
 def _form(model_part: bytes) -> tuple[str, bytes]:
     body = (
-        b"--b\r\nContent-Disposition: form-data; name=\"model\"\r\n" + model_part + b"\r\n"
-        b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF\r\n--b--\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="model"\r\n' + model_part + b"\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\nRIFF\r\n--b--\r\n'
     )
     return "multipart/form-data; boundary=b", body
 
