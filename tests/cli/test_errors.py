@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import sys
 
 import aiohttp
 import asyncpg
@@ -14,7 +13,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from tests.support.cli_runner import REPO, cli_env, free_port, run_cli
+from tests.support.cli_runner import free_port, read_log_until, run_cli, start_serve
 from tests.support.database import create_database, drop_database, server_dsn
 from tests.support.factories import SECRET
 from tests.support.fake_ollama import create_fake_ollama
@@ -167,27 +166,13 @@ async def test_serve_warns_at_start_when_ollama_does_not_answer(database_url, db
         server = await aiohttp_server(create_fake_ollama() if upstream == "ollama" else await _not_ollama())
         base, warning = str(server.make_url("")).rstrip("/"), "answered GET /api/version with 404"
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "proxy",
-        "--env-file",
-        "/dev/null",
-        "serve",
-        env=cli_env(
-            {"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "GATEWAY_PORT": str(port), "OLLAMA_BASE_URL": base}
-        ),
-        cwd=REPO,
-        stderr=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
+    expected = "listening on" if upstream == "ollama" else "(OLLAMA_BASE_URL)"
+    process, output = await start_serve(
+        {"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "GATEWAY_PORT": str(port), "OLLAMA_BASE_URL": base},
+        until=expected,
     )
     try:
-        output = ""
-        expected = "listening on" if upstream == "ollama" else "(OLLAMA_BASE_URL)"
-        while expected not in output or "listening on" not in output:
-            line = await asyncio.wait_for(process.stderr.readline(), 60)
-            assert line, f"serve exited:\n{output}"
-            output += line.decode()
+        output = await read_log_until(process, "listening on", output)
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/health") as response:
             assert response.status == 200  # it serves all the same
     finally:

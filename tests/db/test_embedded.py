@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from proxy.db.embedded import HANDLES_FILE, forget_dead_users
-from tests.support.cli_runner import REPO, cli_env, free_port
+from tests.support.cli_runner import REPO, cli_env, free_port, start_serve
 
 
 @pytest.fixture
@@ -34,24 +34,7 @@ FIRST_KEY = re.compile(r"^\s+(olg_\w{38})$", re.MULTILINE)
 
 
 async def _start(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "proxy",
-        "--env-file",
-        "/dev/null",
-        "serve",
-        env=cli_env(env),
-        cwd=REPO,
-        stderr=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    output = ""
-    while "listening on" not in output:
-        line = await asyncio.wait_for(process.stderr.readline(), 60)
-        assert line, f"serve exited early:\n{output}"
-        output += line.decode()
-    return process, output
+    return await start_serve(env)
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:
@@ -117,23 +100,7 @@ async def _no_server_left(pgdata: Path) -> None:
 
 
 async def _start_until(env: dict[str, str], text: str) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "proxy",
-        "--env-file",
-        "/dev/null",
-        "serve",
-        env=cli_env(env),
-        cwd=REPO,
-        stderr=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    output = ""
-    while text not in output:
-        line = await asyncio.wait_for(process.stderr.readline(), 60)
-        assert line, f"serve exited early:\n{output}"
-        output += line.decode()
+    process, _ = await start_serve(env, until=text)
     asyncio.get_running_loop().create_task(process.stderr.read())  # keep draining: a full pipe blocks it
     return process
 

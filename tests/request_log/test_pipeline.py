@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import uuid
 
 import aiohttp
@@ -14,7 +13,7 @@ from proxy.request_log.context import JOURNAL_DIR
 from proxy.request_log.journal import Journal
 from proxy.request_log.record import RECORD_SINK
 from proxy.request_log.writer import RequestLogWriter
-from tests.support.cli_runner import REPO, cli_env, free_port
+from tests.support.cli_runner import free_port, start_serve
 from tests.support.factories import ADMIN_KEY, SECRET, USER_KEY, bearer, make_settings, start_gateway
 from tests.support.fake_ollama import FAKE_STATE
 from tests.support.records import wait_until
@@ -251,23 +250,7 @@ class _serving:
         self.env = env
 
     async def __aenter__(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "proxy",
-            "--env-file",
-            "/dev/null",
-            "serve",
-            env=cli_env(self.env),
-            cwd=REPO,
-            stderr=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
-        )
-        output = ""
-        while "listening on" not in output:
-            line = await asyncio.wait_for(self.process.stderr.readline(), 60)
-            assert line, f"serve exited early:\n{output}"
-            output += line.decode()
+        self.process, output = await start_serve(self.env)
         self.output = [output]
         self.reader = asyncio.create_task(self._read_rest())  # a full pipe would stall the server
 

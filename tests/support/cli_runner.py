@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -37,3 +38,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+async def start_serve(env: Mapping[str, str], *, until: str = "listening on") -> tuple[asyncio.subprocess.Process, str]:
+    """`python -m proxy serve` in a subprocess, once its log (stderr) has said `until`: the process and
+    what it logged so far. The caller keeps reading stderr, or the pipe fills and stalls the server."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", "--env-file", "/dev/null", "serve",
+        env=cli_env(env), cwd=REPO, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    output = await read_log_until(process, until)
+    return process, output
+
+
+async def read_log_until(process: asyncio.subprocess.Process, text: str, output: str = "") -> str:
+    """Read the process's log lines until one holds `text`; fails if it exits first."""
+    while text not in output:
+        line = await asyncio.wait_for(process.stderr.readline(), 60)
+        assert line, f"serve exited early:\n{output}"
+        output += line.decode()
+    return output
