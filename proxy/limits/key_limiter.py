@@ -37,12 +37,13 @@ class KeyLimiter:
     applies from the next call on. `now` is wall-clock UNIX time (the token quota needs UTC days).
     """
 
-    __slots__ = ("_buckets", "_concurrency", "_quota")
+    __slots__ = ("_buckets", "_concurrency", "_quota", "_retired")
 
     def __init__(self) -> None:
         self._buckets: dict[Hashable, TokenBucket] = {}
         self._concurrency = ConcurrencyLimiter()
         self._quota = DailyTokenQuota()
+        self._retired: set[Hashable] = set()  # forgotten keys: what their last requests charge is dropped
 
     def admit(
         self,
@@ -120,7 +121,8 @@ class KeyLimiter:
 
     def charge(self, key_id: Hashable, tokens: int, now: float) -> None:
         """Count a finished request's prompt + completion tokens against today's quota."""
-        self._quota.charge(key_id, tokens, now)
+        if key_id not in self._retired:
+            self._quota.charge(key_id, tokens, now)
 
     def seed(self, key_id: Hashable, tokens: int, day: datetime.date) -> None:
         """Restore a key's token count for `day` from the database rollups at startup."""
@@ -133,8 +135,10 @@ class KeyLimiter:
         """Drop everything kept for a revoked or deleted key: its bucket, in-flight count and token count.
 
         Revocation is final (a revoked key is never reactivated), so none of it is needed again.
-        The release() calls of its requests still in flight then find nothing to release, harmlessly.
+        The release() calls of its requests still in flight then find nothing to release, harmlessly,
+        and what they charge is not counted again.
         """
+        self._retired.add(key_id)
         self._buckets.pop(key_id, None)
         self._concurrency.forget(key_id)
         self._quota.forget(key_id)

@@ -182,6 +182,7 @@ def test_forget_drops_the_bucket_the_in_flight_count_and_the_token_count():
     limiter.forget("k")
     assert limiter.in_flight("k") == 0
     limiter.release("k")  # the request still in flight ends: nothing to release, nothing goes negative
+    limiter.charge("k", 30, NOON)  # and what it spent is not counted again
     assert limiter.in_flight("k") == 0
     assert allowed(burst_of(limiter, 10)) == 5  # a fresh bucket
     tokens = admit(limiter, rate_per_hour=None, tokens_per_day=40)
