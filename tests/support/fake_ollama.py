@@ -260,6 +260,8 @@ def _decode(raw: bytes, go_type: str, *, empty: str) -> dict[str, Any]:
         raise ValueError(empty)
     try:
         value = json.loads(text)
+    except RecursionError:  # Go's decoder stops at 10,000 levels (encoding/json scanner.go, maxNestingDepth)
+        raise ValueError("exceeded max depth") from None
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip()):
             raise ValueError("unexpected EOF") from None
@@ -1220,7 +1222,7 @@ async def _gin(request: web.Request, handler: Callable[..., Any]) -> web.StreamR
     if request.match_info.handler is not _create_blob:  # uploads stream through it instead
         request[_BODY] = await request.read()
         record.body_length = len(request[_BODY])
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, RecursionError):  # a body nested past Python's stack: not JSON here
             record.json_body = json.loads(request[_BODY])
     try:
         return await handler(request)
