@@ -63,18 +63,18 @@ async def test_short_wait_429_lets_the_sdk_retry(gateway, http, sink):
         assert r.status == 429 and r.headers["Retry-After"] == "1"
         assert "x-should-retry" not in r.headers
     before = len(sink.records)
-    client = openai.AsyncOpenAI(base_url=gateway.u("/v1"), api_key=key, max_retries=1)
-    with pytest.raises(openai.RateLimitError):  # the limits' clock stands still, so the retry fails too
-        await client.chat.completions.create(**CHAT)
+    async with openai.AsyncOpenAI(base_url=gateway.u("/v1"), api_key=key, max_retries=1) as client:
+        with pytest.raises(openai.RateLimitError):  # the limits' clock stands still, so the retry fails too
+            await client.chat.completions.create(**CHAT)
     assert attempts(sink, before) == 2
 
 
 async def test_python_sdk_gives_up_at_once_on_a_long_429(gateway, http, sink):
     key = await spent_quota_key(gateway, http)
     before = len(sink.records)
-    client = openai.AsyncOpenAI(base_url=gateway.u("/v1"), api_key=key, max_retries=5)
-    with pytest.raises(openai.RateLimitError):
-        await asyncio.wait_for(client.chat.completions.create(**CHAT), HANG_CHECK)
+    async with openai.AsyncOpenAI(base_url=gateway.u("/v1"), api_key=key, max_retries=5) as client:
+        with pytest.raises(openai.RateLimitError):
+            await asyncio.wait_for(client.chat.completions.create(**CHAT), HANG_CHECK)
     assert attempts(sink, before) == 1
 
 

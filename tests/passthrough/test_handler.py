@@ -76,8 +76,14 @@ async def test_pull_needs_admin_and_works_with_it(monkeypatch, gateway, fake):
 
 
 async def test_openai_client_chat_stream_and_not(gateway, fake, sink):
-    direct = openai.AsyncOpenAI(base_url=str(fake.make_url("/v1")), api_key="ollama")
-    through = openai.AsyncOpenAI(base_url=str(gateway.url / "v1"), api_key=USER_KEY)
+    async with (
+        openai.AsyncOpenAI(base_url=str(fake.make_url("/v1")), api_key="ollama") as direct,
+        openai.AsyncOpenAI(base_url=str(gateway.url / "v1"), api_key=USER_KEY) as through,
+    ):
+        await _chat_both_ways(direct, through, sink)
+
+
+async def _chat_both_ways(direct: openai.AsyncOpenAI, through: openai.AsyncOpenAI, sink) -> None:
     messages = CHAT["messages"]
     plain = await through.chat.completions.create(model="llama3.2", messages=messages)
     assert (
