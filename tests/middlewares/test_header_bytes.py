@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from tests.support.factories import ADMIN_KEY, RecordingSink, make_settings, start_gateway
+from tests.support.logs import problems
 
 # Bytes that are not UTF-8, or are UTF-8 but not ASCII. (NUL and other control characters never get
 # this far: aiohttp's parser answers 400 itself, logged as one line by logging_setup.ClientErrorFilter.)
@@ -67,12 +68,6 @@ async def send(port: int, method: bytes, path: bytes, headers: list[bytes], body
     writer.close()
     status_line, _, rest = answer.partition(b"\r\n")
     return int(status_line.split()[1]), rest
-
-
-def problems(caplog) -> list[logging.LogRecord]:
-    """Errors and tracebacks the gateway logged. asyncio's own reports are left out: under load, the
-    garbage collector may finalize an earlier test's leftovers (an unclosed session, a pending task) here."""
-    return [r for r in caplog.records if (r.levelno >= logging.ERROR or r.exc_info) and r.name != "asyncio"]
 
 
 @pytest.mark.parametrize("garbage", GARBAGE.values(), ids=GARBAGE.keys())

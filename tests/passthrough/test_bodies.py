@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 
 import pytest
 
 from tests.support.factories import ADMIN_KEY, USER_KEY, bearer, make_settings, start_gateway
+from tests.support.logs import assert_no_tracebacks
 from tests.support.raw_http import exchange, status_of
 
 JSON_LIMIT = 4 * 1024 * 1024
@@ -43,11 +43,6 @@ async def gateway(aiohttp_server, database_url, db, fake, sink):
     return await start_gateway(aiohttp_server, settings, sink=sink)
 
 
-def _no_tracebacks(caplog) -> None:
-    bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
-    assert not bad, [r.getMessage() for r in bad]
-
-
 async def _post(http, gateway, body: bytes, key: str = USER_KEY, path: str = "/api/chat"):
     async with http.post(gateway.u(path), data=body, headers=bearer(key)) as r:
         return r.status, await r.read()
@@ -70,7 +65,7 @@ async def test_hostile_json_is_a_400_and_health_keeps_answering(gateway, http, c
     assert status == 400, body[:200]
     assert json.loads(body)["error"]
     assert set(health) == {200}
-    _no_tracebacks(caplog)
+    assert_no_tracebacks(caplog)
 
 
 @pytest.mark.parametrize("size", [300 * 1024, 3 * 1024 * 1024])
@@ -86,7 +81,7 @@ async def test_a_big_body_of_many_keys_is_parsed_for_its_model(gateway, http, ca
     assert status == 403 and b"qwen3:0.6b" in body
     flood = _keys_flood(count)[:-1] + b', "MODEL": "qwen3:0.6b"}'  # the same spellings as inline
     assert (await _post(http, gateway, flood, key=narrow))[0] == 403
-    _no_tracebacks(caplog)
+    assert_no_tracebacks(caplog)
 
 
 async def test_a_huge_string_value_within_the_limit_passes(gateway, http):
@@ -110,7 +105,7 @@ async def test_a_body_over_the_json_limit_is_a_413_declared_or_streamed(gateway,
         JSON_LIMIT * 10,
     )
     assert status_of(await exchange(gateway.server, declared, head_only=True)) == 413  # refused before a byte is read
-    _no_tracebacks(caplog)
+    assert_no_tracebacks(caplog)
 
 
 async def test_the_upload_limit_is_separate_from_the_json_limit(aiohttp_server, database_url, db, fake, http):
@@ -159,4 +154,4 @@ async def test_a_multipart_form_is_checked_inline_or_in_the_worker(gateway, http
     )
     assert (refused, truncated) == (403, 400) and set(health) == {200}
     assert await post(_form(b"whisper", audio)) not in (400, 403, 413)
-    _no_tracebacks(caplog)
+    assert_no_tracebacks(caplog)

@@ -9,6 +9,7 @@ import pytest
 from proxy.observability.logging_setup import ClientErrorFilter
 from tests.support.factories import USER_KEY, make_settings, start_gateway
 from tests.support.fake_ollama import FAKE_STATE
+from tests.support.logs import assert_no_tracebacks
 from tests.support.raw_http import exchange, status_of
 
 CHAT = b'{"model": "llama3.2", "messages": [], "stream": false}'
@@ -29,13 +30,6 @@ def client_error_filter():
 async def gateway(aiohttp_server, database_url, db, fake, sink):
     settings = make_settings(database_url, ollama_base_url=fake.make_url(""))
     return await start_gateway(aiohttp_server, settings, sink=sink)
-
-
-def _no_tracebacks(caplog) -> None:
-    # asyncio's own reports are left out: under load, the garbage collector may finalize an earlier
-    # test's leftovers (an unclosed client, a pending task) while this one runs.
-    bad = [r for r in caplog.records if (r.exc_info or r.levelno >= logging.ERROR) and r.name != "asyncio"]
-    assert not bad, [r.getMessage() for r in bad]
 
 
 def _chat_head(*extra: bytes, length: int | None = len(CHAT)) -> bytes:
@@ -71,7 +65,7 @@ async def test_odd_header_bytes_on_a_json_route(gateway, caplog, header):
     status = status_of(response)
     assert status < 500, response[:300]
     assert status in (200, 400, 417), response[:300]
-    _no_tracebacks(caplog)
+    assert_no_tracebacks(caplog)
 
 
 MULTIPART = (
@@ -108,7 +102,7 @@ async def test_malformed_multipart_is_a_400(gateway, caplog, content_type, body)
     response = await exchange(gateway.server, head, body)
     assert status_of(response) == 400, response[:300]
     assert b'"invalid_request_error"' in response
-    _no_tracebacks(caplog)
+    assert_no_tracebacks(caplog)
 
 
 @pytest.mark.parametrize(
@@ -124,7 +118,7 @@ async def test_absurd_content_lengths(gateway, caplog, length, expected):
         gateway.server, _chat_head(b"Content-Length: " + length, length=None), CHAT, head_only=True
     )
     assert status_of(response) in expected, response[:300]
-    _no_tracebacks(caplog)
+    assert_no_tracebacks(caplog)
 
 
 async def test_header_bytes_that_cannot_be_forwarded_as_sent_are_a_400(gateway, fake, caplog):
@@ -133,7 +127,7 @@ async def test_header_bytes_that_cannot_be_forwarded_as_sent_are_a_400(gateway, 
     response = await exchange(gateway.server, _chat_head(b"X-Trace: Z\xc3\xbcrich"), CHAT)
     assert status_of(response) == 200
     assert fake.app[FAKE_STATE].requests[-1].headers["X-Trace"] == "Z\u00fcrich"
-    _no_tracebacks(caplog)
+    assert_no_tracebacks(caplog)
 
 
 async def test_well_formed_multipart_still_passes(gateway, caplog):
