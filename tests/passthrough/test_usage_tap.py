@@ -543,8 +543,8 @@ def test_generate_json_body_with_context_over_parse_cap(parse_calls):
     assert parse_calls == []  # only the tail is kept, and it is scanned
 
 
-def test_big_openai_embeddings_body_over_parse_cap():
-    rng = random.Random(9)
+def _big_embeddings(rng: random.Random, **spelling) -> bytes:
+    """An OpenAI /v1/embeddings answer larger than PARSE_CAP, its usage after the vectors."""
     data = [
         {"object": "embedding", "embedding": [rng.uniform(-1, 1) for _ in range(768)], "index": i} for i in range(80)
     ]
@@ -555,9 +555,15 @@ def test_big_openai_embeddings_body_over_parse_cap():
             "model": "nomic-embed-text",
             "usage": {"prompt_tokens": 640, "total_tokens": 640},
         },
-        separators=(",", ":"),
+        **spelling,
     ).encode()
     assert len(body) > usage.PARSE_CAP
+    return body
+
+
+def test_big_openai_embeddings_body_over_parse_cap():
+    rng = random.Random(9)
+    body = _big_embeddings(rng, separators=(",", ":"))
     assert measure("application/json", random_chunks(body, rng, 30000)) == Usage(640, 0, False, None)
 
 
@@ -780,19 +786,7 @@ def test_json_bodies_in_any_spelling(body, expected, style):
 
 def test_big_body_in_another_spelling_over_parse_cap():
     rng = random.Random(10)
-    data = [
-        {"object": "embedding", "embedding": [rng.uniform(-1, 1) for _ in range(768)], "index": i} for i in range(80)
-    ]
-    body = json.dumps(
-        {
-            "object": "list",
-            "data": data,
-            "model": "nomic-embed-text",
-            "usage": {"prompt_tokens": 640, "total_tokens": 640},
-        },
-        indent=2,
-    ).encode()
-    assert len(body) > usage.PARSE_CAP
+    body = _big_embeddings(rng, indent=2)
     got = measure(JSON, random_chunks(body, rng, 30000))
     assert got == Usage(640, 0, False, None) and got.model == "nomic-embed-text"
 

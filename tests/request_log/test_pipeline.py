@@ -168,20 +168,25 @@ async def test_stop_without_a_database_journals_and_the_restart_writes_everythin
     assert second.app[RECORD_SINK].counters.replayed == 1_000
 
 
-async def test_sigterm_on_serve_journals_and_the_next_serve_replays(proxied_dsn, db, fake, tmp_path):
-    proxy, dsn = proxied_dsn
+def _serve_env(dsn: str, fake, data_dir) -> tuple[dict[str, str], str]:
+    """The environment of a real `serve` on a free port with the demo keys, and its base URL."""
     port = free_port()
     env = {
         "DATABASE_URL": dsn,
         "SECRET_KEY": SECRET,
         "DEMO_ADMIN_KEY": ADMIN_KEY,
         "DEMO_USER_KEY": USER_KEY,
-        "GATEWAY_DATA_DIR": str(tmp_path),
+        "GATEWAY_DATA_DIR": str(data_dir),
         "GATEWAY_PORT": str(port),
         "DEFAULT_RATE_LIMIT": str(UNLIMITED),
         "OLLAMA_BASE_URL": str(fake.make_url("")),
     }
-    base = f"http://127.0.0.1:{port}"
+    return env, f"http://127.0.0.1:{port}"
+
+
+async def test_sigterm_on_serve_journals_and_the_next_serve_replays(proxied_dsn, db, fake, tmp_path):
+    proxy, dsn = proxied_dsn
+    env, base = _serve_env(dsn, fake, tmp_path)
     journal = Journal(tmp_path / JOURNAL_DIR)
     async with aiohttp.ClientSession() as http:
         async with _serving(env):
@@ -200,18 +205,7 @@ async def test_sigterm_on_serve_journals_and_the_next_serve_replays(proxied_dsn,
 
 async def test_sigkill_during_an_outage_loses_nothing_older_than_a_flush_interval(proxied_dsn, db, fake, tmp_path):
     proxy, dsn = proxied_dsn
-    port = free_port()
-    env = {
-        "DATABASE_URL": dsn,
-        "SECRET_KEY": SECRET,
-        "DEMO_ADMIN_KEY": ADMIN_KEY,
-        "DEMO_USER_KEY": USER_KEY,
-        "GATEWAY_DATA_DIR": str(tmp_path),
-        "GATEWAY_PORT": str(port),
-        "DEFAULT_RATE_LIMIT": str(UNLIMITED),
-        "OLLAMA_BASE_URL": str(fake.make_url("")),
-    }
-    base = f"http://127.0.0.1:{port}"
+    env, base = _serve_env(dsn, fake, tmp_path)
     directory = tmp_path / JOURNAL_DIR
 
     def journaled() -> set[uuid.UUID]:
