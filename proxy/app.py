@@ -14,7 +14,8 @@ from proxy.keys.bootstrap import startup_keys_context
 from proxy.keys.cache import KEY_CACHE, KeyCache
 from proxy.keys.events import key_events_context
 from proxy.keys.store import KEY_STORE, KeyStore
-from proxy.limits import KeyLimiter
+from proxy.ledger.context import LIMITER, ledger_context
+from proxy.ledger.limiter import SharedLimiter
 from proxy.middlewares.auth import auth_middleware
 from proxy.middlewares.cors import add_cors_headers, cors_middleware
 from proxy.middlewares.errors import errors_middleware, remember_started_response
@@ -28,9 +29,8 @@ from proxy.passthrough.handler import setup_passthrough_routes
 from proxy.passthrough.routes import PUBLIC_PATHS as OLLAMA_PUBLIC_PATHS
 from proxy.passthrough.server_timing import add_server_timing
 from proxy.passthrough.upstream import upstream_session_context
-from proxy.request_log.context import create_writer, request_log_context, tokens_used_today
+from proxy.request_log.context import create_writer, request_log_context
 from proxy.request_log.observers import ObservedSink
-from proxy.request_log.quota_seed import quota_seed_context
 from proxy.request_log.record import RECORD_SINK, RecordSink
 from proxy.routes.auth_token import setup_auth_token_routes
 from proxy.routes.docs import ASSET_PATHS as DOCS_ASSET_PATHS
@@ -49,7 +49,7 @@ from proxy.routes.ready import setup_ready_routes
 from proxy.routes.stats import setup_stats_routes
 from proxy.routes.trailing_slash import setup_trailing_slash_redirects, slashed
 from proxy.settings import Settings
-from proxy.state import KEY_LIMITER, POOL, SETTINGS
+from proxy.state import POOL, SETTINGS
 
 # Reachable without a key: liveness, readiness, the API docs, and the probes the stock `ollama` CLI
 # sends without one. /metrics authenticates itself (an admin key, or METRICS_TOKEN).
@@ -78,8 +78,9 @@ def create_app(
     app = web.Application(client_max_size=settings.max_body_size)
     app[SETTINGS] = settings
     app[RECORD_SINK] = sink or create_writer(settings)  # tests may pass their own sink
-    app[KEY_LIMITER] = KeyLimiter()  # in memory, per process: see docs/operations.md "Limits"
-    app[METRICS] = GatewayMetrics(writer=app[RECORD_SINK], pool=partial(app.get, POOL))
+    # Shared by every process through the limit ledger (proxy/ledger/), once ledger_context opens it.
+    app[LIMITER] = SharedLimiter(None, when_down=settings.limits_when_db_down, clock=limits_clock)
+    app[METRICS] = GatewayMetrics(writer=app[RECORD_SINK], pool=partial(app.get, POOL), limiter=app[LIMITER])
     app[TOKEN_SIGNER] = TokenSigner(settings.secret_key)
     # The timing middleware's sink: the usage log, then metrics and the access line from the same record.
     observers = [app[METRICS].observe, log_access] if settings.access_log else [app[METRICS].observe]
@@ -88,8 +89,7 @@ def create_app(
     # Resources in dependency order; cleanup runs in reverse, so the pool closes last.
     app.cleanup_ctx.append(pool_context)
     app.cleanup_ctx.append(request_log_context)  # drains before the pool closes
-    # After the writer's journal replay, so the day's token counts include what it replayed.
-    app.cleanup_ctx.append(quota_seed_context(tokens_used_today, clock=limits_clock))
+    app.cleanup_ctx.append(ledger_context)  # gives leases back once requests have drained
     app.cleanup_ctx.append(_key_store_context)
     app.cleanup_ctx.append(key_events_context)
     app.cleanup_ctx.append(startup_keys_context)
@@ -106,7 +106,7 @@ def create_app(
             errors_middleware(),
             *cors,  # before auth: browsers send preflights without a key
             auth_middleware(public_paths=PUBLIC_PATHS, signer=app[TOKEN_SIGNER]),
-            rate_limit_middleware(limiter=app[KEY_LIMITER], clock=limits_clock),  # after auth: limits are per key
+            rate_limit_middleware(limiter=app[LIMITER]),  # after auth: limits are per key
             *plugins,  # GATEWAY_PLUGINS last: they see the key, within its limits
         ]
     )

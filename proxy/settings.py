@@ -78,6 +78,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the gateway; "*" = any
     plugins: tuple[str, ...] = ()  # `package.module:factory` paths of extra middlewares
     access_log: bool = True  # one `proxy.access` line per request
+    # While PostgreSQL is away: "local" = each process enforces its share of every limit; "closed" = 503.
+    limits_when_db_down: str = "local"
 
     @property
     def ollama_display_url(self) -> str:
@@ -268,6 +270,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CORS_ORIGINS": ("cors_origins", _origins),
     "GATEWAY_PLUGINS": ("plugins", _plugin_paths),
     "ACCESS_LOG": ("access_log", _boolean),
+    "LIMITS_WHEN_DB_DOWN": ("limits_when_db_down", _choice(("local", "closed"))),
 }
 _FIELDS = {f.name for f in fields(Settings)}
 assert {name for name, _ in ENVIRONMENT.values()} <= _FIELDS

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import ClientSession, web
 
-from proxy.limits import KeyLimiter
 from proxy.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 UPSTREAM_SESSION = web.AppKey("upstream_session", ClientSession)
-KEY_LIMITER = web.AppKey("key_limiter", KeyLimiter)

@@ -16,7 +16,8 @@ from aiohttp import web
 from proxy.db.errors import DATABASE_ERRORS, DatabaseUnavailable
 from proxy.keys.cache import KEY_CACHE, KeyCache
 from proxy.keys.store import KEY_STORE, KeyStore
-from proxy.state import KEY_LIMITER, SETTINGS
+from proxy.ledger.context import LIMITER
+from proxy.state import SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ KEY_EVENTS = web.AppKey("key_events", KeyEventListener)
 
 async def key_events_context(app: web.Application) -> AsyncIterator[None]:
     listener = app[KEY_EVENTS] = KeyEventListener(
-        app[SETTINGS].database_url, app[KEY_CACHE], app[KEY_STORE], on_retired=app[KEY_LIMITER].forget
+        app[SETTINGS].database_url, app[KEY_CACHE], app[KEY_STORE], on_retired=app[LIMITER].forget
     )
     task = asyncio.create_task(listener.run(), name="key-events")
     yield

@@ -25,6 +25,8 @@ class Admission:
     reason: str | None = None  # "rate" | "concurrency" | "tokens" when rejected
     retry_after: int = 0  # seconds, >= 1 when rejected
     message: str = ""
+    slot: bool | None = None  # holds a concurrency slot of the shared limiter's pools
+    fallback: bool = False  # decided by this process's share while the shared ledger was away
 
 
 class KeyLimiter:
@@ -130,6 +132,10 @@ class KeyLimiter:
 
     def in_flight(self, key_id: Hashable) -> int:
         return self._concurrency.in_flight(key_id)
+
+    def start_bucket(self, key_id: Hashable, rate_per_hour: float, burst: int, level: float, now: float) -> None:
+        """Start a key's bucket at `level` rather than full: what is known to be left of a shared limit."""
+        self._buckets[key_id] = TokenBucket(rate_per_hour, burst, now, level)
 
     def forget(self, key_id: Hashable) -> None:
         """Drop everything kept for a revoked or deleted key: its bucket, in-flight count and token count.

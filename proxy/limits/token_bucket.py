@@ -29,12 +29,13 @@ class TokenBucket:
 
     __slots__ = ("rate_per_hour", "capacity", "_per_second", "_level", "_stamp")
 
-    def __init__(self, rate_per_hour: float, capacity: int, now: float) -> None:
+    def __init__(self, rate_per_hour: float, capacity: int, now: float, level: float | None = None) -> None:
         _validate(rate_per_hour, capacity)
         self.rate_per_hour = rate_per_hour
         self.capacity = capacity
         self._per_second = rate_per_hour / 3600.0
-        self._level = float(capacity)  # a new key may burst at once (Envoy: max_tokens is the initial fill)
+        # A new key may burst at once (Envoy: max_tokens is the initial fill); `level` starts it lower.
+        self._level = float(capacity) if level is None else min(float(capacity), max(0.0, level))
         self._stamp = now
 
     def try_acquire(self, now: float) -> BucketDecision:

@@ -61,6 +61,7 @@ class GatewayMetrics:
         *,
         writer: Any = None,
         pool: Callable[[], Any] = lambda: None,
+        limiter: Any = None,
         max_models: int = MAX_MODELS,
         max_keys: int = MAX_KEYS,
     ) -> None:
@@ -103,7 +104,7 @@ class GatewayMetrics:
             "rate_limited", "Requests refused with 429, by the limit they hit", ("reason",), **own
         )
         self._streams = Gauge("streams_in_flight", "Ollama answers being relayed right now", **own)
-        registry.register(_StateCollector(writer, pool))
+        registry.register(_StateCollector(writer, pool, limiter))
 
     async def on_startup(self, app: web.Application) -> None:
         self.families.learn(app.router)  # every route is added by now
@@ -168,11 +169,12 @@ METRICS = web.AppKey("metrics", GatewayMetrics)
 
 
 class _StateCollector:
-    """Read at scrape time: the usage log writer's counters and queue, the database pool."""
+    """Read at scrape time: the usage log writer's counters and queue, the database pool, the limit ledger."""
 
-    def __init__(self, writer: Any, pool: Callable[[], Any]) -> None:
+    def __init__(self, writer: Any, pool: Callable[[], Any], limiter: Any = None) -> None:
         self._writer = writer
         self._pool = pool
+        self._limiter = limiter
 
     def collect(self) -> Iterator[Metric]:
         snapshot = getattr(self._writer, "snapshot", None)
@@ -199,3 +201,36 @@ class _StateCollector:
             connections.add_metric(["in_use"], size - idle)
             connections.add_metric(["max"], pool.get_max_size())
             yield connections
+        if self._limiter is not None:
+            yield from _ledger_metrics(self._limiter)
+
+
+def _ledger_metrics(limiter: Any) -> Iterator[Metric]:
+    counters = limiter.counters
+    admissions = CounterMetricFamily(
+        "ollama_gateway_limit_admissions",
+        "Admissions of limited keys by how they were decided: from leased tokens (local), after a lease "
+        "from the ledger (ledger), or by this process's share while the ledger was away (fallback)",
+        labels=["decided"],
+    )
+    admissions.add_metric(["local"], counters.local_admissions)
+    admissions.add_metric(["ledger"], counters.ledger_admissions)
+    admissions.add_metric(["fallback"], counters.fallback_admissions)
+    calls = CounterMetricFamily("ollama_gateway_limit_ledger_calls", "Calls to the limit ledger", labels=["call"])
+    calls.add_metric(["lease"], counters.leases)
+    calls.add_metric(["return"], counters.returns)
+    mode = GaugeMetricFamily(
+        "ollama_gateway_limits_mode",
+        "1 for how limits are enforced now: ledger (shared), local or closed (LIMITS_WHEN_DB_DOWN, ledger away)",
+        labels=["mode"],
+    )
+    for name in ("ledger", "local", "closed"):
+        mode.add_metric([name], 1 if limiter.mode == name else 0)
+    processes = GaugeMetricFamily(
+        "ollama_gateway_limit_processes", "Gateway processes sharing the ledger (at the last heartbeat)"
+    )
+    processes.add_metric([], limiter.processes)
+    yield admissions
+    yield calls
+    yield mode
+    yield processes

@@ -11,6 +11,7 @@ from aiohttp import ClientResponse, web
 
 from proxy.errors import GatewayError, forbidden
 from proxy.keys.format import API_KEY, KeyRecord
+from proxy.ledger.budget import TOKEN_BUDGET
 from proxy.passthrough.body import read_body
 from proxy.passthrough.body_models import BODY_PARSER
 from proxy.passthrough.expect_continue import defer_continue, send_continue
@@ -19,6 +20,7 @@ from proxy.passthrough.model_policy import key_may_use
 from proxy.passthrough.relay import Relayed, relay_response
 from proxy.passthrough.routes import ROUTES, Access, Listing, OllamaRoute
 from proxy.passthrough.server_timing import UPSTREAM_TIMING, upstream_timing
+from proxy.passthrough.token_estimate import tokens_to_reserve
 from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_failure, upstream_request_headers, upstream_url
 from proxy.request_log.record import REQUEST_START
 from proxy.state import SETTINGS, UPSTREAM_SESSION
@@ -99,6 +101,9 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
     models = _models(request, route, body_models)
     forwarded = request[FORWARDED] = Forwarded(models[0] if models else None, bytes_in)
     _check_models(request, route, models)
+    budget = request.get(TOKEN_BUDGET)
+    if budget is not None and route.json_body and route.access is Access.ANY_KEY:
+        await budget.reserve(tokens_to_reserve(body))  # 429 when the key's day has no tokens left
     if payload is request.content:
         await send_continue(request)  # the streamed body is invited once the request is accepted
 

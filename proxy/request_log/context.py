@@ -2,7 +2,7 @@
 
 The modules behind it, one concern each: writer (queue, batching, retries), commit and spill (bad
 records, the journal), batch (the SQL of one batch), journal (the disk while PostgreSQL is away),
-partitions (daily partitions, retention), stats (reads, incl. tokens_used_today).
+partitions (daily partitions, retention), stats (reads).
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from proxy.db.errors import DatabaseUnavailable
 from proxy.request_log.journal import Journal
 from proxy.request_log.partitions import maintain, maintenance_loop
 from proxy.request_log.record import RECORD_SINK
-from proxy.request_log.stats import tokens_used_today
 from proxy.request_log.writer import RequestLogWriter
 from proxy.settings import Settings
 from proxy.state import POOL, SETTINGS
 
-__all__ = ["JOURNAL_DIR", "RequestLogWriter", "create_writer", "request_log_context", "tokens_used_today"]
+__all__ = ["JOURNAL_DIR", "RequestLogWriter", "create_writer", "request_log_context"]
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,11 @@ from proxy.keys.cache import KEY_CACHE
 from proxy.keys.fields import CREATE_FIELDS, PARSERS, parse_key_fields
 from proxy.keys.format import KeyRecord
 from proxy.keys.store import KEY_STORE, KeyRevoked
+from proxy.ledger.context import LIMITER
 from proxy.passthrough.body import read_json_object
 from proxy.passthrough.expect_continue import defer_continue
 from proxy.routes.access import require_admin
-from proxy.state import KEY_LIMITER, SETTINGS
+from proxy.state import SETTINGS
 
 
 def _key_id(request: web.Request) -> UUID:
@@ -41,7 +42,7 @@ def _changed(request: web.Request, record: KeyRecord) -> None:
     """This process at once; other processes hear NOTIFY (keys/events.py) and do the same."""
     request.app[KEY_CACHE].invalidate(record.id)
     if not record.is_active:  # revoked, for good: its limits' state is never needed again
-        request.app[KEY_LIMITER].forget(record.id)
+        request.app[LIMITER].forget(record.id)
 
 
 async def create_key(request: web.Request) -> web.Response:

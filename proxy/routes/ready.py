@@ -2,7 +2,8 @@
 
 Can serve = Ollama answers GET /api/version, and usage records have somewhere to go: PostgreSQL
 answers SELECT 1, or else the journal directory is writable (records wait there; known keys keep
-working from the cache). A journal directory found unwritable at start is not ready either, the
+working from the cache); and limits can be enforced (not with LIMITS_WHEN_DB_DOWN=closed while the
+limit ledger is away). A journal directory found unwritable at start is not ready either, the
 database up or not: the next outage would lose records. Each check is bounded by CHECK_TIMEOUT.
 GET /health stays plain liveness.
 /ready needs no key, so its answer is shared: one check at a time, reused for CACHE_SECONDS.
@@ -17,6 +18,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
+from proxy.ledger.context import LIMITER
+from proxy.ledger.limiter import CLOSED, LEDGER, LOCAL
 from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_url
 from proxy.request_log.context import JOURNAL_DIR, RequestLogWriter
 from proxy.request_log.journal import Journal
@@ -70,7 +73,17 @@ async def _check(app: web.Application) -> Answer:
         checks["journal"] = OK if await sink.probe_journal() else f"{sink.journal_error} (GATEWAY_DATA_DIR)"
     elif database != OK:
         checks["journal"] = await _journal(app)
-    serving = ollama == OK and checks.get("journal", OK) == OK and OK in (database, checks.get("journal"))
+    limiter = app[LIMITER]
+    # Limits: shared through the ledger; or LIMITS_WHEN_DB_DOWN while it is away (`closed`: limited keys get 503).
+    checks["limits"] = {LEDGER: "shared", LOCAL: f"this process's share, 1/{limiter.processes} (ledger away)"}.get(
+        limiter.mode, "closed (ledger away)"
+    )
+    serving = (
+        ollama == OK
+        and checks.get("journal", OK) == OK
+        and OK in (database, checks.get("journal"))
+        and limiter.mode != CLOSED
+    )
     return 200 if serving else 503, {"status": "ready" if serving else "unavailable", "checks": checks}
 
 

@@ -8,9 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from proxy.limits import KeyLimiter
+from proxy.ledger.context import LIMITER
 from proxy.middlewares.rate_limit import rate_limit_middleware
-from proxy.state import KEY_LIMITER
 from tests.support.factories import ADMIN_KEY, bearer, make_settings, start_gateway
 from tests.support.fake_clock import FakeClock
 from tests.support.fake_ollama import FAKE_STATE, create_fake_ollama
@@ -156,7 +155,7 @@ async def test_max_concurrent_2_with_a_slow_model_third_refused_then_two_more_pa
     for response in streams:
         assert b'"done":true' in await response.read()  # ran to its end
         response.release()
-    limiter = gateway.app[KEY_LIMITER]
+    limiter = gateway.app[LIMITER]
     await until(lambda: limiter.in_flight(uuid.UUID(key_id)) == 0)
     assert statuses(await at_once(2, http, "POST", chat, key, json={**CHAT, "stream": False})) == [200, 200]
 
@@ -168,27 +167,29 @@ async def test_a_client_leaving_mid_stream_frees_its_slot_and_pays_for_what_it_g
     assert await response.content.readline()
     response.close()  # the client goes away mid-stream
 
-    limiter = gateway.app[KEY_LIMITER]
+    limiter = gateway.app[LIMITER]
     await until(lambda: limiter.in_flight(uuid.UUID(key_id)) == 0)
     status, headers, body = await fetch(http, "POST", gateway.u("/api/chat"), key, json=CHAT)
     assert status == 429  # the cut stream's tokens (estimated from what was seen) were charged
     assert body["error"].startswith("daily token quota exceeded: 1 tokens per UTC day")
 
 
-async def test_tokens_per_day_40_refuses_the_fourth_16_token_request_until_utc_midnight(gateway, http, clock):
-    key, _ = await new_key(gateway, http, tokens_per_day=40)
+async def test_tokens_per_day_50_reserves_before_and_settles_after_until_utc_midnight(gateway, http, clock):
+    key, _ = await new_key(gateway, http, tokens_per_day=50)
     generate = gateway.u("/api/generate")
-    for remaining in (40, 24, 8):
+    # Each request reserves its num_predict (5) and its prompt at ~4 body bytes a token (20), and uses 16.
+    for remaining in (50, 34):
         status, headers, body = await fetch(http, "POST", generate, key, json=GENERATE_16_TOKENS)
         assert status == 200 and body["prompt_eval_count"] + body["eval_count"] == 16
-        assert headers["Olg-RateLimit-Policy"] == '"daily-tokens";q=40;qu="tokens";w=86400'
+        assert headers["Olg-RateLimit-Policy"] == '"daily-tokens";q=50;qu="tokens";w=86400'
         assert headers["Olg-RateLimit"] == f'"daily-tokens";r={remaining};t=43200'
 
+    # 18 left: fewer than this request may use, so it is refused rather than let through to overshoot.
     status, headers, body = await fetch(http, "POST", generate, key, json=GENERATE_16_TOKENS)
     assert status == 429
     assert headers["Retry-After"] == "43200"  # UTC midnight
-    assert headers["Olg-RateLimit"] == '"daily-tokens";r=0;t=43200'
-    assert body == {"error": "daily token quota exceeded: 40 tokens per UTC day, resets in 43200 s"}
+    assert headers["Olg-RateLimit"] == '"daily-tokens";r=18;t=43200'
+    assert body["error"].startswith("daily token quota: 18 of 50 tokens left today, fewer than this request may use")
 
     clock.advance(43200)
     status, _, _ = await fetch(http, "POST", generate, key, json=GENERATE_16_TOKENS)
@@ -215,8 +216,6 @@ async def test_an_admitted_request_that_fails_still_carries_its_fields(gateway, 
     assert headers["RateLimit"] == '"burst";r=2;t=1'
 
 
-def test_the_factory_checks_its_settings():
-    with pytest.raises(TypeError, match="KeyLimiter"):
+def test_the_factory_checks_its_limiter():
+    with pytest.raises(TypeError, match="SharedLimiter"):
         rate_limit_middleware(limiter=object())  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="clock"):
-        rate_limit_middleware(limiter=KeyLimiter(), clock=12.0)  # type: ignore[arg-type]

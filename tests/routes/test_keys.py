@@ -14,7 +14,7 @@ import pytest
 from proxy.keys.cache import UNKNOWN_LOOKUP_BURST, UNKNOWN_LOOKUPS_PER_SECOND
 from proxy.keys.format import generate_key
 from proxy.keys.store import KEY_STORE
-from proxy.state import KEY_LIMITER
+from proxy.ledger.context import LIMITER
 from tests.support.factories import ADMIN_KEY, USER_KEY, bearer, make_settings, start_gateway
 
 
@@ -235,21 +235,21 @@ async def _status(http, url: str, key: str) -> int:
         return r.status
 
 
-async def test_revoking_a_key_drops_its_limit_state_in_this_process(gateway, http):
-    limiter = gateway.app[KEY_LIMITER]
-    limits = {"rate_limit": 1, "burst": 3, "tokens_per_day": 100}  # one an hour: no refill during the test
+async def test_revoking_a_key_gives_its_leases_back_to_the_ledger(gateway, http, db):
+    limiter = gateway.app[LIMITER]
+    # A generous concurrency limit is leased in growing batches, so spare slots stay leased between requests.
+    limits = {"rate_limit": 3600, "burst": 400, "max_concurrent": 40}
     async with http.post(gateway.u("/api/keys"), headers=bearer(ADMIN_KEY), json={"name": "short", **limits}) as r:
         created = await _json(r)
     key_id = uuid.UUID(created["id"])
-    for _ in range(2):
+    for _ in range(4):
         async with http.get(gateway.u("/api/stats"), headers=bearer(created["key"])) as r:
             assert r.status == 200
-    assert r.headers["RateLimit"] == '"burst";r=1;t=3600'
-    limiter.charge(key_id, 60, time.time())
+    held = "SELECT coalesce(sum(slots), 0) FROM limit_slots WHERE api_key_id = $1"
+    assert await db.fetchval(held, key_id) > 0
 
     async with http.delete(gateway.u(f"/api/keys/{key_id}"), headers=bearer(ADMIN_KEY)) as r:
         assert r.status == 200
-
-    fresh = limiter.admit(key_id, rate_per_hour=1, burst=3, max_concurrent=None, tokens_per_day=100, now=time.time())
-    assert fresh.headers["RateLimit"].startswith('"burst";r=2;')  # a full bucket, less this admission
-    assert fresh.headers["Olg-RateLimit"].startswith('"daily-tokens";r=100;')  # no tokens counted
+    await limiter.settled()
+    assert await db.fetchval(held, key_id) == 0
+    assert limiter.in_flight(key_id) == 0

@@ -25,7 +25,10 @@ async def _ready(http, gateway):
 async def test_ready_when_everything_is_up(aiohttp_server, database_url, db, http):
     fake = await aiohttp_server(create_fake_ollama())
     gateway = await start_gateway(aiohttp_server, make_settings(database_url, ollama_base_url=fake.make_url("")))
-    assert await _ready(http, gateway) == (200, {"status": "ready", "checks": {"database": "ok", "ollama": "ok"}})
+    assert await _ready(http, gateway) == (
+        200,
+        {"status": "ready", "checks": {"database": "ok", "ollama": "ok", "limits": "shared"}},
+    )
     async with http.get(gateway.u("/health")) as r:
         assert r.status == 200
 

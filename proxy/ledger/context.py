@@ -1,0 +1,69 @@
+"""Each process's part in the ledger: its heartbeat, the elected sweeper, expiring leases, and the
+switch to LIMITS_WHEN_DB_DOWN and back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from proxy.db.errors import DatabaseUnavailable
+from proxy.ledger.limiter import SharedLimiter
+from proxy.ledger.store import HEARTBEAT_SECONDS, LedgerStore
+from proxy.state import POOL
+
+log = logging.getLogger(__name__)
+
+LIMITER = web.AppKey("limiter", SharedLimiter)
+# Leases outlive their time by at most this much before they go back.
+EXPIRE_SECONDS = 0.5
+
+
+async def ledger_context(app: web.Application) -> AsyncIterator[None]:
+    """Register after the pool; requests have drained by the time it gives everything back."""
+    limiter = app[LIMITER]
+    store = limiter.store = LedgerStore(app[POOL])
+    try:
+        await store.register()
+    except DatabaseUnavailable as exc:
+        limiter.ledger_lost(exc)
+    task = asyncio.create_task(maintain(limiter, store), name="limit-ledger")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    with contextlib.suppress(DatabaseUnavailable):
+        await limiter.give_back_all()
+        await store.leave()
+
+
+async def maintain(limiter: SharedLimiter, store: LedgerStore) -> None:
+    beat_due = 0.0
+    while True:
+        limiter.expire()
+        if time.monotonic() >= beat_due:
+            beat_due = time.monotonic() + HEARTBEAT_SECONDS
+            await beat(limiter, store)
+        await asyncio.sleep(EXPIRE_SECONDS)
+
+
+async def beat(limiter: SharedLimiter, store: LedgerStore) -> None:
+    """One heartbeat and one sweep; an outage switches the limits to LIMITS_WHEN_DB_DOWN."""
+    try:
+        registered, live = await store.heartbeat()
+        if not registered:
+            await limiter.rejoin()
+            registered, live = await store.heartbeat()
+        reclaimed = await store.sweep()
+        limiter.saw_buckets(await store.buckets(limiter.keys_held()))
+    except DatabaseUnavailable as exc:
+        limiter.ledger_lost(exc)
+        return
+    index = live.index(store.holder) if store.holder in live else 0
+    limiter.ledger_back(len(live) or 1, index)
+    for host, pid in reclaimed or ():
+        log.warning("reclaimed the limit slots of gateway process %s (pid %d): no heartbeat", host, pid)
