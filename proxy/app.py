@@ -83,7 +83,7 @@ def create_app(
     app[BACKENDS] = create_backends(app)  # a bad OLLAMA_BACKENDS file stops startup here too
     app[RECORD_SINK] = sink or create_writer(settings)  # tests may pass their own sink
     app[KEY_LIMITER] = KeyLimiter()  # in memory, per process: see docs/operations.md "Limits"
-    app[METRICS] = GatewayMetrics(writer=app[RECORD_SINK], pool=partial(app.get, POOL))
+    app[METRICS] = GatewayMetrics(writer=app[RECORD_SINK], pool=partial(app.get, POOL), backends=app[BACKENDS])
     app[TOKEN_SIGNER] = TokenSigner(settings.secret_key)
     # The timing middleware's sink: the usage log, then metrics and the access line from the same record.
     observers = [app[METRICS].observe, log_access] if settings.access_log else [app[METRICS].observe]
