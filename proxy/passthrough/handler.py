@@ -145,6 +145,8 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
         served = model if upstream.status < 300 or outcome is not Outcome.ANSWERED else None
         key = request.get(API_KEY)
         backends.end(node, outcome, model=served, key_id=key.id if key is not None else None)
+        if route.access is Access.ADMIN:
+            backends.refresh_tags(node)  # a pull, create, copy or delete changed what it holds
 
 
 async def _filtered_listing(

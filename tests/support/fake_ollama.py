@@ -1224,7 +1224,11 @@ async def _gin(request: web.Request, handler: Callable[..., Any]) -> web.StreamR
     state.requests.append(record)
     request[_RECORD] = record
     if state.fault == "hang":
-        await _forever()
+        try:
+            await _forever()
+        except asyncio.CancelledError:
+            state.record_cancelled(request.path)
+            raise
     if state.fault == "busy":
         return _native_error(503, BUSY_ERROR)
     if not _host_allowed(request.headers.get("Host", "")):
