@@ -8,6 +8,8 @@ from functools import partial
 
 from aiohttp import web
 
+from proxy.backends.poller import backends_context, create_backends
+from proxy.backends.registry import BACKENDS
 from proxy.db.pool import pool_context
 from proxy.keys.access_tokens import TOKEN_SIGNER, TokenSigner
 from proxy.keys.bootstrap import startup_keys_context
@@ -33,6 +35,7 @@ from proxy.request_log.context import create_writer, request_log_context
 from proxy.request_log.observers import ObservedSink
 from proxy.request_log.record import RECORD_SINK, RecordSink
 from proxy.routes.auth_token import setup_auth_token_routes
+from proxy.routes.backends import setup_backend_routes
 from proxy.routes.docs import ASSET_PATHS as DOCS_ASSET_PATHS
 from proxy.routes.docs import PAGE_PATH as DOCS_PATH
 from proxy.routes.docs import SPEC_PATH as OPENAPI_PATH
@@ -77,10 +80,13 @@ def create_app(
     plugins = load_plugins(settings)  # first: a bad GATEWAY_PLUGINS stops startup before anything opens
     app = web.Application(client_max_size=settings.max_body_size)
     app[SETTINGS] = settings
+    app[BACKENDS] = create_backends(app)  # a bad OLLAMA_BACKENDS file stops startup here too
     app[RECORD_SINK] = sink or create_writer(settings)  # tests may pass their own sink
     # Shared by every process through the limit ledger (proxy/ledger/), once ledger_context opens it.
     app[LIMITER] = SharedLimiter(None, when_down=settings.limits_when_db_down, clock=limits_clock)
-    app[METRICS] = GatewayMetrics(writer=app[RECORD_SINK], pool=partial(app.get, POOL), limiter=app[LIMITER])
+    app[METRICS] = GatewayMetrics(
+        writer=app[RECORD_SINK], pool=partial(app.get, POOL), limiter=app[LIMITER], backends=app[BACKENDS]
+    )
     app[TOKEN_SIGNER] = TokenSigner(settings.secret_key)
     # The timing middleware's sink: the usage log, then metrics and the access line from the same record.
     observers = [app[METRICS].observe, log_access] if settings.access_log else [app[METRICS].observe]
@@ -94,6 +100,7 @@ def create_app(
     app.cleanup_ctx.append(key_events_context)
     app.cleanup_ctx.append(startup_keys_context)
     app.cleanup_ctx.append(upstream_session_context)
+    app.cleanup_ctx.append(backends_context)  # polls the nodes (several only) with the upstream session
     app.cleanup_ctx.append(body_parser_context)  # a worker process, started by the first huge body
 
     # Timing is outermost so it sees (and records) every rejection; errors render rejections
@@ -129,6 +136,7 @@ def create_app(
     setup_stats_routes(app)
     setup_log_routes(app)
     setup_model_routes(app)
+    setup_backend_routes(app)
     setup_passthrough_routes(app)  # last: Ollama's own routes
     return app
 

@@ -45,6 +45,9 @@ def _secret() -> Any:
 @dataclass(frozen=True, slots=True)
 class Settings:
     ollama_base_url: URL = field(default=URL("http://127.0.0.1:11434"), repr=False)  # may hold user:password@
+    # OLLAMA_BASE_URL as a list: every node, the first also in ollama_base_url; () = that one URL.
+    ollama_base_urls: tuple[URL, ...] = field(default=(), repr=False)
+    ollama_backends: Path | None = None  # a TOML file of nodes (proxy/backends/config.py reads it)
     database_url: str | None = field(default=None, repr=False)
     data_dir: Path = Path("~/.local/share/ollama-gateway").expanduser()
     host: str = "127.0.0.1"
@@ -116,6 +119,14 @@ def parse_http_url(value: str) -> URL:
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"{value!r} is not an http(s) URL with a host")
     return url
+
+
+def parse_http_urls(value: str) -> tuple[URL, ...]:
+    """One URL, or several separated by commas: one Ollama node each."""
+    urls = tuple(parse_http_url(part.strip()) for part in value.split(",") if part.strip())
+    if not urls:
+        raise ValueError("names no URL")
+    return urls
 
 
 def parse_database_url(value: str) -> str:
@@ -241,7 +252,8 @@ def _boolean(value: str) -> bool:
 
 # Environment variable -> (field, parser). The table is the documentation's source of truth.
 ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "OLLAMA_BASE_URL": ("ollama_base_url", parse_http_url),
+    "OLLAMA_BASE_URL": ("ollama_base_urls", parse_http_urls),
+    "OLLAMA_BACKENDS": ("ollama_backends", lambda v: Path(v).expanduser()),
     "DATABASE_URL": ("database_url", parse_database_url),
     "GATEWAY_DATA_DIR": ("data_dir", lambda v: Path(v).expanduser()),
     "GATEWAY_HOST": ("host", str),
@@ -293,6 +305,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raw = env.get(variable, "").strip()
         if raw:
             values[name] = parse_setting(variable, raw)
+    if "ollama_base_urls" in values:
+        values["ollama_base_url"] = values["ollama_base_urls"][0]
     settings = Settings(**values)
     if settings.database_url and not settings.secret_key:
         raise SettingsError("SECRET_KEY", "is required with an external DATABASE_URL")

@@ -51,7 +51,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
     settings = settings.with_overrides(
         host=args.host,
         port=args.port,
-        ollama_base_url=args.ollama_base_url,
+        ollama_base_urls=args.ollama_base_url,
+        ollama_base_url=args.ollama_base_url[0] if args.ollama_base_url else None,
         database_url=args.database_url,
         data_dir=args.data_dir,
         log_level=args.log_level,

@@ -18,12 +18,13 @@ COLUMNS = (
 
 
 def format_stats(summary: dict[str, Any]) -> str:
-    """Totals, then one row per model, then one row per day; numbers right-aligned."""
+    """Totals, then one row per model, per node, then per day; numbers right-aligned."""
     scope = f"key {summary['key_id']}" if summary.get("key_id") else "all keys"
     sections = [
         f"usage of {scope}, {summary['since']} to {summary['until']} (UTC days)",
         _table("", [("total", summary["totals"])]),
         _table("MODEL", [(m["model"] or "(none)", m) for m in summary["by_model"]]),
+        _table("NODE", [(n["node"] or "(none)", n) for n in summary.get("by_node", ())]),
         _table("DAY", [(d["day"], d) for d in summary["by_day"]]),
     ]
     return "\n\n".join(sections)

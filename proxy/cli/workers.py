@@ -4,7 +4,8 @@ The parent resolves the database first (so an embedded PostgreSQL starts once, a
 the workers run), then spawns the workers and only supervises: it forwards SIGTERM/SIGINT/SIGHUP and waits
 for every worker to drain. Each worker is a whole gateway: its own key cache, limits, usage log writer
 and pool; limits hold over all of them together through the limit ledger (docs/operations.md,
-"Limits"). A worker that dies on its own stops the others, so the service fails as one and its supervisor (systemd, Docker) restarts it whole.
+"Limits"). A worker that dies on its own stops the others, so the service fails as one and its
+supervisor (systemd, Docker) restarts it whole.
 """
 
 from __future__ import annotations

@@ -87,6 +87,7 @@ def _record(
     if forwarded is not None:
         record.bytes_in = forwarded.bytes_in
         record.model = forwarded.model
+        record.node = forwarded.node
         relayed = forwarded.relayed
         if relayed is not None:
             record.ttfb = relayed.ttfb

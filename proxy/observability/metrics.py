@@ -62,6 +62,7 @@ class GatewayMetrics:
         writer: Any = None,
         pool: Callable[[], Any] = lambda: None,
         limiter: Any = None,
+        backends: Any = None,
         max_models: int = MAX_MODELS,
         max_keys: int = MAX_KEYS,
     ) -> None:
@@ -105,6 +106,8 @@ class GatewayMetrics:
         )
         self._streams = Gauge("streams_in_flight", "Ollama answers being relayed right now", **own)
         registry.register(_StateCollector(writer, pool, limiter))
+        if backends is not None:
+            registry.register(_BackendsCollector(backends))
 
     async def on_startup(self, app: web.Application) -> None:
         self.families.learn(app.router)  # every route is added by now
@@ -234,3 +237,30 @@ def _ledger_metrics(limiter: Any) -> Iterator[Metric]:
     yield calls
     yield mode
     yield processes
+
+
+class _BackendsCollector:
+    """Read at scrape time: each Ollama node, labelled by its configured name (a bounded set)."""
+
+    def __init__(self, backends: Any) -> None:
+        self._backends = backends
+
+    def collect(self) -> Iterator[Metric]:
+        label = ["backend"]
+        up = GaugeMetricFamily("ollama_gateway_backend_up", "1 while the node is in rotation", labels=label)
+        in_flight = GaugeMetricFamily(
+            "ollama_gateway_backend_in_flight", "Requests under way on the node", labels=label
+        )
+        requests = CounterMetricFamily("ollama_gateway_backend_requests", "Requests sent to the node", labels=label)
+        failures = CounterMetricFamily(
+            "ollama_gateway_backend_failures", "Unreachable, silent or 502/503/504 answers", labels=label
+        )
+        models = GaugeMetricFamily("ollama_gateway_backend_models", "Models on the node", labels=["backend", "state"])
+        for node in self._backends.nodes:
+            up.add_metric([node.name], 1 if node.healthy else 0)
+            in_flight.add_metric([node.name], node.in_flight)
+            requests.add_metric([node.name], node.requests)
+            failures.add_metric([node.name], node.failures_total)
+            models.add_metric([node.name, "pulled"], len(node.models))
+            models.add_metric([node.name, "loaded"], len(node.loaded))
+        yield from (up, in_flight, requests, failures, models)

@@ -9,21 +9,25 @@ from typing import Any
 
 from aiohttp import ClientResponse, web
 
+from proxy.backends.registry import BACKENDS, Outcome
 from proxy.errors import GatewayError, forbidden
 from proxy.keys.format import API_KEY, KeyRecord
 from proxy.ledger.budget import TOKEN_BUDGET
 from proxy.passthrough.body import read_body
 from proxy.passthrough.body_models import BODY_PARSER
 from proxy.passthrough.expect_continue import defer_continue, send_continue
+from proxy.passthrough.failover import candidates, final_outcome, pinned_node, send
+from proxy.passthrough.fan_out import fan_out
 from proxy.passthrough.listing_filter import read_listing
+from proxy.passthrough.merged_listing import merged_listing
 from proxy.passthrough.model_policy import key_may_use
 from proxy.passthrough.relay import Relayed, relay_response
-from proxy.passthrough.routes import ROUTES, Access, Listing, OllamaRoute
+from proxy.passthrough.routes import ROUTES, Access, Listing, OllamaRoute, Placement
 from proxy.passthrough.server_timing import UPSTREAM_TIMING, upstream_timing
 from proxy.passthrough.token_estimate import tokens_to_reserve
-from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_failure, upstream_request_headers, upstream_url
+from proxy.passthrough.upstream import upstream_request_headers
 from proxy.request_log.record import REQUEST_START
-from proxy.state import SETTINGS, UPSTREAM_SESSION
+from proxy.state import SETTINGS
 
 
 @dataclass(slots=True)
@@ -33,6 +37,7 @@ class Forwarded:
     model: str | None  # as the request spelled it; Relayed.model says what Ollama ran
     bytes_in: int
     relayed: Relayed | None = None  # once Ollama answered
+    node: str | None = None  # the node that answered (several for a merged listing or a fan-out: None)
 
     @property
     def tokens_used(self) -> int | None:
@@ -104,21 +109,24 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
     budget = request.get(TOKEN_BUDGET)
     if budget is not None and route.json_body and route.access is Access.ANY_KEY:
         await budget.reserve(tokens_to_reserve(body))  # 429 when the key's day has no tokens left
+
+    backends = request.app[BACKENDS]
+    model = models[0] if models else None
+    if backends.single is None:
+        if route.placement is Placement.EVERY_NODE and pinned_node(request, route) is None:
+            return await fan_out(request, body, forwarded)
+        if route.listing is not Listing.NONE and request.method != "HEAD":
+            return await merged_listing(request, route.listing, forwarded)
+        nodes = candidates(request, route, model)
+    else:
+        nodes = [pinned_node(request, route) or backends.single]
     if payload is request.content:
         await send_continue(request)  # the streamed body is invited once the request is accepted
 
-    settings = request.app[SETTINGS]
     started = time.perf_counter()
-    try:
-        upstream = await request.app[UPSTREAM_SESSION].request(
-            request.method,
-            upstream_url(settings.ollama_base_url, request.rel_url),
-            headers=upstream_request_headers(request.headers, drop_length=route.json_body or route.form_body),
-            data=payload,
-            allow_redirects=False,
-        )
-    except UPSTREAM_ERRORS as exc:
-        raise upstream_failure(exc, settings) from None
+    headers = upstream_request_headers(request.headers, drop_length=route.json_body or route.form_body)
+    upstream, node = await send(request, nodes, payload, headers, model)
+    forwarded.node = node.name
     request[UPSTREAM_TIMING] = upstream_timing(request[REQUEST_START], started)  # Server-Timing, overhead metric
     try:
         key = request.get(API_KEY)
@@ -138,6 +146,12 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
         raise
     finally:
         upstream.release()
+        outcome = final_outcome(upstream.status, model)
+        served = model if upstream.status < 300 or outcome is not Outcome.ANSWERED else None
+        key = request.get(API_KEY)
+        backends.end(node, outcome, model=served, key_id=key.id if key is not None else None)
+        if route.access is Access.ADMIN:
+            backends.refresh_tags(node)  # a pull, create, copy or delete changed what it holds
 
 
 async def _filtered_listing(

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from proxy.values.model_name import normalize_model
 
-def normalize_model(name: str) -> str:
-    """`llama3` and `llama3:latest` are one model to Ollama; `ns/m` and `ns/m:latest` too; so are
-    `Llama3` and `llama3`, since Ollama matches names case-insensitively."""
-    name = name.strip().lower()
-    if ":" not in name.rsplit("/", 1)[-1]:
-        name += ":latest"
-    return name
+__all__ = ["model_allowed", "normalize_model"]
 
 
 def model_allowed(allow_list: Iterable[str] | None, model: str) -> bool:

@@ -23,6 +23,14 @@ class Listing(enum.Enum):
     OPENAI = 2  # {"object": "list", "data": [{"id", ...}]}: /v1/models
 
 
+class Placement(enum.Enum):
+    """Which node serves the route when there are several (docs/backends.md)."""
+
+    BY_MODEL = 0  # a healthy node that has the model named, or any healthy node if none is named
+    EVERY_NODE = 1  # pull, delete, copy: each node, progress and answers merged
+    FIRST_NODE = 2  # create and blob uploads: the first healthy node, so a blob and its create meet
+
+
 @dataclass(frozen=True, slots=True)
 class OllamaRoute:
     methods: tuple[str, ...]
@@ -34,6 +42,7 @@ class OllamaRoute:
     form_body: bool = False  # multipart/form-data with a `model` field
     # The JSON fields the handler reads model names from, the one it prefers first.
     model_fields: tuple[str, ...] = ("model",)
+    placement: Placement = Placement.BY_MODEL
 
 
 _GET = ("GET",)  # aiohttp adds HEAD to every GET route
@@ -50,6 +59,8 @@ _CREATE = ("model", "name", "from")
 # CopyHandler reads CopyRequest's Source and Destination (server/routes.go, api/types.go).
 _COPY = ("source", "destination")
 
+_EVERY, _FIRST = Placement.EVERY_NODE, Placement.FIRST_NODE
+
 ROUTES: tuple[OllamaRoute, ...] = (
     OllamaRoute(_GET, "/", Access.PUBLIC),
     OllamaRoute(_GET, "/api/version", Access.PUBLIC),
@@ -61,16 +72,18 @@ ROUTES: tuple[OllamaRoute, ...] = (
     OllamaRoute(_POST, "/api/chat", Access.ANY_KEY, json_body=True),
     OllamaRoute(_POST, "/api/embed", Access.ANY_KEY, json_body=True),
     OllamaRoute(_POST, "/api/embeddings", Access.ANY_KEY, json_body=True),
-    OllamaRoute(_POST, "/api/pull", Access.ADMIN, json_body=True, model_fields=_MODEL_OR_NAME),
+    OllamaRoute(_POST, "/api/pull", Access.ADMIN, json_body=True, model_fields=_MODEL_OR_NAME, placement=_EVERY),
     OllamaRoute(_POST, "/api/push", Access.ADMIN, json_body=True, model_fields=_MODEL_OR_NAME),
-    OllamaRoute(_POST, "/api/create", Access.ADMIN, json_body=True, model_fields=_CREATE),
-    OllamaRoute(_POST, "/api/copy", Access.ADMIN, json_body=True, model_fields=_COPY),
-    OllamaRoute(("DELETE",), "/api/delete", Access.ADMIN, json_body=True, model_fields=_MODEL_OR_NAME),
+    OllamaRoute(_POST, "/api/create", Access.ADMIN, json_body=True, model_fields=_CREATE, placement=_FIRST),
+    OllamaRoute(_POST, "/api/copy", Access.ADMIN, json_body=True, model_fields=_COPY, placement=_EVERY),
+    OllamaRoute(
+        ("DELETE",), "/api/delete", Access.ADMIN, json_body=True, model_fields=_MODEL_OR_NAME, placement=_EVERY
+    ),
     OllamaRoute(_POST, "/api/me", Access.ADMIN),
     OllamaRoute(_POST, "/api/signout", Access.ADMIN),
     OllamaRoute(("DELETE",), "/api/user/keys/{encoded_key}", Access.ADMIN),
     # Blobs are multi-GB model files: streamed through, never read.
-    OllamaRoute(("POST", "HEAD"), "/api/blobs/{digest}", Access.ADMIN),
+    OllamaRoute(("POST", "HEAD"), "/api/blobs/{digest}", Access.ADMIN, placement=_FIRST),
     OllamaRoute(("GET", "POST"), "/api/experimental/{tail:.+}", Access.ADMIN),
     OllamaRoute(_POST, "/v1/chat/completions", Access.ANY_KEY, json_body=True),
     OllamaRoute(_POST, "/v1/completions", Access.ANY_KEY, json_body=True),

@@ -29,6 +29,7 @@ _REQUEST_DROP = _HOP_BY_HOP | {
     "authorization",
     "x-api-key",
     "origin",
+    "x-ollama-backend",  # the gateway's: which node an admin operation is for
 }
 _RESPONSE_DROP = _HOP_BY_HOP | {
     "proxy-authenticate",

@@ -29,6 +29,7 @@ COLUMNS = (
     "bytes_out",
     "client_ip",
     "error",
+    "node",
 )
 
 # COPY has no ON CONFLICT, so the batch lands in a staging table first
@@ -43,19 +44,20 @@ CREATE TEMP TABLE IF NOT EXISTS request_log_staging (LIKE request_log INCLUDING 
 INSERT_FROM_STAGING = """
 INSERT INTO request_log (id, created_at, api_key_id, endpoint, method, model, status_code, prompt_tokens,
                          completion_tokens, tokens_used, usage_estimated, response_time, ttfb, bytes_in,
-                         bytes_out, client_ip, error)
+                         bytes_out, client_ip, error, node)
 SELECT id, created_at, api_key_id, endpoint, method, model, status_code, prompt_tokens,
        completion_tokens, tokens_used, usage_estimated, response_time, ttfb, bytes_in,
-       bytes_out, client_ip, error
+       bytes_out, client_ip, error, node
 FROM request_log_staging
 ON CONFLICT DO NOTHING
 RETURNING id, created_at
 """
 UPSERT_DAILY = """
-INSERT INTO usage_daily AS u (day, api_key_id, model, requests, errors, prompt_tokens, completion_tokens,
+INSERT INTO usage_daily AS u (day, api_key_id, model, node, requests, errors, prompt_tokens, completion_tokens,
                               response_time_sum, latency_histogram)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (day, COALESCE(api_key_id, '00000000-0000-0000-0000-000000000000'::uuid), COALESCE(model, ''))
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (day, COALESCE(api_key_id, '00000000-0000-0000-0000-000000000000'::uuid), COALESCE(model, ''),
+             COALESCE(node, ''))
 DO UPDATE SET requests = u.requests + EXCLUDED.requests,
               errors = u.errors + EXCLUDED.errors,
               prompt_tokens = u.prompt_tokens + EXCLUDED.prompt_tokens,
@@ -126,6 +128,7 @@ def to_row(record: RequestRecord) -> tuple:
         _clamp(record.bytes_out, _BIGINT),
         _address(record.client_ip),
         record.error,
+        record.node,
     )
 
 

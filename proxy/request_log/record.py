@@ -54,6 +54,7 @@ class RequestRecord:
     bytes_out: int = 0
     error: str | None = None
     limit: str | None = None  # which per-key limit refused it: rate, concurrency or tokens
+    node: str | None = None  # the Ollama node that served it
 
     @property
     def tokens_used(self) -> int | None:
@@ -72,6 +73,7 @@ class RequestRecord:
         self.model = safe_optional(self.model, MAX_MODEL)
         self.error = safe_optional(self.error, MAX_ERROR)
         self.client_ip = safe_optional(self.client_ip, MAX_CLIENT_IP)
+        self.node = safe_optional(self.node, MAX_MODEL)
 
 
 class RecordSink(Protocol):

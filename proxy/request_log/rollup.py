@@ -1,4 +1,4 @@
-"""A batch of request records folded into usage_daily rows: one per UTC day, key and model."""
+"""A batch of request records folded into usage_daily rows: one per UTC day, key, model and node."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ class DailyUsage:
     day: date
     api_key_id: UUID | None
     model: str | None
+    node: str | None = None
     totals: UsageTotals = field(default_factory=UsageTotals)
 
     def as_row(self) -> tuple:
-        return (self.day, self.api_key_id, self.model, *self.totals.columns())
+        return (self.day, self.api_key_id, self.model, self.node, *self.totals.columns())
 
 
 def rollup(records: Iterable[RequestRecord]) -> list[DailyUsage]:
@@ -29,11 +30,12 @@ def rollup(records: Iterable[RequestRecord]) -> list[DailyUsage]:
     groups: dict[tuple, DailyUsage] = {}
     for record in records:
         day = utc_day_of(record.created_at)
-        group = groups.get((day, record.api_key_id, record.model))
+        key = (day, record.api_key_id, record.model, record.node)
+        group = groups.get(key)
         if group is None:
-            group = groups[(day, record.api_key_id, record.model)] = DailyUsage(day, record.api_key_id, record.model)
+            group = groups[key] = DailyUsage(day, record.api_key_id, record.model, record.node)
         group.totals.add_record(record)
-    return sorted(groups.values(), key=lambda u: (u.day, str(u.api_key_id or ""), u.model or ""))
+    return sorted(groups.values(), key=lambda u: (u.day, str(u.api_key_id or ""), u.model or "", u.node or ""))
 
 
 def last_used(records: Iterable[RequestRecord]) -> tuple[list[UUID], list[datetime]]:

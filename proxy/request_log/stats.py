@@ -14,13 +14,13 @@ from proxy.request_log.usage_totals import UsageTotals
 from proxy.values.utc_day import utc_today
 
 SELECT_DAILY_USAGE = """
-SELECT day, model, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+SELECT day, model, node, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
        sum(prompt_tokens)::bigint AS prompt_tokens, sum(completion_tokens)::bigint AS completion_tokens,
        sum(response_time_sum) AS response_time_sum, usage_histogram_sum(latency_histogram) AS histogram
 FROM usage_daily
 WHERE day >= $1 AND day <= $2 AND ($3::uuid IS NULL OR api_key_id = $3)
-GROUP BY day, model
-ORDER BY day, model
+GROUP BY day, model, node
+ORDER BY day, model, node
 """
 # For the daily token quota: what each key used since the last UTC midnight.
 SELECT_TOKENS_ON_DAY = """
@@ -41,23 +41,30 @@ async def tokens_used_today(pool: asyncpg.Pool, today: date | None = None) -> di
 async def fetch_daily_usage(
     pool: asyncpg.Pool, since: date, until: date, key_id: UUID | None = None
 ) -> list[asyncpg.Record]:
-    """Rows per (day, model) for every key, or for `key_id`; `since` and `until` are inclusive."""
+    """Rows per (day, model, node) for every key, or for `key_id`; `since` and `until` are inclusive."""
     with unavailable_on_outage():
         return await pool.fetch(SELECT_DAILY_USAGE, since, until, key_id)
 
 
 def summarize(rows: Iterable[Any]) -> dict[str, Any]:
-    """{"totals", "by_model", "by_day"} from (day, model) rows; models by requests, days in order."""
+    """{"totals", "by_model", "by_node", "by_day"} from (day, model, node) rows; models and nodes by
+    requests, days in order. A node of None: requests no single node served."""
     totals = UsageTotals()
     by_model: dict[str | None, UsageTotals] = {}
+    by_node: dict[str | None, UsageTotals] = {}
     by_day: dict[date, UsageTotals] = {}
     for row in rows:
         totals.add_row(row)
         by_model.setdefault(row["model"], UsageTotals()).add_row(row)
+        by_node.setdefault(row["node"], UsageTotals()).add_row(row)
         by_day.setdefault(row["day"], UsageTotals()).add_row(row)
-    models = sorted(by_model.items(), key=lambda item: (-item[1].requests, item[0] or ""))
     return {
         "totals": totals.to_json(),
-        "by_model": [{"model": model, **usage.to_json()} for model, usage in models],
+        "by_model": [{"model": model, **usage.to_json()} for model, usage in _busiest(by_model)],
+        "by_node": [{"node": node, **usage.to_json()} for node, usage in _busiest(by_node)],
         "by_day": [{"day": day.isoformat(), **by_day[day].to_json()} for day in sorted(by_day)],
     }
+
+
+def _busiest(groups: dict[str | None, UsageTotals]) -> list[tuple[str | None, UsageTotals]]:
+    return sorted(groups.items(), key=lambda item: (-item[1].requests, item[0] or ""))

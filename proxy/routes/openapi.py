@@ -161,9 +161,17 @@ PATHS: dict[str, Any] = {
             "responses": {**_ok("Ollama's model list, filtered", ref("ModelList")), **_errors(*_KEYED, 502, 504)},
         }
     },
+    "/api/backends": {
+        "get": {
+            "summary": "The Ollama nodes: health, models pulled and loaded, requests under way",
+            "tags": ["usage"],
+            "description": _ADMIN + " See docs/backends.md.",
+            "responses": {**_ok("The nodes", ref("Backends")), **_errors(403, *_KEYED)},
+        }
+    },
     "/api/stats": {
         "get": {
-            "summary": "Usage totals, per model and per day",
+            "summary": "Usage totals, per model, per node and per day",
             "tags": ["usage"],
             "description": "From the daily rollups. A user key sees its own usage; an admin key every key's, or one "
             "key's with `key_id`. `since`/`until` select whole UTC days (default: the last 30).",

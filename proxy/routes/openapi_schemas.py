@@ -115,6 +115,11 @@ SCHEMAS: dict[str, Any] = {
             "until": {"type": "string", "format": "date"},
             "totals": ref("Usage"),
             "by_model": {"type": "array", "items": {"allOf": [ref("Usage"), _object({"model": nullable(_TEXT)})]}},
+            "by_node": {
+                "type": "array",
+                "items": {"allOf": [ref("Usage"), _object({"node": nullable(_TEXT)})]},
+                "description": "per Ollama node; null: requests no single node served",
+            },
             "by_day": {
                 "type": "array",
                 "items": {"allOf": [ref("Usage"), _object({"day": {"type": "string", "format": "date"}})]},
@@ -140,6 +145,7 @@ SCHEMAS: dict[str, Any] = {
             "bytes_out": nullable(_INT),
             "client_ip": nullable(_TEXT),
             "error": nullable(_TEXT),
+            "node": {**nullable(_TEXT), "description": "the Ollama node that served it"},
         }
     ),
     "LogPage": _object(
@@ -159,6 +165,33 @@ SCHEMAS: dict[str, Any] = {
         ),
         "description": "Ollama's /api/tags answer, less the models the key may not use",
     },
+    "Backends": _object(
+        {
+            "polled": {"type": "boolean", "description": "false with one node: it is not polled"},
+            "backends": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "name": _TEXT,
+                        "url": {**_TEXT, "description": "without a password"},
+                        "status": {"type": "string", "enum": ["up", "down", "circuit open"]},
+                        "healthy": {"type": "boolean"},
+                        "reason": nullable(_TEXT),
+                        "capacity": _COUNT,
+                        "weight": {"type": "number"},
+                        "labels": {"type": "array", "items": _TEXT},
+                        "in_flight": _COUNT,
+                        "requests": _COUNT,
+                        "failures": {**_COUNT, "description": "consecutive, towards the circuit breaker"},
+                        "failures_total": _COUNT,
+                        "models": {"type": "array", "items": _TEXT},
+                        "loaded": {"type": "array", "items": _TEXT},
+                        "last_probe": nullable(_TIME),
+                    }
+                ),
+            },
+        }
+    ),
     "Token": _object(
         {
             "access_token": {**_TEXT, "description": "`olt_…`; send as `Authorization: Bearer`"},

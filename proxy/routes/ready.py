@@ -1,10 +1,11 @@
 """GET /ready (no key): 200 when the gateway can serve, 503 with the reasons when it cannot.
 
-Can serve = Ollama answers GET /api/version, and usage records have somewhere to go: PostgreSQL
-answers SELECT 1, or else the journal directory is writable (records wait there; known keys keep
-working from the cache); and limits can be enforced (not with LIMITS_WHEN_DB_DOWN=closed while the
-limit ledger is away). A journal directory found unwritable at start is not ready either, the
-database up or not: the next outage would lose records. Each check is bounded by CHECK_TIMEOUT.
+Can serve = Ollama answers GET /api/version (with several nodes: one of them is healthy), and usage
+records have somewhere to go: PostgreSQL answers SELECT 1, or else the journal directory is writable
+(records wait there; known keys keep working from the cache); and limits can be enforced (not with
+LIMITS_WHEN_DB_DOWN=closed while the limit ledger is away). A journal directory found unwritable at
+start is not ready either, the database up or not: the next outage would lose records. Each check is
+bounded by CHECK_TIMEOUT.
 GET /health stays plain liveness.
 /ready needs no key, so its answer is shared: one check at a time, reused for CACHE_SECONDS.
 """
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
+from proxy.backends.registry import BACKENDS
 from proxy.ledger.context import LIMITER
 from proxy.ledger.limiter import CLOSED, LEDGER, LOCAL
 from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_url
@@ -112,6 +114,10 @@ async def _database(app: web.Application) -> str:
 
 
 async def _ollama(app: web.Application) -> str:
+    backends = app[BACKENDS]
+    if backends.single is None:  # several nodes, polled: ready while one is healthy
+        healthy = len(backends.healthy())
+        return OK if healthy else f"no healthy node of {len(backends.nodes)}"
     url = upstream_url(app[SETTINGS].ollama_base_url, "/api/version")
     try:
         timeout = aiohttp.ClientTimeout(total=CHECK_TIMEOUT)

@@ -120,6 +120,7 @@ async def test_rows_carry_every_column(pool, db):
         usage_estimated=True,
         client_ip="10.1.2.3",
         created_at=datetime.now(UTC) - timedelta(days=400),
+        node="gpu1",
     )
     async with pool.acquire() as conn:
         assert await write_batch(conn, [record]) == 1  # a day with no partition lands in DEFAULT
@@ -142,9 +143,10 @@ async def test_rows_carry_every_column(pool, db):
         "client_ip": row["client_ip"],
         "error": None,
         "created_at": record.created_at,
+        "node": "gpu1",
     }
     assert str(row["client_ip"]) == "10.1.2.3"
-    assert len(to_row(record)) == 17
+    assert len(to_row(record)) == 18
 
 
 async def test_histograms_add_element_wise_even_when_lengths_differ(pool):

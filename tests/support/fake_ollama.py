@@ -29,6 +29,11 @@ Special model names, always known whether listed or not (a ``:latest`` tag is ig
 
 Pacing for every model comes from ``FakeOllamaState.token_interval``, which tests may change
 while the server runs.
+
+``FakeOllamaState.fault`` makes the whole server misbehave, for tests of several nodes: ``"hang"``
+accepts every request and never answers; ``"busy"`` answers every request with Ollama's 503 for a
+full queue (``handleScheduleError``, server/routes.go). To make one die, stop its server
+(tests/support/fake_nodes.py runs fakes that stop and start again on the same port).
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ DEFAULT_MODELS = ("llama3.2:latest", "qwen3:0.6b", "nomic-embed-text:latest")
 REPLY_TOKENS = ("The", " sky", " is", " blue", " because", " of", " Rayleigh", " scattering", ".")
 SPECIAL_MODELS = frozenset({"hang", "quiet", "error-mid", "die-mid", "big-context"})
 FAIL_AFTER = 3  # chunks that error-mid and die-mid send before misbehaving
+BUSY_ERROR = "server busy, please try again.  maximum pending requests exceeded"  # server/sched.go
+FAULTS = (None, "hang", "busy")
 MID_STREAM_ERROR = (
     "model runner has unexpectedly stopped, this may be due to resource limitations"
     " or an internal error, check ollama server logs for details"
@@ -128,6 +135,7 @@ class FakeOllamaState:
     # Local names whose config points at another model: Ollama answers with that model's name
     # (`req.Model = m.Config.RemoteModel` in GenerateHandler and ChatHandler, server/routes.go).
     remote_models: dict[str, str] = field(default_factory=dict)
+    fault: str | None = None  # one of FAULTS: the whole server hangs, or answers 503
     _cancel_seen: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
     def record_cancelled(self, path: str) -> None:
@@ -1212,8 +1220,17 @@ async def _gin(request: web.Request, handler: Callable[..., Any]) -> web.StreamR
     record = RecordedRequest(
         request.method, request.path, request.raw_path, request.rel_url.raw_query_string, request.headers.copy()
     )
-    request.app[FAKE_STATE].requests.append(record)
+    state = request.app[FAKE_STATE]
+    state.requests.append(record)
     request[_RECORD] = record
+    if state.fault == "hang":
+        try:
+            await _forever()
+        except asyncio.CancelledError:
+            state.record_cancelled(request.path)
+            raise
+    if state.fault == "busy":
+        return _native_error(503, BUSY_ERROR)
     if not _host_allowed(request.headers.get("Host", "")):
         return web.Response(status=403)  # empty body
     miss = request.match_info.http_exception

@@ -402,3 +402,25 @@ async def test_requests_are_recorded(fake: TestServer) -> None:
     assert (recorded.raw_path, recorded.query_string) == ("/api/show?verbose=1&x=%2F", "verbose=1&x=%2F")
     assert recorded.headers["X-Test"] == "yes" and recorded.json_body == {"model": "llama3.2"}
     assert recorded.body_length == len(b'{"model": "llama3.2"}')
+
+
+async def test_a_busy_fake_answers_ollamas_503_to_everything(fake: TestServer) -> None:
+    fake.app[FAKE_STATE].fault = "busy"
+    async with aiohttp.ClientSession() as http, http.get(f"{base_url(fake)}/api/tags") as response:
+        assert response.status == 503
+        assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+        assert await response.read() == (
+            b'{"error":"server busy, please try again.  maximum pending requests exceeded"}'
+        )
+
+
+async def test_a_hanging_fake_accepts_and_never_answers(fake: TestServer) -> None:
+    state = fake.app[FAKE_STATE]
+    state.fault = "hang"
+    async with aiohttp.ClientSession() as http:
+        pending = asyncio.ensure_future(http.get(f"{base_url(fake)}/api/version"))
+        await wait_until(lambda: len(state.requests) == 1, "the request arrived")
+        await asyncio.sleep(0.1)  # a chance to answer, which it must not take
+        assert not pending.done()
+        pending.cancel()
+    assert await state.wait_cancelled()

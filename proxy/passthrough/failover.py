@@ -1,0 +1,89 @@
+"""Sending a request to the best node, and to the next ones while no byte of an answer has come.
+
+Tried again on the next candidate (at most MAX_FAILOVERS more): a connection that fails, no answer
+within the read timeout, a 502, 503 or 504, and a 404 for a model the node listed (its list was
+stale). Never once an answer is being relayed: the client may already hold part of it. A body
+streamed from the client (a blob upload) cannot be sent twice, so it gets one node only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import ClientResponse, web
+from multidict import CIMultiDict
+
+from proxy.backends.node import Node
+from proxy.backends.registry import BACKENDS, HEADER, MAX_FAILOVERS, Outcome
+from proxy.keys.format import API_KEY
+from proxy.passthrough.routes import Access, OllamaRoute, Placement
+from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_failure, upstream_url
+from proxy.state import SETTINGS, UPSTREAM_SESSION
+
+RETRIED_STATUSES = frozenset({502, 503, 504})
+
+
+def pinned_node(request: web.Request, route: OllamaRoute) -> Node | None:
+    """The node an admin names in X-Ollama-Backend, on an admin route; None without the header."""
+    name = request.headers.get(HEADER)
+    if name is None or route.access is not Access.ADMIN:
+        return None
+    return request.app[BACKENDS].named(name)
+
+
+def candidates(request: web.Request, route: OllamaRoute, model: str | None) -> list[Node]:
+    backends = request.app[BACKENDS]
+    pinned = pinned_node(request, route)
+    if pinned is not None:
+        return [pinned]
+    if route.placement is Placement.FIRST_NODE:
+        return [backends.first_healthy()]
+    key = request.get(API_KEY)
+    return backends.candidates(model, key.id if key is not None else None)
+
+
+async def send(
+    request: web.Request, nodes: list[Node], payload: Any, headers: CIMultiDict[str], model: str | None
+) -> tuple[ClientResponse, Node]:
+    """The first answer worth relaying, and the node that gave it (begun: the caller ends it)."""
+    backends = request.app[BACKENDS]
+    session = request.app[UPSTREAM_SESSION]
+    attempts = nodes[: 1 + MAX_FAILOVERS] if payload is not request.content else nodes[:1]
+    for index, node in enumerate(attempts):
+        last = index == len(attempts) - 1
+        backends.begin(node)
+        try:
+            upstream = await session.request(
+                request.method,
+                upstream_url(node.config.url, request.rel_url),
+                headers=headers,
+                data=payload,
+                allow_redirects=False,
+            )
+        except UPSTREAM_ERRORS as exc:
+            outcome = Outcome.SILENT if isinstance(exc, asyncio.TimeoutError) else Outcome.UNREACHABLE
+            backends.end(node, outcome, model=model)
+            if last:
+                raise upstream_failure(exc, request.app[SETTINGS]) from None
+            continue
+        if last:
+            return upstream, node
+        if upstream.status in RETRIED_STATUSES:
+            outcome = Outcome.FAILED
+        elif upstream.status == 404 and model is not None:
+            outcome = Outcome.MODEL_MISSING
+        else:
+            return upstream, node
+        upstream.release()
+        backends.end(node, outcome, model=model)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def final_outcome(status: int, model: str | None) -> Outcome:
+    """What the relayed answer says of its node."""
+    if status in RETRIED_STATUSES:
+        return Outcome.FAILED
+    if status == 404 and model is not None:
+        return Outcome.MODEL_MISSING
+    return Outcome.ANSWERED
