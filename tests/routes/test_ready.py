@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from proxy.db.errors import DatabaseUnavailable
+from proxy.ledger.context import LIMITER
 from proxy.request_log.context import JOURNAL_DIR
 from proxy.routes.ready import SharedCheck
 from proxy.state import POOL
-from tests.support.factories import USER_KEY, RecordingSink, bearer, make_settings, start_gateway
+from tests.support.factories import ADMIN_KEY, USER_KEY, RecordingSink, bearer, make_settings, start_gateway
 from tests.support.fake_clock import FakeClock
 from tests.support.fake_ollama import FAKE_STATE, create_fake_ollama
 
@@ -132,3 +134,28 @@ async def test_a_check_that_fails_is_not_reused():
     with pytest.raises(RuntimeError):
         await shared.answer()
     assert await shared.answer() == (200, {})
+
+
+@pytest.mark.parametrize(
+    ("rule", "status", "limits"),
+    [("local", 200, "this process's share, 1/1 (ledger away)"), ("closed", 503, "closed (ledger away)")],
+)
+async def test_limits_while_the_ledger_is_away(
+    aiohttp_server, database_url, db, http, monkeypatch, rule, status, limits
+):
+    fake = await aiohttp_server(create_fake_ollama())
+    settings = make_settings(database_url, ollama_base_url=fake.make_url(""), limits_when_db_down=rule)
+    gateway = await start_gateway(aiohttp_server, settings)
+    limiter = gateway.app[LIMITER]
+
+    async def away() -> None:
+        raise DatabaseUnavailable("the ledger is away")
+
+    monkeypatch.setattr(limiter.store, "heartbeat", away)  # the next beats fail too: no switch back
+    limiter.ledger_lost(DatabaseUnavailable("the ledger is away"))
+    got, body = await _ready(http, gateway)
+    assert (got, body["checks"]["limits"]) == (status, limits)
+    async with http.get(gateway.u("/metrics"), headers=bearer(ADMIN_KEY)) as r:
+        text = await r.text()
+    assert f'ollama_gateway_limits_mode{{mode="{rule}"}} 1.0' in text
+    assert 'ollama_gateway_limits_mode{mode="ledger"} 0.0' in text
