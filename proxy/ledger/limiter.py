@@ -332,7 +332,7 @@ class SharedLimiter:
                 slots, pool.slots_unreturned = pool.slots_unreturned, 0
                 self._give_back_later(key_id, pool.limits, now, slots=slots)
             spare = pool.slots_held - pool.slots_used
-            if spare and now - pool.slots_idle_since >= LEASE_SECONDS:
+            if spare and not pool.slots_used and now - pool.slots_idle_since >= LEASE_SECONDS:
                 pool.slots_held -= spare
                 self._give_back_later(key_id, pool.limits, now, slots=spare)
             if pool.tokens_allowance > 0 and now - pool.tokens_idle_since >= LEASE_SECONDS:
