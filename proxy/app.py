@@ -87,7 +87,11 @@ def create_app(
     app[LIMITER] = SharedLimiter(None, when_down=settings.limits_when_db_down, clock=limits_clock)
     app[FAIR_QUEUE] = create_fair_queue(app)  # node slots leased through the same ledger
     app[METRICS] = GatewayMetrics(
-        writer=app[RECORD_SINK], pool=partial(app.get, POOL), limiter=app[LIMITER], backends=app[BACKENDS]
+        writer=app[RECORD_SINK],
+        pool=partial(app.get, POOL),
+        limiter=app[LIMITER],
+        backends=app[BACKENDS],
+        fair_queue=app[FAIR_QUEUE],
     )
     app[TOKEN_SIGNER] = TokenSigner(settings.secret_key)
     # The timing middleware's sink: the usage log, then metrics and the access line from the same record.

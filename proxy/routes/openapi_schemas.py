@@ -213,9 +213,30 @@ SCHEMAS: dict[str, Any] = {
                         "models": {"type": "array", "items": _TEXT},
                         "loaded": {"type": "array", "items": _TEXT},
                         "last_probe": nullable(_TIME),
+                        "capacity_enforced": {
+                            "type": "boolean",
+                            "description": "true for nodes of an OLLAMA_BACKENDS file: the rest wait in the gateway",
+                        },
+                        "slots_in_use": {**nullable(_INT), "description": "by this process's requests"},
+                        "slots_held": {**nullable(_INT), "description": "leased by this process"},
+                        "queued": {**_COUNT, "description": "requests waiting here that may run on this node"},
                     }
                 ),
             },
+            "queue": _object(
+                {
+                    "timeout_seconds": {"type": "number", "description": "QUEUE_TIMEOUT"},
+                    "waiting": _COUNT,
+                    "by_model": {
+                        "type": "array",
+                        "items": _object({"model": _TEXT, "waiting": _COUNT, "longest_wait_ms": {"type": "number"}}),
+                    },
+                    "by_key": {
+                        "type": "array",
+                        "items": _object({"key_id": _TEXT, "waiting": _COUNT, "longest_wait_ms": {"type": "number"}}),
+                    },
+                }
+            ),
         }
     ),
     "Token": _object(

@@ -163,3 +163,27 @@ async def test_a_client_that_leaves_while_waiting_leaves_the_line_and_never_reac
     await wait_until(lambda: node.state.active == 0, "the node idle")
     assert [r.json_body["model"] for r in node.state.requests if r.path == "/api/generate"] == ["hang"]
     assert await generate(http, gateway, key) == 200  # the slot came back
+
+
+async def test_the_queue_shows_in_metrics_backends_and_stats(aiohttp_server, database_url, tmp_path, node, http, sink):
+    gateway = await gateway_for(aiohttp_server, database_url, tmp_path, node, sink, capacity=1)
+    key, key_id = await new_key(http, gateway)
+    holder = asyncio.create_task(generate(http, gateway, key, model="hang"))
+    await wait_until(lambda: node.state.active == 1, "the node busy")
+    waiting = asyncio.create_task(generate(http, gateway, key))
+    await wait_until(lambda: len(gateway.app[FAIR_QUEUE].waiting()) == 1, "one request waits")
+    async with http.get(gateway.u("/api/backends"), headers=bearer(ADMIN_KEY)) as r:
+        seen = await r.json()
+    [gpu1] = seen["backends"]
+    assert (gpu1["capacity_enforced"], gpu1["slots_in_use"], gpu1["queued"]) == (True, 1, 1)
+    assert seen["queue"]["by_model"][0]["model"] == "llama3.2" and seen["queue"]["by_key"][0]["key_id"] == key_id
+    async with http.get(gateway.u("/metrics"), headers=bearer(ADMIN_KEY)) as r:
+        text = await r.text()
+    assert f'ollama_gateway_key_queue_length{{key_id="{key_id}"}} 1.0' in text
+    assert "ollama_gateway_queue_length{" in text
+    holder.cancel()
+    assert await waiting == 200
+    async with http.get(gateway.u("/metrics"), headers=bearer(ADMIN_KEY)) as r:
+        text = await r.text()
+    assert f'ollama_gateway_key_queued_total{{key_id="{key_id}"}} 1.0' in text
+    assert "ollama_gateway_queue_wait_seconds_count" in text
