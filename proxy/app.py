@@ -31,6 +31,7 @@ from proxy.passthrough.handler import setup_passthrough_routes
 from proxy.passthrough.routes import PUBLIC_PATHS as OLLAMA_PUBLIC_PATHS
 from proxy.passthrough.server_timing import add_server_timing
 from proxy.passthrough.upstream import upstream_session_context
+from proxy.queue.gate import FAIR_QUEUE, close_fair_queue, create_fair_queue
 from proxy.request_log.context import create_writer, request_log_context
 from proxy.request_log.observers import ObservedSink
 from proxy.request_log.record import RECORD_SINK, RecordSink
@@ -84,8 +85,13 @@ def create_app(
     app[RECORD_SINK] = sink or create_writer(settings)  # tests may pass their own sink
     # Shared by every process through the limit ledger (proxy/ledger/), once ledger_context opens it.
     app[LIMITER] = SharedLimiter(None, when_down=settings.limits_when_db_down, clock=limits_clock)
+    app[FAIR_QUEUE] = create_fair_queue(app)  # node slots leased through the same ledger
     app[METRICS] = GatewayMetrics(
-        writer=app[RECORD_SINK], pool=partial(app.get, POOL), limiter=app[LIMITER], backends=app[BACKENDS]
+        writer=app[RECORD_SINK],
+        pool=partial(app.get, POOL),
+        limiter=app[LIMITER],
+        backends=app[BACKENDS],
+        fair_queue=app[FAIR_QUEUE],
     )
     app[TOKEN_SIGNER] = TokenSigner(settings.secret_key)
     # The timing middleware's sink: the usage log, then metrics and the access line from the same record.
@@ -125,6 +131,7 @@ def create_app(
     app.on_response_prepare.append(add_server_timing)
     app.on_response_prepare.append(app[METRICS].on_response_prepare)
     app.on_startup.append(app[METRICS].on_startup)
+    app.on_shutdown.append(close_fair_queue)
 
     setup_health_routes(app)
     setup_ready_routes(app)

@@ -83,6 +83,11 @@ class Settings:
     access_log: bool = True  # one `proxy.access` line per request
     # While PostgreSQL is away: "local" = each process enforces its share of every limit; "closed" = 503.
     limits_when_db_down: str = "local"
+    # The fair queue (proxy/queue/): how long a request may wait for a node slot, and what a token costs
+    # a key's counter (Sheng et al., OSDI 2024: input 1, output 2).
+    queue_timeout: float = 60.0
+    queue_input_weight: float = 1.0
+    queue_output_weight: float = 2.0
 
     @property
     def ollama_display_url(self) -> str:
@@ -283,6 +288,9 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GATEWAY_PLUGINS": ("plugins", _plugin_paths),
     "ACCESS_LOG": ("access_log", _boolean),
     "LIMITS_WHEN_DB_DOWN": ("limits_when_db_down", _choice(("local", "closed"))),
+    "QUEUE_TIMEOUT": ("queue_timeout", _seconds),
+    "QUEUE_INPUT_WEIGHT": ("queue_input_weight", _seconds),  # a positive finite number, as seconds are
+    "QUEUE_OUTPUT_WEIGHT": ("queue_output_weight", _seconds),
 }
 _FIELDS = {f.name for f in fields(Settings)}
 assert {name for name, _ in ENVIRONMENT.values()} <= _FIELDS

@@ -5,7 +5,7 @@ The file's shape is a contract (scripts write it):
     [[backend]]
     name = "gpu1"                 # defaults to host:port
     url = "http://10.0.0.5:11434"
-    capacity = 4                  # parallel requests this node is given before others are preferred
+    capacity = 4                  # requests this node is sent at once; the rest wait in the gateway
     weight = 1                    # optional: a tie-breaker between nodes equally busy
     labels = ["a100"]             # optional
 
@@ -36,6 +36,9 @@ class NodeConfig:
     capacity: int = DEFAULT_CAPACITY
     weight: float = 1.0
     labels: tuple[str, ...] = ()
+    # A node of the OLLAMA_BACKENDS file is sent at most `capacity` requests at once (the rest wait in
+    # the fair queue, proxy/queue/); a node given only as a URL has no known capacity: Ollama queues.
+    capacity_enforced: bool = False
 
     @property
     def display_url(self) -> str:
@@ -111,7 +114,7 @@ def _node(index: int, entry: Any) -> NodeConfig:
     labels = entry.get("labels", [])
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise bad("labels must be a list of strings")
-    return NodeConfig(name.strip(), url, capacity, float(weight), tuple(labels))
+    return NodeConfig(name.strip(), url, capacity, float(weight), tuple(labels), capacity_enforced=True)
 
 
 def _check_unique(nodes: tuple[NodeConfig, ...], variable: str) -> None:

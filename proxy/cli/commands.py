@@ -19,7 +19,7 @@ from proxy.cli.port_check import ensure_port_free
 from proxy.cli.tables import format_stats
 from proxy.db.migrations import migrate
 from proxy.db.pool import create_pool, explained_connect
-from proxy.keys.fields import LIMIT_FIELDS
+from proxy.keys.fields import LIMIT_FIELDS, QUEUE_FIELDS
 from proxy.keys.format import DISPLAY_PREFIX_LENGTH, KeyRecord, display_prefix
 from proxy.keys.store import KeyRevoked, KeyStore
 from proxy.observability.logging_setup import setup_logging
@@ -41,6 +41,11 @@ def _limit_changes(args: argparse.Namespace) -> dict[str, int | None]:
     changes = {field: getattr(args, field) for field in LIMIT_FIELDS if getattr(args, field) is not None}
     changes.update({field: None for field in LIMIT_FIELDS if getattr(args, f"clear_{field}")})
     return changes
+
+
+def _queue_changes(args: argparse.Namespace) -> dict[str, object]:
+    """The fair-queue flags given (--weight, --max-queued, --priority)."""
+    return {field: getattr(args, field) for field in QUEUE_FIELDS if getattr(args, field) is not None}
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -126,6 +131,7 @@ def keys_create(settings: Settings, args: argparse.Namespace) -> None:
         "max_concurrent": settings.default_max_concurrent,
         "tokens_per_day": settings.default_tokens_per_day,
         **_limit_changes(args),
+        **_queue_changes(args),
     }
 
     async def action(store: KeyStore) -> None:
@@ -188,6 +194,7 @@ def keys_update(settings: Settings, args: argparse.Namespace) -> None:
     if args.no_expiry:
         changes["expires_at"] = None
     changes.update(_limit_changes(args))
+    changes.update(_queue_changes(args))
     if not changes:
         raise CommandError("nothing to change: give at least one field flag (see --help)")
 
@@ -239,6 +246,9 @@ def format_table(records: Sequence[KeyRecord]) -> str:
         "BURST",
         "CONC",
         "TOKENS/DAY",
+        "WEIGHT",
+        "QUEUED",
+        "PRIORITY",
         "MODELS",
         "ACTIVE",
         "EXPIRES",
@@ -254,6 +264,9 @@ def format_table(records: Sequence[KeyRecord]) -> str:
             str(r.burst or "auto"),
             str(r.max_concurrent or "-"),
             str(r.tokens_per_day or "-"),
+            f"{r.weight:g}",
+            str(r.max_queued),
+            r.priority,
             ",".join(r.models) if r.models is not None else "*",
             "yes" if r.usable() else "no",
             r.expires_at.isoformat(timespec="minutes") if r.expires_at else "-",

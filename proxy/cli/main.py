@@ -89,6 +89,15 @@ def _add_key_field_flags(parser: argparse.ArgumentParser, *, creating: bool) -> 
         "--models", type=_key_field("models"), help="comma-separated allow-list of models (default: every model)"
     )
     parser.add_argument("--expires-at", type=_key_field("expires_at"), help="ISO 8601 time the key stops working")
+    parser.add_argument(
+        "--weight", type=_key_field("weight"), help="share of the nodes while keys wait for them (default 1)"
+    )
+    parser.add_argument(
+        "--max-queued", type=_key_field("max_queued"), help="requests that may wait for a node at once (default 32)"
+    )
+    parser.add_argument(
+        "--priority", type=_key_field("priority"), help="interactive (default) or batch: interactive is served first"
+    )
     for field, clear_flag, help_text, clear_help in _LIMIT_FLAGS:
         group = parser.add_mutually_exclusive_group()
         group.add_argument("--" + field.replace("_", "-"), type=_key_field(field), help=help_text)

@@ -14,6 +14,9 @@ COLUMNS = (
     ("avg_response_time_ms", "AVG MS"),
     ("p50_response_time_ms", "P50 MS"),
     ("p95_response_time_ms", "P95 MS"),
+    ("queued", "QUEUED"),
+    ("p50_queue_ms", "P50 QUEUE MS"),
+    ("p95_queue_ms", "P95 QUEUE MS"),
 )
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
-from proxy.keys.format import ROLES
+from proxy.keys.format import PRIORITIES, ROLES
 from proxy.settings import MAX_BURST, MAX_CONCURRENT, MAX_RATE_LIMIT, MAX_TOKENS_PER_DAY
 from proxy.values.digits import is_ascii_digits
 from proxy.values.text import MAX_MODEL
@@ -14,6 +15,8 @@ from proxy.values.timestamps import parse_timestamp
 MAX_NAME_LENGTH = 200
 MAX_MODEL_NAME_LENGTH = MAX_MODEL  # what a request's model is stored cut to: a longer entry could never match
 MAX_MODELS = 1000  # allow-list entries per key
+MAX_WEIGHT = 1_000_000  # a key's fair-queue share, relative to others' (sql/008 checks the same)
+MAX_QUEUED = 10_000  # requests of one key waiting at once
 
 
 def _printable(value: str) -> bool:
@@ -40,6 +43,35 @@ def parse_positive_int(field: str, value: Any, maximum: int = MAX_RATE_LIMIT) ->
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
         raise ValueError(f"{field} must be a whole number from 1 to {maximum}")
+    return value
+
+
+def parse_weight(value: Any) -> float:
+    """A positive number: the key's share of the GPUs while keys wait (1 = an equal share)."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_WEIGHT:
+        raise ValueError(f"weight must be a number greater than 0 and at most {MAX_WEIGHT}")
+    if not math.isfinite(value):
+        raise ValueError(f"weight must be a number greater than 0 and at most {MAX_WEIGHT}")
+    return float(value)
+
+
+def parse_max_queued(value: Any) -> int:
+    """Requests of the key that may wait for a node at once; 0 = refuse at once when the nodes are busy."""
+    if isinstance(value, str) and is_ascii_digits(value.strip()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUEUED:
+        raise ValueError(f"max_queued must be a whole number from 0 to {MAX_QUEUED}")
+    return value
+
+
+def parse_priority(value: Any) -> str:
+    if value not in PRIORITIES:
+        raise ValueError(f"priority must be one of: {', '.join(PRIORITIES)}")
     return value
 
 
@@ -95,9 +127,13 @@ PARSERS = {
     "burst": lambda v: parse_optional_limit("burst", v, MAX_BURST),
     "max_concurrent": lambda v: parse_optional_limit("max_concurrent", v, MAX_CONCURRENT),
     "tokens_per_day": lambda v: parse_optional_limit("tokens_per_day", v, MAX_TOKENS_PER_DAY),
+    "weight": parse_weight,
+    "max_queued": parse_max_queued,
+    "priority": parse_priority,
 }
 LIMIT_FIELDS = ("burst", "max_concurrent", "tokens_per_day")
-CREATE_FIELDS = ("name", "role", "rate_limit", "models", "expires_at", *LIMIT_FIELDS)
+QUEUE_FIELDS = ("weight", "max_queued", "priority")
+CREATE_FIELDS = ("name", "role", "rate_limit", "models", "expires_at", *LIMIT_FIELDS, *QUEUE_FIELDS)
 
 
 def parse_key_fields(data: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:

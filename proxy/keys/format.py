@@ -22,6 +22,8 @@ KEY_LENGTH = len(KEY_PREFIX) + _BODY_LENGTH + _CHECK_LENGTH
 DISPLAY_PREFIX_LENGTH = 12
 MAX_PRESENTED_LENGTH = 256
 ROLES = ("admin", "user")
+# Fair-queue priority classes, served in this order: a waiting interactive request always goes first.
+PRIORITIES = ("interactive", "batch")
 
 
 def _base62(number: int, width: int) -> str:
@@ -79,6 +81,10 @@ class KeyRecord:
     burst: int | None = None
     max_concurrent: int | None = None
     tokens_per_day: int | None = None
+    # The fair queue (sql/008): share of the GPUs while waiting, requests that may wait, priority class.
+    weight: float = 1.0
+    max_queued: int = 32
+    priority: str = "interactive"
     # Bumped by the database on every change of role or is_active (sql/004): tokens carry it.
     state_version: int = 0
 
@@ -99,6 +105,9 @@ class KeyRecord:
             burst=row["burst"],
             max_concurrent=row["max_concurrent"],
             tokens_per_day=row["tokens_per_day"],
+            weight=row["weight"],
+            max_queued=row["max_queued"],
+            priority=row["priority"],
             state_version=row["state_version"],
         )
 
@@ -126,6 +135,9 @@ class KeyRecord:
             "burst": self.burst,
             "max_concurrent": self.max_concurrent,
             "tokens_per_day": self.tokens_per_day,
+            "weight": self.weight,
+            "max_queued": self.max_queued,
+            "priority": self.priority,
             "models": list(self.models) if self.models is not None else None,
             "is_active": self.is_active,
             "expires_at": iso(self.expires_at),

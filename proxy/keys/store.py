@@ -14,12 +14,12 @@ from proxy.db.errors import unavailable_on_outage
 from proxy.keys.format import KeyRecord, display_prefix, generate_key, key_digest
 
 _COLUMNS = """id, prefix, name, role, rate_limit, models, is_active, expires_at, created_at, last_used_at,
-    burst, max_concurrent, tokens_per_day, state_version"""
+    burst, max_concurrent, tokens_per_day, weight, max_queued, priority, state_version"""
 
 INSERT_KEY = f"""
 INSERT INTO api_keys (id, key_hash, prefix, name, role, rate_limit, models, expires_at,
-                      burst, max_concurrent, tokens_per_day)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                      burst, max_concurrent, tokens_per_day, weight, max_queued, priority)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING {_COLUMNS}
 """
 SELECT_BY_DIGEST = f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = $1"
@@ -31,7 +31,7 @@ SELECT_ALL = f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, id"
 UPDATE_KEY = f"""
 UPDATE api_keys
 SET name = $2, role = $3, rate_limit = $4, models = $5, expires_at = $6, is_active = $7,
-    burst = $8, max_concurrent = $9, tokens_per_day = $10
+    burst = $8, max_concurrent = $9, tokens_per_day = $10, weight = $11, max_queued = $12, priority = $13
 WHERE id = $1
 RETURNING {_COLUMNS}
 """
@@ -60,6 +60,9 @@ UPDATABLE = (
     "burst",
     "max_concurrent",
     "tokens_per_day",
+    "weight",
+    "max_queued",
+    "priority",
 )
 
 
@@ -97,6 +100,9 @@ class KeyStore:
         burst: int | None = None,
         max_concurrent: int | None = None,
         tokens_per_day: int | None = None,
+        weight: float = 1.0,
+        max_queued: int = 32,
+        priority: str = "interactive",
     ) -> NewKey:
         key = generate_key()
         with unavailable_on_outage():
@@ -113,6 +119,9 @@ class KeyStore:
                 burst,
                 max_concurrent,
                 tokens_per_day,
+                weight,
+                max_queued,
+                priority,
             )
         return NewKey(key, KeyRecord.from_row(row))
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from proxy.db.errors import DatabaseUnavailable
 from proxy.ledger.limiter import SharedLimiter
+from proxy.ledger.node_slots import NODE_SLOTS, NodeSlots
 from proxy.ledger.store import HEARTBEAT_SECONDS, LedgerStore
 from proxy.state import POOL
 
@@ -26,37 +27,44 @@ EXPIRE_SECONDS = 0.5
 async def ledger_context(app: web.Application) -> AsyncIterator[None]:
     """Register after the pool; requests have drained by the time it gives everything back."""
     limiter = app[LIMITER]
+    node_slots = app.get(NODE_SLOTS)
     store = limiter.store = LedgerStore(app[POOL])
     try:
         await store.register()
     except DatabaseUnavailable as exc:
         limiter.ledger_lost(exc)
-    task = asyncio.create_task(maintain(limiter, store), name="limit-ledger")
+    task = asyncio.create_task(maintain(limiter, store, node_slots), name="limit-ledger")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
     with contextlib.suppress(DatabaseUnavailable):
         await limiter.give_back_all()
+        if node_slots is not None:
+            await node_slots.give_back_all()
         await store.leave()
 
 
-async def maintain(limiter: SharedLimiter, store: LedgerStore) -> None:
+async def maintain(limiter: SharedLimiter, store: LedgerStore, node_slots: NodeSlots | None = None) -> None:
     beat_due = 0.0
     while True:
         limiter.expire()
+        if node_slots is not None:
+            node_slots.expire()
         if time.monotonic() >= beat_due:
             beat_due = time.monotonic() + HEARTBEAT_SECONDS
-            await beat(limiter, store)
+            await beat(limiter, store, node_slots)
         await asyncio.sleep(EXPIRE_SECONDS)
 
 
-async def beat(limiter: SharedLimiter, store: LedgerStore) -> None:
+async def beat(limiter: SharedLimiter, store: LedgerStore, node_slots: NodeSlots | None = None) -> None:
     """One heartbeat and one sweep; an outage switches the limits to LIMITS_WHEN_DB_DOWN."""
     try:
         registered, live = await store.heartbeat()
         if not registered:
             await limiter.rejoin()
+            if node_slots is not None:
+                await node_slots.rejoin()
             registered, live = await store.heartbeat()
         reclaimed = await store.sweep()
         limiter.saw_buckets(await store.buckets(limiter.keys_held()))

@@ -56,6 +56,14 @@ DELETE FROM limit_holders WHERE heartbeat_at < clock_timestamp() - interval '{HO
 RETURNING host, pid
 """
 LEAVE = "DELETE FROM limit_holders WHERE holder = $1"
+# Node capacity (sql/007_node_slots.sql): slots on an Ollama node, leased and given back by name.
+NODE_LEASE = "SELECT granted, in_use FROM node_slot_lease($1, $2, $3, $4)"
+NODE_RETURN = "SELECT node_slot_return($1, $2, $3)"
+RESTORE_NODE_SLOTS = """
+INSERT INTO node_slots (node, holder, slots)
+SELECT node, $1, slots FROM unnest($2::text[], $3::int[]) AS held (node, slots)
+ON CONFLICT (node, holder) DO UPDATE SET slots = EXCLUDED.slots
+"""
 BUCKETS = "SELECT api_key_id, amount, stamp FROM limit_ledger WHERE kind = 'rate' AND api_key_id = ANY($1::uuid[])"
 
 
@@ -153,6 +161,25 @@ class LedgerStore:
     ) -> None:
         """Return unused rate tokens and slots; `tokens` < 0 charges LLM tokens used beyond a reservation."""
         await self._call(RETURN, self.holder, key_id, now, day, rate_per_second, burst, rate, slots, tokens)
+
+    async def lease_node(self, node: str, capacity: int, want: int) -> tuple[int, int]:
+        """(slots granted, slots in use on the node over every process); HolderGone after a sweep."""
+        try:
+            row = await self._call(NODE_LEASE, self.holder, node, capacity, want)
+        except DatabaseUnavailable as exc:
+            if isinstance(exc.__cause__, asyncpg.ForeignKeyViolationError):
+                raise HolderGone from None
+            raise
+        return row["granted"], row["in_use"]
+
+    async def give_back_node(self, node: str, slots: int) -> None:
+        await self._call(NODE_RETURN, self.holder, node, slots)
+
+    async def restore_node_slots(self, in_use: dict[str, int]) -> None:
+        """After registering again: the node slots this process's requests still use are held again."""
+        if in_use:
+            async with self._connection() as conn:
+                await conn.execute(RESTORE_NODE_SLOTS, self.holder, list(in_use), list(in_use.values()))
 
     async def register(self, slots_in_use: dict[UUID, int] | None = None) -> None:
         """Announce this process (again, after a sweep took it for dead: then with the slots it still uses)."""

@@ -88,6 +88,7 @@ def _record(
         record.bytes_in = forwarded.bytes_in
         record.model = forwarded.model
         record.node = forwarded.node
+        record.queue_ms = forwarded.queue_ms
         relayed = forwarded.relayed
         if relayed is not None:
             record.ttfb = relayed.ttfb

@@ -63,6 +63,7 @@ class GatewayMetrics:
         pool: Callable[[], Any] = lambda: None,
         limiter: Any = None,
         backends: Any = None,
+        fair_queue: Any = None,
         max_models: int = MAX_MODELS,
         max_keys: int = MAX_KEYS,
     ) -> None:
@@ -105,9 +106,24 @@ class GatewayMetrics:
             "rate_limited", "Requests refused with 429, by the limit they hit", ("reason",), **own
         )
         self._streams = Gauge("streams_in_flight", "Ollama answers being relayed right now", **own)
+        self._queue_wait = Histogram(
+            "queue_wait_seconds",
+            "Time requests waited in the fair queue for a node slot (those that waited), by model",
+            ("model",),
+            buckets=LATENCY_BUCKETS,
+            **own,
+        )
+        self._key_queue_wait = Counter(
+            "key_queue_wait_seconds", "Time waited in the fair queue, summed by key id", ("key_id",), **own
+        )
+        self._key_queued = Counter(
+            "key_queued", "Requests that waited in the fair queue, by key id", ("key_id",), **own
+        )
         registry.register(_StateCollector(writer, pool, limiter))
         if backends is not None:
             registry.register(_BackendsCollector(backends))
+        if fair_queue is not None:
+            registry.register(_QueueCollector(fair_queue, self._models, self._keys))
 
     async def on_startup(self, app: web.Application) -> None:
         self.families.learn(app.router)  # every route is added by now
@@ -144,6 +160,12 @@ class GatewayMetrics:
                 child(self._key_tokens, key).inc(record.tokens_used)
         if status == 429:
             child(self._rejections, record.limit or OTHER).inc()
+        if record.queue_ms is not None:
+            child(self._queue_wait, model).observe(record.queue_ms / 1000)
+            if record.api_key_id is not None:
+                key = self._keys.label(str(record.api_key_id))
+                child(self._key_queue_wait, key).inc(record.queue_ms / 1000)
+                child(self._key_queued, key).inc()
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         """Proxied answers: the gateway's overhead, and a relayed stream starting (it ends in observe).
@@ -264,3 +286,43 @@ class _BackendsCollector:
             models.add_metric([node.name, "pulled"], len(node.models))
             models.add_metric([node.name, "loaded"], len(node.loaded))
         yield from (up, in_flight, requests, failures, models)
+
+
+class _QueueCollector:
+    """Read at scrape time: requests waiting in this process's fair queue, by model and by key id
+    (the same bounded label sets as the request metrics), and how its waits ended."""
+
+    def __init__(self, queue: Any, models: BoundedLabels, keys: BoundedLabels) -> None:
+        self._queue = queue
+        self._models = models
+        self._keys = keys
+
+    def collect(self) -> Iterator[Metric]:
+        by_model: dict[str, int] = {}
+        by_key: dict[str, int] = {}
+        oldest = 0.0
+        for model, key_id, waited in self._queue.waiting():
+            name = self._models.label(model, admit=False)
+            by_model[name] = by_model.get(name, 0) + 1
+            key = self._keys.label(str(key_id)) if key_id is not None else ""
+            by_key[key] = by_key.get(key, 0) + 1
+            oldest = max(oldest, waited)
+        length = GaugeMetricFamily(
+            "ollama_gateway_queue_length", "Requests waiting for a node slot, by model", labels=["model"]
+        )
+        for model, count in sorted(by_model.items()):
+            length.add_metric([model], count)
+        per_key = GaugeMetricFamily(
+            "ollama_gateway_key_queue_length", "Requests waiting for a node slot, by key id", labels=["key_id"]
+        )
+        for key, count in sorted(by_key.items()):
+            per_key.add_metric([key], count)
+        wait = GaugeMetricFamily("ollama_gateway_queue_oldest_wait_seconds", "How long the oldest waiter has waited")
+        wait.add_metric([], oldest)
+        ended = CounterMetricFamily(
+            "ollama_gateway_queue_refused", "Waits that ended without a slot, by why", labels=["reason"]
+        )
+        ended.add_metric(["full"], self._queue.full)
+        ended.add_metric(["timeout"], self._queue.timeouts)
+        ended.add_metric(["client_left"], self._queue.left)
+        yield from (length, per_key, wait, ended)

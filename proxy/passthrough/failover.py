@@ -9,6 +9,7 @@ streamed from the client (a blob upload) cannot be sent twice, so it gets one no
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import ClientResponse, web
@@ -44,9 +45,18 @@ def candidates(request: web.Request, route: OllamaRoute, model: str | None) -> l
 
 
 async def send(
-    request: web.Request, nodes: list[Node], payload: Any, headers: CIMultiDict[str], model: str | None
+    request: web.Request,
+    nodes: list[Node],
+    payload: Any,
+    headers: CIMultiDict[str],
+    model: str | None,
+    *,
+    move_slot: Callable[[Node], bool] | None = None,
 ) -> tuple[ClientResponse, Node]:
-    """The first answer worth relaying, and the node that gave it (begun: the caller ends it)."""
+    """The first answer worth relaying, and the node that gave it (begun: the caller ends it).
+
+    `move_slot`: a request holding a node slot (the fair queue) moves it to the node it fails over to;
+    False would end the failover there, with the failure it had as the answer."""
     backends = request.app[BACKENDS]
     session = request.app[UPSTREAM_SESSION]
     attempts = nodes[: 1 + MAX_FAILOVERS] if payload is not request.content else nodes[:1]
@@ -64,7 +74,7 @@ async def send(
         except UPSTREAM_ERRORS as exc:
             outcome = Outcome.SILENT if isinstance(exc, asyncio.TimeoutError) else Outcome.UNREACHABLE
             backends.end(node, outcome, model=model)
-            if last:
+            if last or (move_slot is not None and not move_slot(attempts[index + 1])):
                 raise upstream_failure(exc, request.app[SETTINGS]) from None
             continue
         if last:
@@ -74,6 +84,8 @@ async def send(
         elif upstream.status == 404 and model is not None:
             outcome = Outcome.MODEL_MISSING
         else:
+            return upstream, node
+        if move_slot is not None and not move_slot(attempts[index + 1]):
             return upstream, node
         upstream.release()
         backends.end(node, outcome, model=model)

@@ -26,8 +26,10 @@ from proxy.passthrough.routes import ROUTES, Access, Listing, OllamaRoute, Place
 from proxy.passthrough.server_timing import UPSTREAM_TIMING, upstream_timing
 from proxy.passthrough.token_estimate import tokens_to_reserve
 from proxy.passthrough.upstream import upstream_request_headers
+from proxy.queue.gate import FAIR_QUEUE, Slot
 from proxy.request_log.record import REQUEST_START
 from proxy.state import SETTINGS
+from proxy.values.model_name import is_cloud_model
 
 
 @dataclass(slots=True)
@@ -38,6 +40,7 @@ class Forwarded:
     bytes_in: int
     relayed: Relayed | None = None  # once Ollama answered
     node: str | None = None  # the node that answered (several for a merged listing or a fan-out: None)
+    queue_ms: float | None = None  # how long it waited in the fair queue for a node slot; None: never
 
     @property
     def tokens_used(self) -> int | None:
@@ -123,9 +126,23 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
     if payload is request.content:
         await send_continue(request)  # the streamed body is invited once the request is accepted
 
+    queue = request.app[FAIR_QUEUE]
+    slot: Slot | None = None
+    if route.inference and queue.active and model is not None and not is_cloud_model(model):
+        key = request.get(API_KEY)
+        # A free node slot at once (synchronous), else a place in the fair queue (429/503 beyond its bounds).
+        slot = queue.take(nodes, key) or await queue.wait(nodes, key, model, len(body), forwarded)
+        nodes = slot.order(nodes)
     started = time.perf_counter()
     headers = upstream_request_headers(request.headers, drop_length=route.json_body or route.form_body)
-    upstream, node = await send(request, nodes, payload, headers, model)
+    try:
+        upstream, node = await send(
+            request, nodes, payload, headers, model, move_slot=partial(queue.take_on, slot) if slot else None
+        )
+    except BaseException:
+        if slot is not None:
+            queue.release(slot, None, None)
+        raise
     forwarded.node = node.name
     request[UPSTREAM_TIMING] = upstream_timing(request[REQUEST_START], started)  # Server-Timing, overhead metric
     try:
@@ -152,6 +169,9 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
         backends.end(node, outcome, model=served, key_id=key.id if key is not None else None)
         if route.access is Access.ADMIN:
             backends.refresh_tags(node)  # a pull, create, copy or delete changed what it holds
+        if slot is not None:  # the key's fair-queue counter is charged what Ollama reported
+            relayed = forwarded.relayed
+            queue.release(slot, *((relayed.prompt_tokens, relayed.completion_tokens) if relayed else (None, None)))
 
 
 async def _filtered_listing(

@@ -43,6 +43,9 @@ class OllamaRoute:
     # The JSON fields the handler reads model names from, the one it prefers first.
     model_fields: tuple[str, ...] = ("model",)
     placement: Placement = Placement.BY_MODEL
+    # Runs the model (generation, embeddings, images, audio): takes one of a node's `capacity` slots,
+    # and waits in the fair queue when every node with the model is full (proxy/queue/).
+    inference: bool = False
 
 
 _GET = ("GET",)  # aiohttp adds HEAD to every GET route
@@ -68,10 +71,10 @@ ROUTES: tuple[OllamaRoute, ...] = (
     OllamaRoute(_GET, "/api/tags", Access.ANY_KEY, listing=Listing.NATIVE),
     OllamaRoute(_GET, "/api/ps", Access.ANY_KEY, listing=Listing.NATIVE),
     OllamaRoute(_POST, "/api/show", Access.ANY_KEY, json_body=True, model_fields=_MODEL_OR_NAME),
-    OllamaRoute(_POST, "/api/generate", Access.ANY_KEY, json_body=True),
-    OllamaRoute(_POST, "/api/chat", Access.ANY_KEY, json_body=True),
-    OllamaRoute(_POST, "/api/embed", Access.ANY_KEY, json_body=True),
-    OllamaRoute(_POST, "/api/embeddings", Access.ANY_KEY, json_body=True),
+    OllamaRoute(_POST, "/api/generate", Access.ANY_KEY, json_body=True, inference=True),
+    OllamaRoute(_POST, "/api/chat", Access.ANY_KEY, json_body=True, inference=True),
+    OllamaRoute(_POST, "/api/embed", Access.ANY_KEY, json_body=True, inference=True),
+    OllamaRoute(_POST, "/api/embeddings", Access.ANY_KEY, json_body=True, inference=True),
     OllamaRoute(_POST, "/api/pull", Access.ADMIN, json_body=True, model_fields=_MODEL_OR_NAME, placement=_EVERY),
     OllamaRoute(_POST, "/api/push", Access.ADMIN, json_body=True, model_fields=_MODEL_OR_NAME),
     OllamaRoute(_POST, "/api/create", Access.ADMIN, json_body=True, model_fields=_CREATE, placement=_FIRST),
@@ -85,14 +88,14 @@ ROUTES: tuple[OllamaRoute, ...] = (
     # Blobs are multi-GB model files: streamed through, never read.
     OllamaRoute(("POST", "HEAD"), "/api/blobs/{digest}", Access.ADMIN, placement=_FIRST),
     OllamaRoute(("GET", "POST"), "/api/experimental/{tail:.+}", Access.ADMIN),
-    OllamaRoute(_POST, "/v1/chat/completions", Access.ANY_KEY, json_body=True),
-    OllamaRoute(_POST, "/v1/completions", Access.ANY_KEY, json_body=True),
-    OllamaRoute(_POST, "/v1/embeddings", Access.ANY_KEY, json_body=True),
-    OllamaRoute(_POST, "/v1/responses", Access.ANY_KEY, json_body=True),
-    OllamaRoute(_POST, "/v1/messages", Access.ANY_KEY, json_body=True),
-    OllamaRoute(_POST, "/v1/images/generations", Access.ANY_KEY, json_body=True),
-    OllamaRoute(_POST, "/v1/images/edits", Access.ANY_KEY, json_body=True),
-    OllamaRoute(_POST, "/v1/audio/transcriptions", Access.ANY_KEY, form_body=True),
+    OllamaRoute(_POST, "/v1/chat/completions", Access.ANY_KEY, json_body=True, inference=True),
+    OllamaRoute(_POST, "/v1/completions", Access.ANY_KEY, json_body=True, inference=True),
+    OllamaRoute(_POST, "/v1/embeddings", Access.ANY_KEY, json_body=True, inference=True),
+    OllamaRoute(_POST, "/v1/responses", Access.ANY_KEY, json_body=True, inference=True),
+    OllamaRoute(_POST, "/v1/messages", Access.ANY_KEY, json_body=True, inference=True),
+    OllamaRoute(_POST, "/v1/images/generations", Access.ANY_KEY, json_body=True, inference=True),
+    OllamaRoute(_POST, "/v1/images/edits", Access.ANY_KEY, json_body=True, inference=True),
+    OllamaRoute(_POST, "/v1/audio/transcriptions", Access.ANY_KEY, form_body=True, inference=True),
     OllamaRoute(_GET, "/v1/models", Access.ANY_KEY, listing=Listing.OPENAI),
     # `{model:.+}`: the OpenAI SDK sends `/` inside a model id as %2F
     # (https://github.com/openai/openai-python/blob/main/src/openai/_utils/_path.py).

@@ -30,6 +30,7 @@ COLUMNS = (
     "client_ip",
     "error",
     "node",
+    "queue_ms",
 )
 
 # COPY has no ON CONFLICT, so the batch lands in a staging table first
@@ -44,18 +45,18 @@ CREATE TEMP TABLE IF NOT EXISTS request_log_staging (LIKE request_log INCLUDING 
 INSERT_FROM_STAGING = """
 INSERT INTO request_log (id, created_at, api_key_id, endpoint, method, model, status_code, prompt_tokens,
                          completion_tokens, tokens_used, usage_estimated, response_time, ttfb, bytes_in,
-                         bytes_out, client_ip, error, node)
+                         bytes_out, client_ip, error, node, queue_ms)
 SELECT id, created_at, api_key_id, endpoint, method, model, status_code, prompt_tokens,
        completion_tokens, tokens_used, usage_estimated, response_time, ttfb, bytes_in,
-       bytes_out, client_ip, error, node
+       bytes_out, client_ip, error, node, queue_ms
 FROM request_log_staging
 ON CONFLICT DO NOTHING
 RETURNING id, created_at
 """
 UPSERT_DAILY = """
 INSERT INTO usage_daily AS u (day, api_key_id, model, node, requests, errors, prompt_tokens, completion_tokens,
-                              response_time_sum, latency_histogram)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                              response_time_sum, latency_histogram, queue_histogram)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (day, COALESCE(api_key_id, '00000000-0000-0000-0000-000000000000'::uuid), COALESCE(model, ''),
              COALESCE(node, ''))
 DO UPDATE SET requests = u.requests + EXCLUDED.requests,
@@ -63,7 +64,9 @@ DO UPDATE SET requests = u.requests + EXCLUDED.requests,
               prompt_tokens = u.prompt_tokens + EXCLUDED.prompt_tokens,
               completion_tokens = u.completion_tokens + EXCLUDED.completion_tokens,
               response_time_sum = u.response_time_sum + EXCLUDED.response_time_sum,
-              latency_histogram = usage_histogram_add(u.latency_histogram, EXCLUDED.latency_histogram)
+              latency_histogram = usage_histogram_add(u.latency_histogram, EXCLUDED.latency_histogram),
+              -- Rows from before sql/008 hold '{}', which the sum takes for zeros.
+              queue_histogram = usage_histogram_add(u.queue_histogram, EXCLUDED.queue_histogram)
 """
 # Only ever forward in time; the api_keys trigger ignores last_used_at-only changes (001_initial.sql).
 TOUCH_KEYS = """
@@ -129,6 +132,7 @@ def to_row(record: RequestRecord) -> tuple:
         _address(record.client_ip),
         record.error,
         record.node,
+        record.queue_ms,
     )
 
 

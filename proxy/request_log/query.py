@@ -15,7 +15,8 @@ from proxy.db.errors import unavailable_on_outage
 # the same as page 1, and rows written meanwhile never shift a page. Unset filters are NULL.
 SELECT_LOGS = """
 SELECT id, created_at, api_key_id, endpoint, method, model, status_code, prompt_tokens, completion_tokens,
-       tokens_used, usage_estimated, response_time, ttfb, bytes_in, bytes_out, client_ip, error, node
+       tokens_used, usage_estimated, response_time, ttfb, bytes_in, bytes_out, client_ip, error, node,
+       queue_ms
 FROM request_log
 WHERE ($1::uuid IS NULL OR api_key_id = $1)
   AND ($2::text IS NULL OR model = $2)
@@ -76,4 +77,5 @@ def row_to_json(row: Any) -> dict[str, Any]:
         "client_ip": str(row["client_ip"]) if row["client_ip"] is not None else None,
         "error": row["error"],
         "node": row["node"],
+        "queue_ms": row["queue_ms"],
     }

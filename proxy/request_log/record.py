@@ -55,6 +55,7 @@ class RequestRecord:
     error: str | None = None
     limit: str | None = None  # which per-key limit refused it: rate, concurrency or tokens
     node: str | None = None  # the Ollama node that served it
+    queue_ms: float | None = None  # how long it waited for a node slot; None = it never waited
 
     @property
     def tokens_used(self) -> int | None:

@@ -16,7 +16,8 @@ from proxy.values.utc_day import utc_today
 SELECT_DAILY_USAGE = """
 SELECT day, model, node, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
        sum(prompt_tokens)::bigint AS prompt_tokens, sum(completion_tokens)::bigint AS completion_tokens,
-       sum(response_time_sum) AS response_time_sum, usage_histogram_sum(latency_histogram) AS histogram
+       sum(response_time_sum) AS response_time_sum, usage_histogram_sum(latency_histogram) AS histogram,
+       usage_histogram_sum(queue_histogram) AS queue_histogram
 FROM usage_daily
 WHERE day >= $1 AND day <= $2 AND ($3::uuid IS NULL OR api_key_id = $3)
 GROUP BY day, model, node

@@ -9,6 +9,8 @@ from typing import Any
 from proxy.request_log import latency_histogram
 from proxy.request_log.record import RequestRecord
 
+_empty_histogram = latency_histogram.empty  # the field below shadows the module's name in the class body
+
 
 @dataclass(slots=True)
 class UsageTotals:
@@ -18,6 +20,7 @@ class UsageTotals:
     completion_tokens: int = 0
     response_time_sum: float = 0.0
     latency_histogram: list[int] = field(default_factory=latency_histogram.empty)
+    queue_histogram: list[int] = field(default_factory=_empty_histogram)  # of the requests that waited
 
     def add_record(self, record: RequestRecord) -> None:
         """One request, as the log writer folds it into its day's rollup row."""
@@ -29,6 +32,8 @@ class UsageTotals:
         elapsed = record.response_time or 0.0
         self.response_time_sum += elapsed
         self.latency_histogram[latency_histogram.bucket_of(elapsed)] += 1
+        if record.queue_ms is not None:
+            self.queue_histogram[latency_histogram.bucket_of(record.queue_ms)] += 1
 
     def add_row(self, row: Mapping[str, Any]) -> None:
         """Rollup rows summed by the statistics query (its `histogram` column is the histograms' sum)."""
@@ -38,6 +43,7 @@ class UsageTotals:
         self.completion_tokens += row["completion_tokens"]
         self.response_time_sum += row["response_time_sum"]
         latency_histogram.add_into(self.latency_histogram, row["histogram"])
+        latency_histogram.add_into(self.queue_histogram, row["queue_histogram"] or ())
 
     def columns(self) -> tuple:
         """The counting columns of usage_daily, in their order there."""
@@ -48,6 +54,7 @@ class UsageTotals:
             self.completion_tokens,
             self.response_time_sum,
             self.latency_histogram,
+            self.queue_histogram,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -60,6 +67,10 @@ class UsageTotals:
             "avg_response_time_ms": _ms(self.response_time_sum / self.requests if self.requests else None),
             "p50_response_time_ms": _ms(latency_histogram.percentile(self.latency_histogram, 0.50)),
             "p95_response_time_ms": _ms(latency_histogram.percentile(self.latency_histogram, 0.95)),
+            # Of the requests that waited for a node slot (the fair queue): how many, and how long.
+            "queued": sum(self.queue_histogram),
+            "p50_queue_ms": _ms(latency_histogram.percentile(self.queue_histogram, 0.50)),
+            "p95_queue_ms": _ms(latency_histogram.percentile(self.queue_histogram, 0.95)),
         }
 
 

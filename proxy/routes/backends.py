@@ -10,10 +10,11 @@ from aiohttp import web
 
 from proxy.backends.node import Node
 from proxy.backends.registry import BACKENDS
+from proxy.queue.gate import FAIR_QUEUE, FairQueue
 from proxy.routes.access import require_admin
 
 
-def describe(node: Node) -> dict[str, Any]:
+def describe(node: Node, queue: FairQueue | None = None) -> dict[str, Any]:
     config = node.config
     last_probe = node.last_probe
     return {
@@ -32,14 +33,49 @@ def describe(node: Node) -> dict[str, Any]:
         "models": list(node.model_names),
         "loaded": sorted(node.loaded),
         "last_probe": datetime.fromtimestamp(last_probe, UTC).isoformat() if last_probe is not None else None,
+        **(_queue(node, queue) if queue is not None else {}),
+    }
+
+
+def _queue(node: Node, queue: FairQueue) -> dict[str, Any]:
+    """The fair queue at this node, as this process sees it (each process has its own line)."""
+    if not queue.active:
+        return {"capacity_enforced": False, "slots_in_use": None, "slots_held": None, "queued": 0}
+    used, held = queue.slots(node)
+    return {"capacity_enforced": True, "slots_in_use": used, "slots_held": held, "queued": queue.waiting_for(node)}
+
+
+def _queue_summary(queue: FairQueue) -> dict[str, Any]:
+    """Requests waiting now, per model and per key, with the longest wait so far (ms)."""
+    by_model: dict[str, list[float]] = {}
+    by_key: dict[str, list[float]] = {}
+    for model, key_id, waited in queue.waiting():
+        by_model.setdefault(model, []).append(waited)
+        by_key.setdefault(str(key_id) if key_id is not None else "-", []).append(waited)
+
+    def rows(groups: dict[str, list[float]], label: str) -> list[dict[str, Any]]:
+        return [
+            {label: name, "waiting": len(waits), "longest_wait_ms": round(max(waits) * 1000, 1)}
+            for name, waits in sorted(groups.items(), key=lambda item: -len(item[1]))
+        ]
+
+    return {
+        "timeout_seconds": queue.timeout,
+        "waiting": len(queue.waiting()),
+        "by_model": rows(by_model, "model"),
+        "by_key": rows(by_key, "key_id"),
     }
 
 
 async def list_backends(request: web.Request) -> web.Response:
     require_admin(request)
-    backends = request.app[BACKENDS]
+    backends, queue = request.app[BACKENDS], request.app[FAIR_QUEUE]
     return web.json_response(
-        {"polled": backends.single is None, "backends": [describe(node) for node in backends.nodes]},
+        {
+            "polled": backends.single is None,
+            "backends": [describe(node, queue) for node in backends.nodes],
+            "queue": _queue_summary(queue),
+        },
         headers={"Cache-Control": "no-store"},
     )
 

@@ -14,10 +14,12 @@ from proxy.keys.fields import (
     MAX_MODEL_NAME_LENGTH,
     MAX_MODELS,
     MAX_NAME_LENGTH,
+    MAX_QUEUED,
     MAX_RATE_LIMIT,
     MAX_TOKENS_PER_DAY,
+    MAX_WEIGHT,
 )
-from proxy.keys.format import ROLES
+from proxy.keys.format import PRIORITIES, ROLES
 
 
 def ref(name: str) -> dict[str, str]:
@@ -71,6 +73,23 @@ _KEY_FIELDS = {
     "burst": _limit(MAX_BURST, "requests at once; null = a minute of rate_limit"),
     "max_concurrent": _limit(MAX_CONCURRENT, "requests in flight at once; null = no limit"),
     "tokens_per_day": _limit(MAX_TOKENS_PER_DAY, "prompt + completion tokens per UTC day; null = no quota"),
+    "weight": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": MAX_WEIGHT,
+        "description": "share of the nodes while keys wait for them, relative to other keys (default 1)",
+    },
+    "max_queued": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_QUEUED,
+        "description": "requests that may wait for a node at once (default 32); beyond, 429",
+    },
+    "priority": {
+        "type": "string",
+        "enum": list(PRIORITIES),
+        "description": "interactive (default) is always served before batch when requests wait",
+    },
 }
 
 _USAGE = {
@@ -82,6 +101,9 @@ _USAGE = {
     "avg_response_time_ms": _MS,
     "p50_response_time_ms": _MS,
     "p95_response_time_ms": _MS,
+    "queued": {**_COUNT, "description": "requests that waited for a free node slot"},
+    "p50_queue_ms": _MS,
+    "p95_queue_ms": _MS,
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -96,6 +118,9 @@ SCHEMAS: dict[str, Any] = {
             "burst": nullable(_INT),
             "max_concurrent": nullable(_INT),
             "tokens_per_day": nullable(_INT),
+            "weight": {"type": "number"},
+            "max_queued": _INT,
+            "priority": _KEY_FIELDS["priority"],
             "models": nullable({"type": "array", "items": _TEXT}),
             "is_active": {"type": "boolean"},
             "expires_at": nullable(_TIME),
@@ -146,6 +171,7 @@ SCHEMAS: dict[str, Any] = {
             "client_ip": nullable(_TEXT),
             "error": nullable(_TEXT),
             "node": {**nullable(_TEXT), "description": "the Ollama node that served it"},
+            "queue_ms": {**_MS, "description": "time it waited for a free node slot; null: it never waited"},
         }
     ),
     "LogPage": _object(
@@ -187,9 +213,30 @@ SCHEMAS: dict[str, Any] = {
                         "models": {"type": "array", "items": _TEXT},
                         "loaded": {"type": "array", "items": _TEXT},
                         "last_probe": nullable(_TIME),
+                        "capacity_enforced": {
+                            "type": "boolean",
+                            "description": "true for nodes of an OLLAMA_BACKENDS file: the rest wait in the gateway",
+                        },
+                        "slots_in_use": {**nullable(_INT), "description": "by this process's requests"},
+                        "slots_held": {**nullable(_INT), "description": "leased by this process"},
+                        "queued": {**_COUNT, "description": "requests waiting here that may run on this node"},
                     }
                 ),
             },
+            "queue": _object(
+                {
+                    "timeout_seconds": {"type": "number", "description": "QUEUE_TIMEOUT"},
+                    "waiting": _COUNT,
+                    "by_model": {
+                        "type": "array",
+                        "items": _object({"model": _TEXT, "waiting": _COUNT, "longest_wait_ms": {"type": "number"}}),
+                    },
+                    "by_key": {
+                        "type": "array",
+                        "items": _object({"key_id": _TEXT, "waiting": _COUNT, "longest_wait_ms": {"type": "number"}}),
+                    },
+                }
+            ),
         }
     ),
     "Token": _object(

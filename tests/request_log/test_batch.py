@@ -121,6 +121,7 @@ async def test_rows_carry_every_column(pool, db):
         client_ip="10.1.2.3",
         created_at=datetime.now(UTC) - timedelta(days=400),
         node="gpu1",
+        queue_ms=250.0,
     )
     async with pool.acquire() as conn:
         assert await write_batch(conn, [record]) == 1  # a day with no partition lands in DEFAULT
@@ -144,9 +145,10 @@ async def test_rows_carry_every_column(pool, db):
         "error": None,
         "created_at": record.created_at,
         "node": "gpu1",
+        "queue_ms": 250.0,
     }
     assert str(row["client_ip"]) == "10.1.2.3"
-    assert len(to_row(record)) == 18
+    assert len(to_row(record)) == 19
 
 
 async def test_histograms_add_element_wise_even_when_lengths_differ(pool):
