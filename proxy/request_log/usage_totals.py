@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.request_log import latency_histogram
+from proxy.request_log.latency_histogram import empty as empty_histogram
 from proxy.request_log.record import RequestRecord
 
 
@@ -17,7 +18,9 @@ class UsageTotals:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     response_time_sum: float = 0.0
-    latency_histogram: list[int] = field(default_factory=latency_histogram.empty)
+    latency_histogram: list[int] = field(default_factory=empty_histogram)
+    # Time to first byte, only of the requests that had one (a refused request never reached Ollama).
+    ttfb_histogram: list[int] = field(default_factory=empty_histogram)
 
     def add_record(self, record: RequestRecord) -> None:
         """One request, as the log writer folds it into its day's rollup row."""
@@ -29,6 +32,8 @@ class UsageTotals:
         elapsed = record.response_time or 0.0
         self.response_time_sum += elapsed
         self.latency_histogram[latency_histogram.bucket_of(elapsed)] += 1
+        if record.ttfb is not None:
+            self.ttfb_histogram[latency_histogram.bucket_of(record.ttfb)] += 1
 
     def add_row(self, row: Mapping[str, Any]) -> None:
         """Rollup rows summed by the statistics query (its `histogram` column is the histograms' sum)."""
@@ -40,7 +45,7 @@ class UsageTotals:
         latency_histogram.add_into(self.latency_histogram, row["histogram"])
 
     def columns(self) -> tuple:
-        """The counting columns of usage_daily, in their order there."""
+        """The counting columns of usage_daily and usage_hourly, in the order the upserts name them."""
         return (
             self.requests,
             self.errors,
@@ -48,6 +53,7 @@ class UsageTotals:
             self.completion_tokens,
             self.response_time_sum,
             self.latency_histogram,
+            self.ttfb_histogram,
         )
 
     def to_json(self) -> dict[str, Any]:
