@@ -51,6 +51,7 @@ from proxy.routes.ready import PATH as READY_PATH
 from proxy.routes.ready import setup_ready_routes
 from proxy.routes.stats import setup_stats_routes
 from proxy.routes.trailing_slash import setup_trailing_slash_redirects, slashed
+from proxy.routes.usage import setup_usage_routes
 from proxy.settings import Settings
 from proxy.state import POOL, SETTINGS
 
@@ -134,6 +135,7 @@ def create_app(
     setup_auth_token_routes(app)
     setup_key_routes(app)
     setup_stats_routes(app)
+    setup_usage_routes(app)
     setup_log_routes(app)
     setup_model_routes(app)
     setup_backend_routes(app)

@@ -154,6 +154,14 @@ PATHS: dict[str, Any] = {
             "responses": {**_ok("The token", ref("Token")), **_errors(403, *_KEYED)},
         }
     },
+    "/api/auth/key": {
+        "get": {
+            "summary": "The key behind this key or token: role, limits, models, expiry",
+            "tags": ["auth"],
+            "description": "Any key; never the key itself. The console shows it as the signed-in key.",
+            "responses": {**_ok("The key", ref("Key")), **_errors(*_KEYED)},
+        }
+    },
     "/api/models": {
         "get": {
             "summary": "The models this key may use",
@@ -183,6 +191,29 @@ PATHS: dict[str, Any] = {
                 _query("until", _MOMENT, "last UTC day, inclusive"),
             ],
             "responses": {**_ok("Usage", ref("Stats")), **_errors(400, 403, *_KEYED)},
+        }
+    },
+    "/api/usage": {
+        "get": {
+            "summary": "Usage over time, per hour or per day, with breakdowns by key, model and node",
+            "tags": ["usage"],
+            "description": "From the hourly and daily rollups, never raw log rows. A user key sees its own usage; "
+            "an admin key every key's, or one key's with `key_id`. The range is widened to whole steps; "
+            "default: the last 24 hours, by the hour. `split` picks the dimension of the stacked series.",
+            "parameters": [
+                _query(
+                    "key_id", {"type": "string", "format": "uuid"}, "one key (admin; a user key may name only itself)"
+                ),
+                _query("since", _MOMENT, "start of the range (default: 24 hours before `until`)"),
+                _query("until", _MOMENT, "end of the range, exclusive (default: now)"),
+                _query(
+                    "step",
+                    {"type": "string", "enum": ["hour", "day"]},
+                    "period of each point (default: hour up to 7 days, day beyond; hour covers at most 32 days)",
+                ),
+                _query("split", {"type": "string", "enum": ["key", "model", "node"]}, "default: model"),
+            ],
+            "responses": {**_ok("Usage per period", ref("UsageSeries")), **_errors(400, 403, *_KEYED)},
         }
     },
     "/api/logs": {
