@@ -65,6 +65,17 @@ _MOMENT = {
 }
 _KEY_ID_PATH = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _ADMIN = "Admin key only."
+_ASSET = {"name": "asset", "in": "path", "required": True, "schema": {"type": "string"}}
+_FILE = {
+    "200": {
+        "description": "The file",
+        "content": {
+            "text/javascript": {"schema": {"type": "string"}},
+            "text/css": {"schema": {"type": "string"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
 
 PATHS: dict[str, Any] = {
     "/health": {
@@ -142,6 +153,48 @@ PATHS: dict[str, Any] = {
                 },
                 **_errors(404),
             },
+        }
+    },
+    "/redoc": {
+        "get": {
+            "summary": "This document rendered by ReDoc (served offline)",
+            "tags": ["operations"],
+            "security": _PUBLIC,
+            "responses": _ok("An HTML page", {"type": "string"}, "text/html"),
+        }
+    },
+    "/redoc/{asset}": {
+        "get": {
+            "summary": "ReDoc's script and its licences",
+            "tags": ["operations"],
+            "security": _PUBLIC,
+            "parameters": [_ASSET],
+            "responses": {**_FILE, **_errors(404)},
+        }
+    },
+    "/ui": {
+        "get": {
+            "summary": "Redirects to /ui/",
+            "tags": ["operations"],
+            "security": _PUBLIC,
+            "responses": {"301": {"description": "To `ui/`, relative, so a proxy's path prefix is kept"}},
+        }
+    },
+    "/ui/": {
+        "get": {
+            "summary": "The web console (signs in with a key, then calls this API with a short-lived token)",
+            "tags": ["operations"],
+            "security": _PUBLIC,
+            "responses": _ok("An HTML page", {"type": "string"}, "text/html"),
+        }
+    },
+    "/ui/{asset}": {
+        "get": {
+            "summary": "The console's scripts, styles and vendored chart library",
+            "tags": ["operations"],
+            "security": _PUBLIC,
+            "parameters": [_ASSET],
+            "responses": {**_FILE, **_errors(404)},
         }
     },
     "/api/auth/token": {
