@@ -262,7 +262,7 @@ PATHS: dict[str, Any] = {
                 _query(
                     "step",
                     {"type": "string", "enum": ["hour", "day"]},
-                    "period of each point (default: hour up to 7 days, day beyond; hour covers at most 32 days)",
+                    "period of each point (default: hour up to 2 days, day beyond; hour covers at most 32 days)",
                 ),
                 _query("split", {"type": "string", "enum": ["key", "model", "node"]}, "default: model"),
             ],

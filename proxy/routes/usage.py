@@ -21,7 +21,7 @@ from proxy.state import POOL
 PATH = "/api/usage"
 PARAMS = ("key_id", "since", "until", "step", "split")
 DEFAULT_SPAN = timedelta(days=1)
-HOURLY_UP_TO = timedelta(days=7)  # the default step: hours up to a week (168 points), days beyond
+HOURLY_UP_TO = timedelta(days=2)  # the default step: hours up to 2 days (48 points), days beyond (bench_usage_series)
 MAX_HOURLY_SPAN = timedelta(days=USAGE_HOURLY_DAYS - 3)  # the hourly rollups are kept USAGE_HOURLY_DAYS
 MAX_POINTS = 1000
 
