@@ -1,8 +1,11 @@
-"""One real `serve` process and one headless Chromium for the whole console test session.
+"""One real `serve` process, on a database of its own, and one headless Chromium for the console tests.
 
 Chromium is Debian's (/usr/bin/chromium, installed by .ci/run), driven by Playwright's Python
 package; Playwright never downloads a browser of its own here. Each test gets a fresh browser
 context (its own sessionStorage) and a record of every URL the page asked for.
+
+Module-scoped, not session-scoped: between its calls sync Playwright marks its event loop as running in
+the test thread, so it must be stopped before the async tests of other folders run.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli_runner import REPO, cli_env, free_port
+from tests.support.database import create_database, drop_database, server_dsn
 from tests.support.factories import ADMIN_KEY, SECRET, USER_KEY
 from tests.support.polling import wait_until_sync
 
@@ -33,16 +37,27 @@ _SCREENSHOTS: list[Path] = []
 
 
 class Gateway:
-    def __init__(self, port: int, log: Path) -> None:
+    def __init__(self, port: int, log: Path, database_url: str) -> None:
         self.origin = f"http://127.0.0.1:{port}"
         self.log = log
+        self.database_url = database_url
 
     def url(self, path: str) -> str:
         return self.origin + path
 
 
-@pytest.fixture(scope="session")
-def gateway(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    # A database of its own: the demo keys other tests made keep the limits they were made with.
+    server = server_dsn(tmp_path_factory.mktemp("console-pg"))
+    database_url = create_database(server)
+    try:
+        yield from _serve(database_url, tmp_path_factory)
+    finally:
+        drop_database(server, database_url)
+
+
+def _serve(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     scratch = tmp_path_factory.mktemp("console-serve")
     port = free_port()
     env = cli_env(
@@ -64,7 +79,7 @@ def gateway(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             [sys.executable, "-m", "proxy", "--env-file", "/dev/null", "serve"],
             env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=out,
         )  # fmt: skip
-    gateway = Gateway(port, log)
+    gateway = Gateway(port, log, database_url)
     try:
         wait_until_sync(lambda: _answers(gateway.url("/health")) or process.poll() is not None, "serve answers")
         assert process.poll() is None, log.read_text()
@@ -82,7 +97,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(gateway: Gateway) -> Iterator:
     # After the gateway: sync Playwright runs an event loop in this thread, and the database fixtures
     # need asyncio.run, which refuses to start inside one.

@@ -21,12 +21,12 @@ SCRIPT_NAME = "<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
-def seeded(gateway: Gateway, database_url: str) -> None:
+def seeded(gateway: Gateway) -> None:
     """demo-user: 6 requests on llama3.2 (one a 500); demo-admin: 4 on qwen3 at node b. 11 prompt and 5
     completion tokens each."""
 
     async def seed() -> None:
-        conn = await asyncpg.connect(database_url)
+        conn = await asyncpg.connect(gateway.database_url)
         try:
             ids = dict(await conn.fetch("SELECT name, id FROM api_keys WHERE name LIKE 'demo-%'"))
             records = [
