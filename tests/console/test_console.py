@@ -199,8 +199,7 @@ def test_live_requests_filter_and_nodes(page, gateway, seeded):
 )
 def test_pages_load_nothing_from_outside_and_break_no_csp_rule(page, gateway, path, ready):
     page.page.goto(gateway.url(path))
-    page.page.wait_for_selector(ready)
-    page.page.wait_for_load_state("networkidle")
+    page.page.wait_for_selector(ready)  # drawn from /openapi.json: every file it needs has been asked for
     print(page.shot("page" + path.replace("/", "-").rstrip("-")))
     only_own_origin(page, gateway)
     assert not page.errors, page.errors
