@@ -37,6 +37,9 @@ from proxy.request_log.observers import ObservedSink
 from proxy.request_log.record import RECORD_SINK, RecordSink
 from proxy.routes.auth_token import setup_auth_token_routes
 from proxy.routes.backends import setup_backend_routes
+from proxy.routes.console import ASSET_PATHS as CONSOLE_ASSET_PATHS
+from proxy.routes.console import PAGE_PATH as CONSOLE_PATH
+from proxy.routes.console import setup_console_routes
 from proxy.routes.docs import ASSET_PATHS as DOCS_ASSET_PATHS
 from proxy.routes.docs import PAGE_PATH as DOCS_PATH
 from proxy.routes.docs import SPEC_PATH as OPENAPI_PATH
@@ -50,12 +53,17 @@ from proxy.routes.metrics import setup_metrics_routes
 from proxy.routes.models import setup_model_routes
 from proxy.routes.ready import PATH as READY_PATH
 from proxy.routes.ready import setup_ready_routes
+from proxy.routes.redoc import ASSET_PATHS as REDOC_ASSET_PATHS
+from proxy.routes.redoc import PAGE_PATH as REDOC_PATH
+from proxy.routes.redoc import setup_redoc_routes
 from proxy.routes.stats import setup_stats_routes
 from proxy.routes.trailing_slash import setup_trailing_slash_redirects, slashed
+from proxy.routes.usage import setup_usage_routes
 from proxy.settings import Settings
 from proxy.state import POOL, SETTINGS
 
-# Reachable without a key: liveness, readiness, the API docs, and the probes the stock `ollama` CLI
+# Reachable without a key: liveness, readiness, the API docs, the console's files (it signs in
+# itself, then calls the API with a token), and the probes the stock `ollama` CLI
 # sends without one. /metrics authenticates itself (an admin key, or METRICS_TOKEN).
 _PUBLIC_ADDRESSES = (
     HEALTH_PATH,
@@ -63,11 +71,14 @@ _PUBLIC_ADDRESSES = (
     OPENAPI_PATH,
     DOCS_PATH,
     *DOCS_ASSET_PATHS,
+    REDOC_PATH,
+    *REDOC_ASSET_PATHS,
     METRICS_PATH,
     *OLLAMA_PUBLIC_PATHS,
 )
 # Each with a trailing slash too, redirected to the address without it (routes/trailing_slash.py).
-PUBLIC_PATHS = (*_PUBLIC_ADDRESSES, *slashed(_PUBLIC_ADDRESSES))
+# The console lives under /ui/ (its files are relative to it); /ui redirects there.
+PUBLIC_PATHS = (*_PUBLIC_ADDRESSES, *slashed(_PUBLIC_ADDRESSES), "/ui", CONSOLE_PATH, *CONSOLE_ASSET_PATHS)
 
 
 def create_app(
@@ -137,10 +148,13 @@ def create_app(
     setup_ready_routes(app)
     setup_metrics_routes(app)
     setup_docs_routes(app)
+    setup_redoc_routes(app)
+    setup_console_routes(app)
     setup_trailing_slash_redirects(app, _PUBLIC_ADDRESSES)
     setup_auth_token_routes(app)
     setup_key_routes(app)
     setup_stats_routes(app)
+    setup_usage_routes(app)
     setup_log_routes(app)
     setup_model_routes(app)
     setup_backend_routes(app)

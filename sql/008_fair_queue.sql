@@ -1,4 +1,4 @@
--- Queue instead of refuse (issue #16): a request that finds every node with its model at capacity
+-- Queue instead of refuse: a request that finds every node with its model at capacity
 -- waits in the gateway, in fair order between keys (proxy/queue/). Each key gets its share `weight`
 -- (a key of weight 3 is served three times the tokens of a key of weight 1 while both wait), how
 -- many of its requests may wait at once (`max_queued`; 0 = never wait, refuse at once), and its

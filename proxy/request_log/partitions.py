@@ -28,6 +28,10 @@ SELECT count(*) FILTER (WHERE request_log_ensure_partition(d::date))
 FROM generate_series($1::date::timestamp, ($1::date + $2::integer)::timestamp, interval '1 day') AS d
 """
 DROP_PARTITIONS = "SELECT request_log_drop_partitions_before($1)"
+# The hourly rollups serve charts of the last hours and days (routes/usage.py reads the daily rows
+# for anything older), so they are kept a little past the longest hourly range, whatever the retention.
+USAGE_HOURLY_DAYS = 35
+PRUNE_HOURLY = "DELETE FROM usage_hourly WHERE hour < $1::date::timestamp AT TIME ZONE 'UTC'"
 
 
 async def ensure_partitions(pool: asyncpg.Pool, today: date, days_ahead: int = DAYS_AHEAD) -> int:
@@ -44,10 +48,16 @@ async def drop_expired(pool: asyncpg.Pool, today: date, retention_days: int) -> 
         return await pool.fetchval(DROP_PARTITIONS, today - timedelta(days=retention_days))
 
 
+async def prune_hourly(pool: asyncpg.Pool, today: date) -> None:
+    with unavailable_on_outage():
+        await pool.execute(PRUNE_HOURLY, today - timedelta(days=USAGE_HOURLY_DAYS))
+
+
 async def maintain(pool: asyncpg.Pool, retention_days: int, today: date | None = None) -> None:
     today = today or utc_today()
     created = await ensure_partitions(pool, today)
     dropped = await drop_expired(pool, today, retention_days)
+    await prune_hourly(pool, today)
     if created or dropped:
         log.info("request_log partitions: %d created ahead, %d dropped past retention", created, dropped)
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.request_log import latency_histogram
+from proxy.request_log.latency_histogram import empty as empty_histogram
 from proxy.request_log.record import RequestRecord
-
-_empty_histogram = latency_histogram.empty  # the field below shadows the module's name in the class body
 
 
 @dataclass(slots=True)
@@ -19,8 +18,10 @@ class UsageTotals:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     response_time_sum: float = 0.0
-    latency_histogram: list[int] = field(default_factory=latency_histogram.empty)
-    queue_histogram: list[int] = field(default_factory=_empty_histogram)  # of the requests that waited
+    latency_histogram: list[int] = field(default_factory=empty_histogram)
+    # Time to first byte, only of the requests that had one (a refused request never reached Ollama).
+    ttfb_histogram: list[int] = field(default_factory=empty_histogram)
+    queue_histogram: list[int] = field(default_factory=empty_histogram)  # of the requests that waited
 
     def add_record(self, record: RequestRecord) -> None:
         """One request, as the log writer folds it into its day's rollup row."""
@@ -32,6 +33,8 @@ class UsageTotals:
         elapsed = record.response_time or 0.0
         self.response_time_sum += elapsed
         self.latency_histogram[latency_histogram.bucket_of(elapsed)] += 1
+        if record.ttfb is not None:
+            self.ttfb_histogram[latency_histogram.bucket_of(record.ttfb)] += 1
         if record.queue_ms is not None:
             self.queue_histogram[latency_histogram.bucket_of(record.queue_ms)] += 1
 
@@ -43,10 +46,11 @@ class UsageTotals:
         self.completion_tokens += row["completion_tokens"]
         self.response_time_sum += row["response_time_sum"]
         latency_histogram.add_into(self.latency_histogram, row["histogram"])
-        latency_histogram.add_into(self.queue_histogram, row["queue_histogram"] or ())
+        # Not every reader sums the waits (the console's series leaves them out).
+        latency_histogram.add_into(self.queue_histogram, row.get("queue_histogram") or ())
 
     def columns(self) -> tuple:
-        """The counting columns of usage_daily, in their order there."""
+        """The counting columns of usage_daily and usage_hourly, in the order the upserts name them."""
         return (
             self.requests,
             self.errors,
@@ -54,6 +58,7 @@ class UsageTotals:
             self.completion_tokens,
             self.response_time_sum,
             self.latency_histogram,
+            self.ttfb_histogram,
             self.queue_histogram,
         )
 

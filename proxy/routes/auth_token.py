@@ -1,4 +1,5 @@
-"""POST /api/auth/token: a short-lived bearer token for the key presented, e.g. for a browser app."""
+"""POST /api/auth/token: a short-lived bearer token for the key presented, e.g. for a browser app;
+GET /api/auth/key: the key behind a key or token (what a signed-in page shows as "you")."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from proxy.middlewares.auth import TOKEN_AUTH
 from proxy.state import SETTINGS
 
 PATH = "/api/auth/token"
+KEY_PATH = "/api/auth/key"
 
 
 async def issue_token(request: web.Request) -> web.Response:
@@ -34,5 +36,11 @@ async def issue_token(request: web.Request) -> web.Response:
     )
 
 
+async def own_key(request: web.Request) -> web.Response:
+    """Any key, its own record: role, limits, models, expiry; never the key itself."""
+    return web.json_response(request[API_KEY].to_json(), headers={"Cache-Control": "no-store"})
+
+
 def setup_auth_token_routes(app: web.Application) -> None:
     app.router.add_post(PATH, issue_token)
+    app.router.add_get(KEY_PATH, own_key)

@@ -65,6 +65,17 @@ _MOMENT = {
 }
 _KEY_ID_PATH = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _ADMIN = "Admin key only."
+_ASSET = {"name": "asset", "in": "path", "required": True, "schema": {"type": "string"}}
+_FILE = {
+    "200": {
+        "description": "The file",
+        "content": {
+            "text/javascript": {"schema": {"type": "string"}},
+            "text/css": {"schema": {"type": "string"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
 
 PATHS: dict[str, Any] = {
     "/health": {
@@ -144,6 +155,48 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/redoc": {
+        "get": {
+            "summary": "This document rendered by ReDoc (served offline)",
+            "tags": ["operations"],
+            "security": _PUBLIC,
+            "responses": _ok("An HTML page", {"type": "string"}, "text/html"),
+        }
+    },
+    "/redoc/{asset}": {
+        "get": {
+            "summary": "ReDoc's script and its licences",
+            "tags": ["operations"],
+            "security": _PUBLIC,
+            "parameters": [_ASSET],
+            "responses": {**_FILE, **_errors(404)},
+        }
+    },
+    "/ui": {
+        "get": {
+            "summary": "Redirects to /ui/",
+            "tags": ["operations"],
+            "security": _PUBLIC,
+            "responses": {"301": {"description": "To `ui/`, relative, so a proxy's path prefix is kept"}},
+        }
+    },
+    "/ui/": {
+        "get": {
+            "summary": "The web console (signs in with a key, then calls this API with a short-lived token)",
+            "tags": ["operations"],
+            "security": _PUBLIC,
+            "responses": _ok("An HTML page", {"type": "string"}, "text/html"),
+        }
+    },
+    "/ui/{asset}": {
+        "get": {
+            "summary": "The console's scripts, styles and vendored chart library",
+            "tags": ["operations"],
+            "security": _PUBLIC,
+            "parameters": [_ASSET],
+            "responses": {**_FILE, **_errors(404)},
+        }
+    },
     "/api/auth/token": {
         "post": {
             "summary": "Exchange the key for a short-lived bearer token",
@@ -152,6 +205,14 @@ PATHS: dict[str, Any] = {
             "the key is. Refused once the key is revoked, deactivated, expired or changes role. "
             "A token cannot be exchanged for another (403).",
             "responses": {**_ok("The token", ref("Token")), **_errors(403, *_KEYED)},
+        }
+    },
+    "/api/auth/key": {
+        "get": {
+            "summary": "The key behind this key or token: role, limits, models, expiry",
+            "tags": ["auth"],
+            "description": "Any key; never the key itself. The console shows it as the signed-in key.",
+            "responses": {**_ok("The key", ref("Key")), **_errors(*_KEYED)},
         }
     },
     "/api/models": {
@@ -183,6 +244,29 @@ PATHS: dict[str, Any] = {
                 _query("until", _MOMENT, "last UTC day, inclusive"),
             ],
             "responses": {**_ok("Usage", ref("Stats")), **_errors(400, 403, *_KEYED)},
+        }
+    },
+    "/api/usage": {
+        "get": {
+            "summary": "Usage over time, per hour or per day, with breakdowns by key, model and node",
+            "tags": ["usage"],
+            "description": "From the hourly and daily rollups, never raw log rows. A user key sees its own usage; "
+            "an admin key every key's, or one key's with `key_id`. The range is widened to whole steps; "
+            "default: the last 24 hours, by the hour. `split` picks the dimension of the stacked series.",
+            "parameters": [
+                _query(
+                    "key_id", {"type": "string", "format": "uuid"}, "one key (admin; a user key may name only itself)"
+                ),
+                _query("since", _MOMENT, "start of the range (default: 24 hours before `until`)"),
+                _query("until", _MOMENT, "end of the range, exclusive (default: now)"),
+                _query(
+                    "step",
+                    {"type": "string", "enum": ["hour", "day"]},
+                    "period of each point (default: hour up to 2 days, day beyond; hour covers at most 32 days)",
+                ),
+                _query("split", {"type": "string", "enum": ["key", "model", "node"]}, "default: model"),
+            ],
+            "responses": {**_ok("Usage per period", ref("UsageSeries")), **_errors(400, 403, *_KEYED)},
         }
     },
     "/api/logs": {

@@ -151,6 +151,53 @@ SCHEMAS: dict[str, Any] = {
             },
         }
     ),
+    "UsageFigures": _object(
+        {
+            **_USAGE,
+            "p50_ttfb_ms": {**_MS, "description": "time to the first byte from Ollama"},
+            "p95_ttfb_ms": _MS,
+        }
+    ),
+    "UsageSeries": _object(
+        {
+            "since": {**_TIME, "description": "the first period's start (the range, aligned to the step)"},
+            "until": {**_TIME, "description": "the end of the last period (exclusive)"},
+            "step": {"type": "string", "enum": ["hour", "day"]},
+            "key_id": nullable(_UUID),
+            "starts": {"type": "array", "items": _TIME, "description": "each period's start, in order"},
+            "series": {
+                "type": "object",
+                "description": "one value per period, in the order of `starts`; a percentile is null where "
+                "nothing was measured",
+                "additionalProperties": {"type": "array", "items": nullable({"type": "number"})},
+            },
+            "split": _object(
+                {
+                    "by": {"type": "string", "enum": ["key", "model", "node"]},
+                    "groups": {
+                        "type": "array",
+                        "items": _object(
+                            {
+                                "name": nullable(_TEXT),
+                                "requests": {"type": "array", "items": _COUNT},
+                                "total_tokens": {"type": "array", "items": _COUNT},
+                            }
+                        ),
+                    },
+                }
+            ),
+            "totals": ref("UsageFigures"),
+            "by_key": {
+                "type": "array",
+                "items": {"allOf": [ref("UsageFigures"), _object({"key_id": nullable(_UUID)})]},
+            },
+            "by_model": {
+                "type": "array",
+                "items": {"allOf": [ref("UsageFigures"), _object({"model": nullable(_TEXT)})]},
+            },
+            "by_node": {"type": "array", "items": {"allOf": [ref("UsageFigures"), _object({"node": nullable(_TEXT)})]}},
+        }
+    ),
     "LogEntry": _object(
         {
             "id": {**_UUID, "description": "the request id (X-Request-ID)"},

@@ -1,4 +1,5 @@
-"""The UTC calendar day: the grain of the usage rollups, the log partitions and the daily token quota."""
+"""The UTC calendar day (the grain of the daily rollups, the log partitions and the daily token quota) and
+the UTC hour (the grain of the hourly rollups)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ def utc_today() -> date:
 def utc_day_of(moment: datetime) -> date:
     """The UTC day an aware datetime falls on, whatever its own offset."""
     return moment.astimezone(UTC).date()
+
+
+def utc_hour_of(moment: datetime) -> datetime:
+    """The start of the UTC hour an aware datetime falls in."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def utc_day_at(unix_time: float) -> date:

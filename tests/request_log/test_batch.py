@@ -156,3 +156,25 @@ async def test_histograms_add_element_wise_even_when_lengths_differ(pool):
     assert await pool.fetchval(
         "SELECT usage_histogram_sum(h) FROM (VALUES ('{1,0}'::bigint[]), ('{2,5}'), (NULL)) AS t(h)"
     ) == [3, 5]
+
+
+async def test_the_hourly_rollup_counts_the_same_rows_per_utc_hour_with_time_to_first_byte(pool, db):
+    key_id = await _key(db)
+    start = datetime(2025, 6, 2, 10, tzinfo=UTC)
+    records = [
+        make_record(api_key_id=key_id, created_at=start + timedelta(minutes=5), ttfb=12.0),
+        make_record(api_key_id=key_id, created_at=start + timedelta(minutes=59), ttfb=30.0),
+        make_record(api_key_id=key_id, created_at=start + timedelta(minutes=61), status_code=429),  # no first byte
+    ]
+    async with pool.acquire() as conn:
+        assert await write_batch(conn, records) == 3
+        assert await write_batch(conn, records) == 0  # a replay counts nothing, hourly either
+    rows = await db.fetch("SELECT hour, requests, errors, ttfb_histogram FROM usage_hourly ORDER BY hour")
+    assert [(row["hour"], row["requests"], row["errors"]) for row in rows] == [
+        (start, 2, 0),
+        (start + timedelta(hours=1), 1, 1),
+    ]
+    assert sum(rows[0]["ttfb_histogram"]) == 2
+    assert sum(rows[1]["ttfb_histogram"]) == 0
+    daily = await db.fetchrow("SELECT requests, ttfb_histogram FROM usage_daily")
+    assert (daily["requests"], sum(daily["ttfb_histogram"])) == (3, 2)

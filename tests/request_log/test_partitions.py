@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from proxy.request_log.batch import write_batch
-from proxy.request_log.partitions import DAYS_AHEAD, drop_expired, ensure_partitions, maintain
+from proxy.request_log.partitions import DAYS_AHEAD, USAGE_HOURLY_DAYS, drop_expired, ensure_partitions, maintain
 from tests.support.records import make_record, migrated_pool
 
 # Days far from today, so these tests never touch the partitions other tests write into.
@@ -88,3 +88,14 @@ async def test_maintain_makes_today_and_leaves_recent_days(pool, db):
     names = await _partitions(db, "request_log_p")
     assert f"request_log_p{today:%Y%m%d}" in names
     assert f"request_log_p{today + timedelta(DAYS_AHEAD):%Y%m%d}" in names
+
+
+async def test_maintain_prunes_hourly_rollups_past_their_window_and_keeps_the_daily_ones(pool, db):
+    today = datetime.now(UTC).date()
+    old, recent = today - timedelta(days=USAGE_HOURLY_DAYS + 1), today - timedelta(days=1)
+    async with pool.acquire() as conn:
+        await write_batch(conn, [make_record(created_at=_at(old)), make_record(created_at=_at(recent))])
+    await maintain(pool, retention_days=0)
+    hours = await db.fetch("SELECT hour FROM usage_hourly")
+    assert [row["hour"] for row in hours] == [_at(recent)]
+    assert await db.fetchval("SELECT sum(requests) FROM usage_daily") == 2

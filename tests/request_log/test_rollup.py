@@ -30,7 +30,7 @@ def test_groups_by_utc_day_key_and_model_and_counts_errors():
         # 22:00 the day before in UTC-3: the same UTC day.
         make_record(api_key_id=key, created_at=(MIDNIGHT + timedelta(hours=1)).astimezone(BRASILIA)),
     ]
-    rows = {(u.day.isoformat(), u.api_key_id, u.model): u for u in rollup(records)}
+    rows = {(u.start.isoformat(), u.api_key_id, u.model): u for u in rollup(records)}
     assert set(rows) == {("2025-06-01", key, "llama3.2"), ("2025-06-02", key, "llama3.2"), ("2025-06-02", None, None)}
     today = rows[("2025-06-02", key, "llama3.2")].totals
     assert (today.requests, today.errors, today.prompt_tokens, today.completion_tokens) == (4, 2, 33, 15)
@@ -45,7 +45,7 @@ def test_rows_and_key_times_come_sorted_so_writers_lock_in_one_order():
     records = [make_record(api_key_id=k, created_at=MIDNIGHT + timedelta(seconds=i)) for i, k in enumerate(keys)]
     records.append(make_record(api_key_id=keys[0], created_at=MIDNIGHT + timedelta(days=1)))
     rows = rollup(records)
-    assert [(r.day, str(r.api_key_id)) for r in rows] == sorted((r.day, str(r.api_key_id)) for r in rows)
+    assert [(r.start, str(r.api_key_id)) for r in rows] == sorted((r.start, str(r.api_key_id)) for r in rows)
     ids, times = last_used(records)
     assert ids == sorted(keys)
     assert times[ids.index(keys[0])] == MIDNIGHT + timedelta(days=1)

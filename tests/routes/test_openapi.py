@@ -10,12 +10,14 @@ import schemathesis
 
 from proxy.app import PUBLIC_PATHS, create_app
 from proxy.observability.route_family import OLLAMA_PATHS
+from proxy.routes.console import PAGE_PATH as CONSOLE_PATH
 from proxy.routes.openapi import build_document
 from tests.support.factories import make_settings, start_gateway
 
 _METHODS = ("get", "post", "patch", "put", "delete")
 # `/docs/` and the like only redirect to the documented address (routes/trailing_slash.py).
-SLASH_REDIRECTS = frozenset(path for path in PUBLIC_PATHS if path.endswith("/") and path != "/")
+# The console's page is /ui/ itself, slash and all.
+SLASH_REDIRECTS = frozenset(path for path in PUBLIC_PATHS if path.endswith("/") and path not in ("/", CONSOLE_PATH))
 
 
 def _routed(app) -> set[tuple[str, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 POLL_INTERVAL = 0.02  # how often the condition is looked at, not how long anything may take
@@ -22,3 +23,11 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit: flo
     async with asyncio.timeout(limit):
         while not await check():
             await asyncio.sleep(POLL_INTERVAL)
+
+
+def wait_until_sync(condition: Callable[[], bool], what: str = "the condition", limit: float = LIMIT) -> None:
+    """`wait_until` for tests that run no event loop (the browser tests drive a sync Playwright)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"still not true after {limit} s: {what}"
+        time.sleep(POLL_INTERVAL)
