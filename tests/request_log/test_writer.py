@@ -105,7 +105,8 @@ async def test_shutdown_without_a_database_journals_and_the_next_start_replays(p
 
 # Records no database will take, built directly (the timing middleware and the journal reader would
 # have made their text storable): each names the SQLSTATE class or client-side error it meets.
-LONG = "".join(random.Random(3).choices(string.ascii_letters + string.digits, k=3_000))
+# Long enough that no compression brings its index entry under PostgreSQL's 2,712-byte limit.
+LONG = "".join(random.Random(3).choices(string.ascii_letters + string.digits, k=10_000))
 BAD_RECORDS = {
     "54 index row too large": {"model": LONG},
     "22 NUL in text": {"model": "llama\x00"},
