@@ -115,7 +115,7 @@ async def new_key(http, url: str, **limits) -> tuple[str, str]:
 async def status(http, method: str, url: str, key: str, **kwargs) -> int:
     async with http.request(method, url, headers=bearer(key), **kwargs) as r:
         body = await r.read()
-        if r.status != 200:
+        if r.status not in (200, 401, 429, 503):  # shown with a failure: what no test expects
             print(r.status, body)
         return r.status
 
