@@ -24,6 +24,7 @@ from proxy.ledger.store import Grant, HolderGone, KeyGone, LedgerStore, Want
 from proxy.limits import Admission, KeyLimiter, default_burst, seconds_to_utc_midnight
 from proxy.limits import headers as h
 from proxy.limits.lease_size import LEASE_SECONDS, lease_size, process_share
+from proxy.limits.refusals import concurrency_refused, policy_fields, rate_refused, reject, tokens_refused
 from proxy.values.utc_day import utc_day_at
 
 log = logging.getLogger(__name__)
@@ -278,17 +279,17 @@ class SharedLimiter:
             if grant.tokens < need:
                 left = max(0, tokens_per_day - grant.tokens_used + pool.tokens_allowance)
                 reset = seconds_to_utc_midnight(now)
-                fields = {h.TOKEN_RATELIMIT: h.token_item(left, reset), "Retry-After": str(reset)}
                 if left < 1:
                     # Believed briefly: allowances other processes leased and did not use come back when idle.
                     pool.tokens_refused_until = time.monotonic() + TOKENS_REFUSAL_SECONDS
-                    message = f"daily token quota exceeded: {tokens_per_day} tokens per UTC day, resets in {reset} s"
-                else:
-                    message = (
-                        f"daily token quota: {left} of {tokens_per_day} tokens left today, fewer than this request "
-                        f"may use ({wanted}: its num_predict or max_tokens, else an estimate); resets in {reset} s"
-                    )
-                raise GatewayError(429, message, fields)
+                    refusal = tokens_refused({}, tokens_per_day, reset)
+                    raise GatewayError(429, refusal.message, refusal.headers)
+                raise GatewayError(
+                    429,
+                    f"daily token quota: {left} of {tokens_per_day} tokens left today, fewer than this request "
+                    f"may use ({wanted}: its num_predict or max_tokens, else an estimate); resets in {reset} s",
+                    {h.TOKEN_RATELIMIT: h.token_item(left, reset), "Retry-After": str(reset)},
+                )
             pool.tokens_allowance += grant.tokens - wanted
             pool.tokens_idle_since = now
             return wanted
@@ -415,14 +416,7 @@ class SharedLimiter:
     def _known_refusal(self, pool: KeyPool, now: float) -> Admission | None:
         rate_per_hour, _, max_concurrent, tokens_per_day = pool.limits
         if tokens_per_day is not None and pool.tokens_refused_until and time.monotonic() < pool.tokens_refused_until:
-            reset = seconds_to_utc_midnight(now)
-            return _reject(
-                self._policy(pool.limits),
-                "tokens",
-                reset,
-                f"daily token quota exceeded: {tokens_per_day} tokens per UTC day, resets in {reset} s",
-                {h.TOKEN_RATELIMIT: h.token_item(0, reset)},
-            )
+            return tokens_refused(policy_fields(*pool.limits), tokens_per_day, seconds_to_utc_midnight(now))
         if (
             max_concurrent is not None
             and pool.slots_refused_until
@@ -435,25 +429,11 @@ class SharedLimiter:
         return None
 
     def _concurrency_refusal(self, pool: KeyPool) -> Admission:
-        max_concurrent = pool.limits[2]
-        return _reject(
-            self._policy(pool.limits),
-            "concurrency",
-            1,  # no known release time; 1 s is the shortest delay-seconds a client can be given
-            f"concurrency limit exceeded: {max_concurrent} "
-            f"request{'' if max_concurrent == 1 else 's'} in flight at once",
-            {h.RATELIMIT: h.concurrency_item(0)},
-        )
+        return concurrency_refused(policy_fields(*pool.limits), pool.limits[2] or 0)
 
     def _rate_refusal(self, pool: KeyPool, retry: int) -> Admission:
         rate_per_hour, burst, _, _ = pool.limits
-        return _reject(
-            self._policy(pool.limits),
-            "rate",
-            retry,
-            f"rate limit exceeded: {burst} requests per burst, refills at {_number(rate_per_hour or 0)}/hour",
-            {h.RATELIMIT: h.burst_item(0, retry)},
-        )
+        return rate_refused(policy_fields(*pool.limits), rate_per_hour or 0, burst, retry)
 
     def _spend(self, pool: KeyPool, now: float, *, leased: bool = False) -> Admission:
         if leased:
@@ -461,7 +441,7 @@ class SharedLimiter:
         else:
             self.counters.local_admissions += 1
         rate_per_hour, burst, max_concurrent, tokens_per_day = pool.limits
-        out = self._policy(pool.limits).copy()
+        out = policy_fields(*pool.limits)
         items = []
         if rate_per_hour is not None:
             pool.rate_tokens -= 1
@@ -522,7 +502,7 @@ class SharedLimiter:
             tokens_per_day = process_share(max(0, left), processes, index)
         if burst == 0 or max_concurrent == 0 or tokens_per_day == 0:
             # This process's share of the limit is nothing: its peers hold the whole of it.
-            return _reject({}, "rate", 1, "rate limit exceeded: this gateway process's share of the limit is used", {})
+            return reject({}, "rate", 1, "rate limit exceeded: this gateway process's share of the limit is used")
         admission = self._local.admit(
             key_id,
             rate_per_hour=rate_per_hour,
@@ -533,16 +513,6 @@ class SharedLimiter:
         )
         admission.fallback = True
         return admission
-
-    def _policy(self, limits: Limits) -> dict[str, str]:
-        rate_per_hour, burst, max_concurrent, tokens_per_day = limits
-        out = {}
-        policy = h.policy_field(rate_per_hour, burst, max_concurrent)
-        if policy is not None:
-            out[h.POLICY] = policy
-        if tokens_per_day is not None:
-            out[h.TOKEN_POLICY] = h.token_policy_field(tokens_per_day)
-        return out
 
     async def _lease(self, key_id: Hashable, want: Want, now: float) -> Grant:
         if self.store is None:
@@ -623,12 +593,3 @@ class SharedLimiter:
 
 
 _UNLIMITED = Admission(True, {})
-
-
-def _reject(out: dict[str, str], reason: str, retry_after: int, message: str, fields: dict[str, str]) -> Admission:
-    headers = {**out, **fields, "Retry-After": str(retry_after)}
-    return Admission(False, headers, reason, retry_after, message)
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.3f}".rstrip("0").rstrip(".")

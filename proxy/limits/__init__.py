@@ -3,6 +3,7 @@ RateLimit header fields. Framework-free (no aiohttp, no database), with an injec
 tested without a server.
 """
 
+from proxy.limits.admission import Admission, default_burst
 from proxy.limits.concurrency import ConcurrencyLimiter
 from proxy.limits.headers import (
     POLICY,
@@ -16,7 +17,7 @@ from proxy.limits.headers import (
     token_item,
     token_policy_field,
 )
-from proxy.limits.key_limiter import Admission, KeyLimiter, default_burst
+from proxy.limits.key_limiter import KeyLimiter
 from proxy.limits.token_bucket import BucketDecision, TokenBucket
 from proxy.limits.token_quota import DailyTokenQuota, QuotaDecision, seconds_to_utc_midnight
 

@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import datetime
-import math
 from collections.abc import Hashable
-from dataclasses import dataclass, field
 
 from proxy.limits import headers as h
+from proxy.limits.admission import Admission, default_burst
 from proxy.limits.concurrency import ConcurrencyLimiter
+from proxy.limits.refusals import concurrency_refused, policy_fields, rate_refused, tokens_refused
 from proxy.limits.token_bucket import TokenBucket
 from proxy.limits.token_quota import DailyTokenQuota
-
-
-def default_burst(rate_per_hour: float) -> int:
-    """Burst for a key that has none: one minute's worth of its hourly rate, at least 1."""
-    return max(1, math.ceil(rate_per_hour / 60))
-
-
-@dataclass(slots=True)  # not frozen, for speed: see token_bucket.BucketDecision
-class Admission:
-    allowed: bool
-    headers: dict[str, str] = field(default_factory=dict)  # to add to the response, 200 or 429
-    reason: str | None = None  # "rate" | "concurrency" | "tokens" when rejected
-    retry_after: int = 0  # seconds, >= 1 when rejected
-    message: str = ""
-    slot: bool | None = None  # holds a concurrency slot of the shared limiter's pools
-    fallback: bool = False  # decided by this process's share while the shared ledger was away
 
 
 class KeyLimiter:
@@ -59,33 +43,14 @@ class KeyLimiter:
     ) -> Admission:
         if rate_per_hour is not None and burst is None:
             burst = default_burst(rate_per_hour)
-        out: dict[str, str] = {}
-        policy = h.policy_field(rate_per_hour, burst, max_concurrent)
-        if policy is not None:
-            out[h.POLICY] = policy
-        if tokens_per_day is not None:
-            out[h.TOKEN_POLICY] = h.token_policy_field(tokens_per_day)
+        out = policy_fields(rate_per_hour, burst, max_concurrent, tokens_per_day)
 
         # Checks without side effects first, then the one that consumes, then the slot.
         quota = self._quota.check(key_id, tokens_per_day, now)
         if not quota.allowed:
-            out[h.TOKEN_RATELIMIT] = h.token_item(0, quota.retry_after)
-            return _reject(
-                out,
-                "tokens",
-                quota.retry_after,
-                f"daily token quota exceeded: {tokens_per_day} tokens per UTC day, resets in {quota.retry_after} s",
-            )
+            return tokens_refused(out, tokens_per_day, quota.retry_after)
         if not self._concurrency.can_enter(key_id, max_concurrent):
-            out[h.RATELIMIT] = h.concurrency_item(0)
-            # No known release time; 1 s is the shortest delay-seconds a client can be given.
-            return _reject(
-                out,
-                "concurrency",
-                1,
-                f"concurrency limit exceeded: {max_concurrent} "
-                f"request{'' if max_concurrent == 1 else 's'} in flight at once",
-            )
+            return concurrency_refused(out, max_concurrent)
         burst_state = None
         if rate_per_hour is None:
             self._buckets.pop(key_id, None)
@@ -97,13 +62,7 @@ class KeyLimiter:
                 bucket.reconfigure(rate_per_hour, burst, now)
             burst_state = bucket.try_acquire(now)
             if not burst_state.allowed:
-                out[h.RATELIMIT] = h.burst_item(0, burst_state.retry_after)
-                return _reject(
-                    out,
-                    "rate",
-                    burst_state.retry_after,
-                    f"rate limit exceeded: {burst} requests per burst, refills at {_number(rate_per_hour)}/hour",
-                )
+                return rate_refused(out, rate_per_hour, burst, burst_state.retry_after)
         # Cannot fail: can_enter said yes and nothing has awaited since.
         self._concurrency.try_enter(key_id, max_concurrent)
 
@@ -148,15 +107,3 @@ class KeyLimiter:
         self._buckets.pop(key_id, None)
         self._concurrency.forget(key_id)
         self._quota.forget(key_id)
-
-
-def _reject(out: dict[str, str], reason: str, retry_after: int, message: str) -> Admission:
-    # On a 429 only the violated policy's service limit is sent (draft-ietf-httpapi-ratelimit-headers-11
-    # appendix B.1.2: a server MAY omit the others), so Retry-After is never earlier than the end of
-    # any t sent with it (draft section 6).
-    out["Retry-After"] = str(retry_after)
-    return Admission(False, out, reason, retry_after, message)
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.3f}".rstrip("0").rstrip(".")

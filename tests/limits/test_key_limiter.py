@@ -4,7 +4,7 @@ import datetime
 
 import pytest
 
-from proxy.limits.key_limiter import Admission, KeyLimiter, default_burst
+from proxy.limits import Admission, KeyLimiter, default_burst
 
 NOON = datetime.datetime(2026, 11, 27, 12, tzinfo=datetime.UTC).timestamp()
 
