@@ -31,15 +31,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def printable(message: str) -> str:
+    """`message` with its control and other unprintable characters escaped: one line, however forged."""
+    if message.isprintable():
+        return message
+    return message.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
 class TextFormatter(logging.Formatter):
     """One line per record: a message that carries client text (a path, a model name) cannot forge a
     second line or drive the terminal, since its control and other unprintable characters are escaped
     (CWE-117, https://cwe.mitre.org/data/definitions/117.html). A traceback after it keeps its lines."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's own name)
-        message = record.message
-        if not message.isprintable():
-            record.message = message.encode("unicode_escape", "backslashreplace").decode("ascii")
+        record.message = printable(record.message)
         return super().formatMessage(record)
 
 
@@ -71,6 +79,22 @@ class LoopBatchedHandler(logging.StreamHandler):
                 if not self._scheduled:
                     self._scheduled = True
                     loop.call_soon(self.flush)
+                return
+        self.flush()
+
+    def write_line(self, line: str) -> None:
+        """A line formatted by its caller, batched like an INFO record (the access line's fast path)."""
+        with self.lock:
+            self._pending.append(line + self.terminator)
+            if self._scheduled:
+                return
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                self._scheduled = True
+                loop.call_soon(self.flush)
                 return
         self.flush()
 
@@ -119,12 +143,22 @@ class TracebackDropFilter(logging.Filter):
         return True
 
 
+def batched_root_handler() -> LoopBatchedHandler | None:
+    """The handler setup_logging installed, when it is the root logger's only one: lines formatted
+    elsewhere may then go straight to it. None under any other logging set-up (pytest's caplog, an
+    embedding application's handlers)."""
+    handlers = logging.root.handlers
+    if len(handlers) == 1 and type(handlers[0]) is LoopBatchedHandler:
+        return handlers[0]
+    return None
+
+
 def setup_logging(level: str, fmt: str) -> None:
     handler = LoopBatchedHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter(TEXT_FORMAT))
     # No format here prints a caller, thread or process (records lose %(funcName)s, %(thread)d,
     # %(process)d...): each record would otherwise walk the stack and call getpid(2). This is
     # the logging HOWTO's "Optimization" advice; it matters for one access line per request.

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
 import logging
+import re
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
 from proxy.observability.access_log import log_access
-from proxy.observability.logging_setup import JsonFormatter, TextFormatter
+from proxy.observability.logging_setup import TEXT_FORMAT, JsonFormatter, LoopBatchedHandler, TextFormatter
 from tests.support.records import make_record
 
 
@@ -51,7 +56,7 @@ def test_client_text_cannot_forge_a_text_line(field, text):
     captured = []
     handler = logging.Handler()
     handler.emit = lambda record: captured.append(handler.format(record))
-    handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(TextFormatter(TEXT_FORMAT))
     access = logging.getLogger("proxy.access")
     access.addHandler(handler)
     level, access.level = access.level, logging.INFO
@@ -68,3 +73,82 @@ def test_nothing_is_built_when_access_lines_are_off(caplog):
     caplog.set_level(logging.WARNING, logger="proxy.access")
     log_access(make_record())
     assert not caplog.records
+
+
+@contextlib.contextmanager
+def _serve_logging(fmt: str) -> Iterator[tuple[LoopBatchedHandler, io.StringIO]]:
+    """The root logger as `serve` sets it up (one batched handler), writing to a buffer."""
+    stream = io.StringIO()
+    handler = LoopBatchedHandler(stream)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(TEXT_FORMAT))
+    root, access = logging.getLogger(), logging.getLogger("proxy.access")
+    saved = root.handlers[:], access.level
+    root.handlers[:] = [handler]
+    access.setLevel(logging.INFO)
+    try:
+        yield handler, stream
+    finally:
+        root.handlers[:] = saved[0]
+        access.setLevel(saved[1])
+
+
+def _through_logging(handler: logging.Handler, record) -> str:
+    """The line the logging path gives for `record`: a LogRecord formatted by `handler`'s formatter."""
+    captured = []
+    capture = logging.Handler()
+    capture.emit = lambda r: captured.append(handler.format(r))
+    access = logging.getLogger("proxy.access")
+    access.addHandler(capture)  # a handler of its own: log_access takes the logging path
+    try:
+        log_access(record)
+    finally:
+        access.removeHandler(capture)
+    (line,) = captured
+    return line
+
+
+def _masked(line: str) -> str:
+    return line[24:]  # the text line after its "YYYY-MM-DD HH:MM:SS,mmm " time
+
+
+RECORDS = {
+    "plain": {},
+    "no key, no model": {"api_key_id": None, "model": None, "prompt_tokens": None, "completion_tokens": None},
+    "error and ttfb": {"error": "upstream timed out mid-response", "ttfb": 3.14159, "status_code": 504},
+    **{f"forged {name}": {"endpoint": text} for name, text in FORGERIES.items()},
+}
+
+
+@pytest.mark.parametrize("overrides", RECORDS.values(), ids=RECORDS.keys())
+async def test_serve_writes_the_same_text_line_as_logging(overrides):
+    record = make_record(**{"api_key_id": uuid.uuid4(), **overrides})
+    with _serve_logging("text") as (handler, stream):
+        log_access(record)
+        await asyncio.sleep(0)  # the batch leaves at the end of the loop iteration
+        expected = _through_logging(handler, record)
+    (line,) = stream.getvalue().splitlines()
+    assert _masked(line) == _masked(expected) and line.isprintable()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ", line[:24])
+
+
+@pytest.mark.parametrize("overrides", RECORDS.values(), ids=RECORDS.keys())
+async def test_serve_writes_the_same_json_line_as_logging(overrides):
+    record = make_record(**{"api_key_id": uuid.uuid4(), **overrides})
+    with _serve_logging("json") as (handler, stream):
+        log_access(record)
+        await asyncio.sleep(0)
+        expected = json.loads(_through_logging(handler, record))
+    (line,) = stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry.pop("time")[:10] == expected.pop("time")[:10]
+    assert entry == expected and list(entry) == list(expected)
+
+
+async def test_serve_lines_of_one_iteration_leave_in_one_write():
+    writes = []
+    with _serve_logging("text") as (handler, stream):
+        stream.write = lambda text: writes.append(text) or len(text)
+        for _ in range(5):
+            log_access(make_record())
+        await asyncio.sleep(0)
+    assert len(writes) == 1 and writes[0].count("\n") == 5

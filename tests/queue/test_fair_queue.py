@@ -18,6 +18,12 @@ MODEL = "llama3.2:latest"
 BODY = {"model": "llama3.2", "prompt": "why is the sky blue", "stream": False}
 
 
+@pytest.fixture(autouse=True)
+async def _empty_tables(db):
+    """Every test starts without keys: the demo keys then get this module's huge default limits."""
+    yield
+
+
 @pytest.fixture
 async def node():
     [running] = await start_nodes({"gpu1": ([MODEL], [MODEL])})
