@@ -2,6 +2,7 @@
 
     python -m tests.bench.profile [--scenario "api/chat stream"] [--seconds 10] [--connections 32]
     python -m tests.bench.profile --streams 200 [--seconds 10]
+    python -m tests.bench.profile --target bare [--scenario ...]   # the bare aiohttp proxy, for comparison
 
 Prints the functions with the most samples (own and cumulative) and leaves the collapsed stacks
 (flamegraph.pl / speedscope input) in bench-results/profile-*.txt. Needs `pip install py-spy`.
@@ -59,11 +60,21 @@ async def main(args: argparse.Namespace) -> None:
     gateway = None
     try:
         await wait_listening(canned)
-        gateway = await start_gateway("gateway", tmp, free_port(), canned.url, dsn)
+        if args.target == "bare":
+            gateway = start(
+                "bare",
+                python("tests.bench.bare_proxy", "--port", str(p := free_port()), "--upstream", canned.url, "--uvloop"),
+                tmp,
+                p,
+            )
+            await wait_listening(gateway)
+        else:
+            gateway = await start_gateway("gateway", tmp, free_port(), canned.url, dsn)
         script = write_script(
             tmp / "profile.lua", scenario.body, {**scenario.headers, "Authorization": f"Bearer {USER_KEY}"}
         )
         name = f"streams-{args.streams}" if args.streams else scenario.name.replace("/", "_").replace(" ", "_")
+        name = f"{args.target}-{name}"
         out = REPO / "bench-results" / f"profile-{name}.txt"
         out.parent.mkdir(exist_ok=True)
         spy_process = await asyncio.create_subprocess_exec(
@@ -126,5 +137,6 @@ if __name__ == "__main__":
     parser.add_argument(
         "--streams", type=int, default=0, help="profile this many concurrent paced streams instead of wrk on --scenario"
     )
+    parser.add_argument("--target", default="gateway", choices=["gateway", "bare"], help="the process to profile")
     parser.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
     asyncio.run(main(parser.parse_args()))
