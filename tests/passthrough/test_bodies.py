@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from unittest import mock
 
 import pytest
+from aiohttp import StreamReader
 
+from proxy.passthrough.body import read_stream
 from tests.support.factories import ADMIN_KEY, USER_KEY, bearer, make_settings, start_gateway
 from tests.support.logs import assert_no_tracebacks
 from tests.support.raw_http import exchange, status_of
@@ -155,3 +158,14 @@ async def test_a_multipart_form_is_checked_inline_or_in_the_worker(gateway, http
     assert (refused, truncated) == (403, 400) and set(health) == {200}
     assert await post(_form(b"whisper", audio)) not in (400, 403, 413)
     assert_no_tracebacks(caplog)
+
+
+@pytest.mark.parametrize("chunks", [[b'{"a":1}'], [b'{"a"', b":1}"]], ids=["one chunk", "two chunks"])
+@pytest.mark.parametrize("limit, expected", [(7, b'{"a":1}'), (6, None)], ids=["within", "over"])
+async def test_a_body_already_received_is_read_whole_and_capped(chunks, limit, expected):
+    """The body that came in with its headers is taken at once, with the same cap as one still arriving."""
+    stream = StreamReader(mock.Mock(_reading_paused=False), 2**16, loop=asyncio.get_running_loop())
+    for chunk in chunks:
+        stream.feed_data(chunk)
+    stream.feed_eof()
+    assert await read_stream(stream, limit) == expected
