@@ -11,7 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from proxy.passthrough.upstream import UPSTREAM_ERRORS, downstream_response_headers
-from proxy.passthrough.usage_tap import UsageTap
+from proxy.passthrough.usage_tap import Usage, UsageTap
 from proxy.request_log.record import request_id
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,12 @@ async def relay_response(
     truncated body and never a fabricated clean end, as nginx does
     (https://github.com/nginx/nginx-tests/blob/master/proxy_unfinished.t).
     """
-    tap = UsageTap(upstream.headers.get("Content-Type", ""), status=upstream.status, request_bytes=request_bytes)
+    content_type = upstream.headers.get("Content-Type", "")
     whole = _whole_body(request, upstream)
     if whole is not None:
-        return await _relay_whole(request, upstream, relayed, tap, whole, started)
+        usage = UsageTap.whole(content_type, whole, status=upstream.status, request_bytes=request_bytes)
+        return await _relay_whole(request, upstream, relayed, usage, whole, started)
+    tap = UsageTap(content_type, status=upstream.status, request_bytes=request_bytes)
     response = web.StreamResponse(
         status=upstream.status, reason=upstream.reason, headers=downstream_response_headers(upstream.headers)
     )
@@ -96,7 +98,7 @@ async def relay_response(
         return response
     finally:
         relayed.ttfb, relayed.bytes_out = ttfb, bytes_out
-        _note_usage(relayed, tap)
+        _note_usage(relayed, tap.finish())
     if relayed.ttfb is None:
         relayed.ttfb = (time.perf_counter() - started) * 1000
     await response.write_eof()
@@ -122,14 +124,13 @@ def _whole_body(request: web.Request, upstream: aiohttp.ClientResponse) -> bytes
 
 
 async def _relay_whole(
-    request: web.Request, upstream: aiohttp.ClientResponse, relayed: Relayed, tap: UsageTap, body: bytes, started: float
+    request: web.Request, upstream: aiohttp.ClientResponse, relayed: Relayed, usage: Usage, body: bytes, started: float
 ) -> web.Response:
     # A web.Response sends its headers with its body: one write to the client instead of two,
     # and nothing waits, since every byte is here already.
     relayed.ttfb = (time.perf_counter() - started) * 1000
     relayed.bytes_out = len(body)
-    tap.feed(body)
-    _note_usage(relayed, tap)
+    _note_usage(relayed, usage)
     response = web.Response(
         status=upstream.status, reason=upstream.reason, body=body, headers=downstream_response_headers(upstream.headers)
     )
@@ -148,8 +149,7 @@ def _tokens(value: int | None) -> int | None:
     return None if value is None else min(max(value, 0), _MAX_TOKENS)
 
 
-def _note_usage(relayed: Relayed, tap: UsageTap) -> None:
-    usage = tap.finish()
+def _note_usage(relayed: Relayed, usage: Usage) -> None:
     relayed.prompt_tokens = _tokens(usage.prompt_tokens)
     relayed.completion_tokens = _tokens(usage.completion_tokens)
     relayed.usage_estimated = usage.estimated

@@ -29,22 +29,24 @@ class UsageTap:
     __slots__ = ("_status", "_request_bytes", "_mode", "_buf", "_head", "_skipping", "_overflow", "_stream", "_result")
 
     def __init__(self, content_type: str, *, status: int = 200, request_bytes: int = 0) -> None:
-        mime = content_type.split(";", 1)[0].strip().lower()
         self._status = status
         self._request_bytes = request_bytes
-        if status >= 400 or (mime.endswith("json") and "ndjson" not in mime):
-            self._mode = "body"  # error bodies are parsed whatever their type, for the message
-        elif "ndjson" in mime:
-            self._mode = "ndjson"
-        elif mime == "text/event-stream":
-            self._mode = "sse"
-        else:
-            self._mode = "ignore"
+        self._mode = _mode(content_type, status)
         self._buf = bytearray()
         self._head = b""  # the start of a body over PARSE_CAP, where native answers name the model
         self._skipping = self._overflow = False
         self._stream = StreamUsage()
         self._result: Usage | None = None
+
+    @classmethod
+    def whole(cls, content_type: str, body: bytes, *, status: int = 200, request_bytes: int = 0) -> Usage:
+        """The usage of an answer whose body is all here: what feed(body) then finish() give, without
+        the copy into the tap when it is one JSON body to parse."""
+        if len(body) <= PARSE_CAP and _mode(content_type, status) == "body":
+            return body_usage(body, status=status, request_bytes=request_bytes)
+        tap = cls(content_type, status=status, request_bytes=request_bytes)
+        tap.feed(body)
+        return tap.finish()
 
     def feed(self, chunk: bytes) -> None:
         if self._result is not None or not chunk:
@@ -112,3 +114,14 @@ class UsageTap:
             self._stream.read_ndjson(block)
         else:
             self._stream.read_sse(block)
+
+
+def _mode(content_type: str, status: int) -> str:
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if status >= 400 or (mime.endswith("json") and "ndjson" not in mime):
+        return "body"  # error bodies are parsed whatever their type, for the message
+    if "ndjson" in mime:
+        return "ndjson"
+    if mime == "text/event-stream":
+        return "sse"
+    return "ignore"

@@ -846,3 +846,28 @@ def test_answers_without_usage_are_estimated(content_type, chunks, expected):
 )
 def test_the_model_the_answer_reports(content_type, chunks, model):
     assert measure(content_type, chunks).model == model
+
+
+WHOLE = {
+    "native chat": (200, JSON, CHAT_JSON),
+    "openai chat": (200, "application/json", OPENAI_CHAT_JSON),
+    "responses": (200, "application/json", RESPONSES_JSON),
+    "anthropic": (200, "application/json", ANTHROPIC_JSON),
+    "native embed": (200, JSON, EMBED_JSON),
+    "not json": (200, JSON, b"not json"),
+    "empty": (200, JSON, b""),
+    "no metrics": (200, JSON, CHAT_NO_METRICS),
+    "error body": (404, "text/plain", b"404 page not found"),
+    "chat stream in one piece": (200, NDJSON, CHAT_STREAM),
+    "cut stream": (200, NDJSON, CHAT_STREAM[:-40]),
+    "sse": (200, SSE, b"".join(anthropic_stream(True))),
+    "generate over the parse cap": (200, JSON, generate_done(300_000).rstrip(b"\n")),
+    "other type": (200, "text/plain", b"hello"),
+}
+
+
+@pytest.mark.parametrize(("status", "content_type", "body"), WHOLE.values(), ids=WHOLE.keys())
+def test_a_whole_body_measures_as_fed_in_chunks(status, content_type, body):
+    fed = measure(content_type, random_chunks(body, random.Random(4), 7), status=status, request_bytes=120)
+    whole = UsageTap.whole(content_type, body, status=status, request_bytes=120)
+    assert whole == fed and whole.model == fed.model
