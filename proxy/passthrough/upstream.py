@@ -60,7 +60,7 @@ def upstream_request_headers(headers: CIMultiDictProxy[str], *, drop_length: boo
     since Ollama on loopback answers 403 to a foreign Host
     (allowedHostsMiddleware, https://github.com/ollama/ollama/blob/v0.32.15/server/routes.go)."""
     fixed = _REQUEST_DROP_LENGTH if drop_length else _REQUEST_DROP
-    drop = _dropped(fixed, ",".join(headers.getall("Connection", ())))
+    drop = _dropped(fixed, ",".join(headers.getall("Connection", ()))) if "Connection" in headers else fixed
     forwarded = CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
     for name, value in forwarded.items():
         if not value.isascii():
@@ -79,7 +79,11 @@ def _check_forwardable(name: str, value: str) -> None:
 
 
 def downstream_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    drop = _dropped(_RESPONSE_DROP, ",".join(headers.getall("Connection", ())))
+    drop = (
+        _dropped(_RESPONSE_DROP, ",".join(headers.getall("Connection", ())))
+        if "Connection" in headers
+        else _RESPONSE_DROP
+    )
     return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
 
 
@@ -91,7 +95,12 @@ def upstream_url(base: URL, target: URL | str) -> URL:
     """
     if isinstance(target, str):
         target = URL(target, encoded=True)
-    return URL(str(base).rstrip("/") + target.raw_path_qs, encoded=True)
+    return _joined(base, target.raw_path_qs)
+
+
+@functools.lru_cache(maxsize=1024)  # nearly every request is one of a few routes on a few nodes
+def _joined(base: URL, raw_path_qs: str) -> URL:
+    return URL(str(base).rstrip("/") + raw_path_qs, encoded=True)
 
 
 def upstream_failure(exc: BaseException, settings: Settings) -> GatewayError:
