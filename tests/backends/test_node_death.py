@@ -18,8 +18,9 @@ BACK_WITHIN = 10.0  # seconds: the issue's window for taking a restarted node ba
 
 
 async def test_a_node_killed_under_load_costs_no_request_that_had_not_started_and_comes_back(
-    aiohttp_server, database_url, tmp_path, http
+    aiohttp_server, database_url, db, tmp_path, http
 ):
+    # db: no keys left by earlier tests, so the demo keys get this test's huge default limits.
     nodes = [FakeNodeProcess(name, ["llama3.2:latest"]) for name in ("gpu1", "gpu2", "gpu3")]
     for node in nodes:
         await node.start()
