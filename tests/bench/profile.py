@@ -3,9 +3,11 @@
     python -m tests.bench.profile [--scenario "api/chat stream"] [--seconds 10] [--connections 32]
     python -m tests.bench.profile --streams 200 [--seconds 10]
     python -m tests.bench.profile --target bare [--scenario ...]   # the bare aiohttp proxy, for comparison
+    python -m tests.bench.profile --tree ../before [--scenario ...]  # another checkout's gateway
 
 Prints the functions with the most samples (own and cumulative) and leaves the collapsed stacks
-(flamegraph.pl / speedscope input) in bench-results/profile-*.txt. Needs `pip install py-spy`.
+(flamegraph.pl / speedscope input) in bench-results/profile-<target>-*.txt and the flame graph beside
+them as .svg. Needs `pip install py-spy`.
 """
 
 from __future__ import annotations
@@ -69,31 +71,37 @@ async def main(args: argparse.Namespace) -> None:
             )
             await wait_listening(gateway)
         else:
-            gateway = await start_gateway("gateway", tmp, free_port(), canned.url, dsn)
+            gateway = await start_gateway("gateway", tmp, free_port(), canned.url, dsn, tree=args.tree)
         script = write_script(
             tmp / "profile.lua", scenario.body, {**scenario.headers, "Authorization": f"Bearer {USER_KEY}"}
         )
         name = f"streams-{args.streams}" if args.streams else scenario.name.replace("/", "_").replace(" ", "_")
-        name = f"{args.target}-{name}"
+        name = f"{args.target}{'-' + args.tree.name if args.tree else ''}-{name}"
         out = REPO / "bench-results" / f"profile-{name}.txt"
         out.parent.mkdir(exist_ok=True)
-        spy_process = await asyncio.create_subprocess_exec(
-            spy,
-            "record",
-            "--format",
-            "raw",
-            "--rate",
-            str(args.rate),
-            "--duration",
-            str(args.seconds),
-            "--pid",
-            str(gateway.process.pid),
-            "--output",
-            str(out),
-            "--nonblocking",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        # Two samplers on the same process at once: collapsed stacks for the summary below, and the
+        # flame graph as an SVG to open in a browser (py-spy writes one format per recording).
+        svg = out.with_suffix(".svg")
+        spies = [
+            await asyncio.create_subprocess_exec(
+                spy,
+                "record",
+                "--format",
+                fmt,
+                "--rate",
+                str(args.rate),
+                "--duration",
+                str(args.seconds),
+                "--pid",
+                str(gateway.process.pid),
+                "--output",
+                str(path),
+                "--nonblocking",
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            for fmt, path in (("raw", out), ("flamegraph", svg))
+        ]
         if args.streams:  # streams of 50 lines 20 ms apart, back to back on each connection, for the duration
             client = await asyncio.create_subprocess_exec(
                 *python(
@@ -118,9 +126,10 @@ async def main(args: argparse.Namespace) -> None:
                 gateway.url + scenario.path, script, connections=args.connections, seconds=args.seconds
             )
             print(f"{scenario.name}: {result.rps:.0f} req/s under py-spy (sampling slows it)\n")
-        await spy_process.wait()
+        for spy_process in spies:
+            await spy_process.wait()
         print(summarize(out, args.top))
-        print(f"\ncollapsed stacks: {out}", file=sys.stderr)
+        print(f"\ncollapsed stacks: {out}\nflame graph: {svg}", file=sys.stderr)
     finally:
         if gateway:
             gateway.stop()
@@ -138,5 +147,6 @@ if __name__ == "__main__":
         "--streams", type=int, default=0, help="profile this many concurrent paced streams instead of wrk on --scenario"
     )
     parser.add_argument("--target", default="gateway", choices=["gateway", "bare"], help="the process to profile")
+    parser.add_argument("--tree", type=Path, default=None, help="profile another checkout's gateway (a worktree)")
     parser.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
     asyncio.run(main(parser.parse_args()))

@@ -33,6 +33,12 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _added(row: dict | None, direct: dict | None) -> str:
+    if not row or not direct:
+        return "-"
+    return f"{row['p50_ms'] - direct['p50_ms']:+.2f} / {row['p99_ms'] - direct['p99_ms']:+.2f}"
+
+
 def markdown(results: dict) -> str:
     m = results["machine"]
     out = [
@@ -44,29 +50,34 @@ def markdown(results: dict) -> str:
         cell = {(r["scenario"], r["connections"], r["target"]): r for r in http}
         scenarios = list(dict.fromkeys(r["scenario"] for r in http))
         loads = sorted({r["connections"] for r in http})
+        extra = list(dict.fromkeys(r["target"] for r in http if r["target"] not in TARGETS))  # ×N, before
         if 1 in loads:
+            early = [t for t in extra if (scenarios[0], 1, t) in cell]  # `gateway ×N` has no row at 1 connection
             out += [
                 "",
                 "**Latency at one connection** (ms, p50 / p99; added = gateway − direct)",
                 "",
-                "| request | direct | nginx | bare aiohttp | gateway | gateway added |",
-                "|---|---|---|---|---|---|",
+                "| request | direct | nginx | bare aiohttp | gateway | gateway added |"
+                + "".join(f" {t} | {t} added |" for t in early),
+                "|---|---|---|---|---|---|" + "---|---|" * len(early),
             ]
             for s in scenarios:
                 rows = [cell.get((s, 1, t)) for t in TARGETS]
                 cells = [f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}" if r else "-" for r in rows]
                 d, g = rows[0], rows[3]
-                added = f"{g['p50_ms'] - d['p50_ms']:+.2f} / {g['p99_ms'] - d['p99_ms']:+.2f}" if d and g else "-"
-                out.append(f"| {s} | " + " | ".join(cells) + f" | **{added}** |")
-        many = next((r["target"] for r in http if r["target"].startswith("gateway ×")), None)
-        extra = [many] if many else []
+                more = ""
+                for t in early:
+                    e = cell.get((s, 1, t))
+                    more += f" {e['p50_ms']:.2f} / {e['p99_ms']:.2f} | {_added(e, d)} |" if e else " - | - |"
+                out.append(f"| {s} | " + " | ".join(cells) + f" | **{_added(g, d)}** |" + more)
         out += [
             "",
             "**Throughput** (requests/s; CPU = the process's CPU time per request)",
             "",
             "| request | conns | direct | nginx | bare aiohttp | gateway | gateway / bare | gateway / nginx "
-            "| gateway CPU µs/req | bare CPU µs/req |" + "".join(f" {t} | {t} / bare |" for t in extra),
-            "|---|---|---|---|---|---|---|---|---|---|" + "---|---|" * len(extra),
+            "| gateway CPU µs/req | bare CPU µs/req |"
+            + "".join(f" {t} | {t} / bare | {t} CPU µs/req |" for t in extra),
+            "|---|---|---|---|---|---|---|---|---|---|" + "---|---|---|" * len(extra),
         ]
         for s in scenarios:
             for c in [c for c in loads if c > 1]:
@@ -79,7 +90,11 @@ def markdown(results: dict) -> str:
                     + " | ".join(str(v or "-") for v in rps)
                     + f" | **{_ratio(rps[3], rps[2])}** | {_ratio(rps[3], rps[1])} | "
                     f"{g['cpu_us_per_request'] if g else '-'} | {b['cpu_us_per_request'] if b else '-'} |"
-                    + "".join(f" {m['rps'] if m else '-'} | {_ratio(m and m['rps'], rps[2])} |" for m in more)
+                    + "".join(
+                        f" {m['rps'] if m else '-'} | {_ratio(m and m['rps'], rps[2])} | "
+                        f"{m['cpu_us_per_request'] if m else '-'} |"
+                        for m in more
+                    )
                 )
         errors = [r for r in http if r["status_errors"] or r["socket_errors"]]
         if errors:
@@ -103,10 +118,11 @@ def markdown(results: dict) -> str:
             "at the same count; CPU = the target's own, direct = the paced upstream's)",
             "",
             "| streams | target | lines | took s | delay p50 / p99 ms | added p50 / p99 ms "
-            "| CPU s / 10k lines | errors |",
-            "|---|---|---|---|---|---|---|---|",
+            "| CPU s / 10k lines | CPU / bare's | errors |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         direct = {r["streams"]: r for r in streams if r["target"] == "direct"}
+        bare = {r["streams"]: r for r in streams if r["target"] == "bare"}
         for r in streams:
             d = direct.get(r["streams"])
             added = (
@@ -115,10 +131,14 @@ def markdown(results: dict) -> str:
                 else "-"
             )
             bold = "**" if r["target"] == "gateway" else ""
+            b = bare.get(r["streams"])
+            relative = (
+                _ratio(r["cpu_s_per_10k_lines"], b and b["cpu_s_per_10k_lines"]) if r["target"] != "direct" else "-"
+            )
             out.append(
                 f"| {r['streams']} | {r['target']} | {r['lines']} | {r['seconds']} "
                 f"| {_ms(r['p50_ms'])} / {_ms(r['p99_ms'])} | {bold}{added}{bold} "
-                f"| {r['cpu_s_per_10k_lines']} | {r['errors']} |"
+                f"| {r['cpu_s_per_10k_lines']} | {relative} | {r['errors']} |"
             )
     memory = results.get("memory") or []
     if memory:

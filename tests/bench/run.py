@@ -29,6 +29,7 @@ from tests.bench.wrk import run_wrk, write_script
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 TARGETS = ("direct", "nginx", "bare", "gateway")
+BEFORE = "gateway (before)"
 
 
 def _has_uvloop() -> bool:
@@ -70,6 +71,11 @@ async def http_phase(args: argparse.Namespace, tmp: Path, dsn: str, results: dic
                 )
             )
             targets[f"gateway ×{args.compare_workers}"] = many
+        if args.before:  # another checkout's gateway, same settings: before and after in one run
+            services.append(
+                before := await start_gateway("gateway-before", tmp, free_port(), canned.url, dsn, tree=args.before)
+            )
+            targets[BEFORE] = before
         sent = 0
         for scenario in SCENARIOS:
             script = write_script(
@@ -148,6 +154,10 @@ async def _stream_targets(
         targets["gateway"] = await start_gateway(
             f"gateway{suffix}", tmp, free_port(), paced.url, dsn, workers=args.workers
         )
+        if args.before:
+            targets[BEFORE] = await start_gateway(
+                f"gateway-before{suffix}", tmp, free_port(), paced.url, dsn, tree=args.before
+            )
     except BaseException:
         _stop(targets)
         raise
@@ -164,11 +174,11 @@ async def stream_phase(args: argparse.Namespace, tmp: Path, dsn: str, results: d
     targets = await _stream_targets(tmp, dsn, args, "-streams", args.interval)
     try:
         for name, service in targets.items():  # warm-up: connection pools, first allocations
-            await _streams(service, 20, 1, args, name == "gateway")
+            await _streams(service, 20, 1, args, name.startswith("gateway"))
         for count in args.streams:
             for name, service in targets.items():
                 cpu = service.cpu_seconds()
-                out = await _streams(service, count, args.repeat, args, name == "gateway")
+                out = await _streams(service, count, args.repeat, args, name.startswith("gateway"))
                 cpu = service.cpu_seconds() - cpu
                 row = {
                     "streams": count,
@@ -191,10 +201,10 @@ async def memory_phase(args: argparse.Namespace, tmp: Path, dsn: str, results: d
         for name, service in targets.items():
             if name == "direct":
                 continue
-            await _streams(service, 10, 1, args, name == "gateway")
+            await _streams(service, 10, 1, args, name.startswith("gateway"))
             idle = service.rss()
             async with PeakRss(service) as peak:
-                out = await _streams(service, count, 1, args, name == "gateway")
+                out = await _streams(service, count, 1, args, name.startswith("gateway"))
             row = {
                 "streams": count,
                 "target": name,
@@ -251,7 +261,9 @@ def machine() -> dict:
 async def main(args: argparse.Namespace) -> dict:
     results: dict = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python -m tests.bench.run" + (" --quick" if args.quick else ""),
+        "command": "python -m tests.bench.run"
+        + (" --quick" if args.quick else "")
+        + (" --before …" if args.before else ""),
         "machine": machine(),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "http": [],
@@ -290,6 +302,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="also measure throughput with serve --workers N (default: 2; 0 with --quick)",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="also run the gateway of another checkout (e.g. a `git worktree` of an older commit), side by side",
     )
     parser.add_argument(
         "--bare-asyncio", action="store_true", help="run the bare proxy on asyncio's loop even when uvloop is installed"
