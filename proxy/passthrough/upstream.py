@@ -78,13 +78,15 @@ def _check_forwardable(name: str, value: str) -> None:
         raise GatewayError(400, f"header {name!r} holds bytes that are not UTF-8") from None
 
 
-def downstream_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+def downstream_response_headers(headers: CIMultiDictProxy[str]) -> list[tuple[str, str]]:
+    """Ollama's response fields less hop-by-hop ones and those the gateway sets itself; pairs, since
+    the response copies them into its own CIMultiDict anyway."""
     drop = (
         _dropped(_RESPONSE_DROP, ",".join(headers.getall("Connection", ())))
         if "Connection" in headers
         else _RESPONSE_DROP
     )
-    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
+    return [(k, v) for k, v in headers.items() if k.lower() not in drop]
 
 
 def upstream_url(base: URL, target: URL | str) -> URL:
