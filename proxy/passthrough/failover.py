@@ -9,10 +9,11 @@ streamed from the client (a blob upload) cannot be sent twice, so it gets one no
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import ClientResponse, web
+from aiohttp import ClientResponse, ClientTimeout, web
 from multidict import CIMultiDict
 
 from proxy.backends.node import Node
@@ -59,23 +60,37 @@ async def send(
     False would end the failover there, with the failure it had as the answer."""
     backends = request.app[BACKENDS]
     session = request.app[UPSTREAM_SESSION]
-    attempts = nodes[: 1 + MAX_FAILOVERS] if payload is not request.content else nodes[:1]
+    settings = request.app[SETTINGS]
+    uploading = payload is request.content
+    attempts = nodes[:1] if uploading else nodes[: 1 + MAX_FAILOVERS]
     for index, node in enumerate(attempts):
         last = index == len(attempts) - 1
         backends.begin(node)
+        url = upstream_url(node.config.url, request.rel_url)
         try:
-            upstream = await session.request(
-                request.method,
-                upstream_url(node.config.url, request.rel_url),
-                headers=headers,
-                data=payload,
-                allow_redirects=False,
-            )
+            if uploading:
+                # A streamed upload may take longer than the read timeout to send: aiohttp's sock_read
+                # starts counting once it is sent.
+                upstream = await session.request(
+                    request.method, url, headers=headers, data=payload, allow_redirects=False
+                )
+            else:
+                # A body in memory leaves at once: the read timeout bounds the wait for the headers,
+                # and the relay's SilenceWatch (silence.py) the silences of the body, timer-free per chunk.
+                async with asyncio.timeout(settings.upstream_read_timeout):
+                    upstream = await session.request(
+                        request.method,
+                        url,
+                        headers=headers,
+                        data=payload,
+                        allow_redirects=False,
+                        timeout=_headers_only(settings.upstream_connect_timeout),
+                    )
         except UPSTREAM_ERRORS as exc:
             outcome = Outcome.SILENT if isinstance(exc, asyncio.TimeoutError) else Outcome.UNREACHABLE
             backends.end(node, outcome, model=model)
             if last or (move_slot is not None and not move_slot(attempts[index + 1])):
-                raise upstream_failure(exc, request.app[SETTINGS]) from None
+                raise upstream_failure(exc, settings) from None
             continue
         if last:
             return upstream, node
@@ -90,6 +105,11 @@ async def send(
         upstream.release()
         backends.end(node, outcome, model=model)
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+@functools.cache  # one value per process in practice
+def _headers_only(connect_timeout: float) -> ClientTimeout:
+    return ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=None)
 
 
 def final_outcome(status: int, model: str | None) -> Outcome:

@@ -25,7 +25,7 @@ from proxy.passthrough.relay import Relayed, relay_response
 from proxy.passthrough.routes import ROUTES, Access, Listing, OllamaRoute, Placement
 from proxy.passthrough.server_timing import UPSTREAM_TIMING, upstream_timing
 from proxy.passthrough.token_estimate import tokens_to_reserve
-from proxy.passthrough.upstream import upstream_request_headers
+from proxy.passthrough.upstream import upstream_failure, upstream_request_headers
 from proxy.queue.gate import FAIR_QUEUE, Slot
 from proxy.request_log.record import REQUEST_START
 from proxy.state import SETTINGS
@@ -153,7 +153,7 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
             and key is not None
             and key.models is not None
         ):
-            return await _filtered_listing(upstream, route.listing, key, forwarded)
+            return await _filtered_listing(request, upstream, route.listing, key, forwarded)
         relayed = forwarded.relayed = Relayed()
         return await relay_response(request, upstream, relayed, started=started, request_bytes=len(body))
     except BaseException:
@@ -175,9 +175,13 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
 
 
 async def _filtered_listing(
-    upstream: ClientResponse, kind: Listing, key: KeyRecord, forwarded: Forwarded
+    request: web.Request, upstream: ClientResponse, kind: Listing, key: KeyRecord, forwarded: Forwarded
 ) -> web.Response:
-    body = await read_listing(upstream, kind, partial(key_may_use, key))
+    settings = request.app[SETTINGS]
+    try:  # sent without aiohttp's sock_read (failover.send): the silence limit is kept here
+        body = await read_listing(upstream, kind, partial(key_may_use, key), idle=settings.upstream_read_timeout)
+    except TimeoutError as exc:
+        raise upstream_failure(exc, settings) from None
     forwarded.relayed = Relayed(bytes_out=len(body))
     return web.Response(
         status=upstream.status,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -43,9 +44,12 @@ def _allowed(entry: Any, fields: tuple[str, ...], allowed: Callable[[str], bool]
     return bool(names) and any(allowed(name) for name in names)
 
 
-async def read_listing(upstream: ClientResponse, kind: Listing, allowed: Callable[[str], bool]) -> bytes:
-    """Ollama's listing body, filtered when it is a 200 listing; any other answer unchanged."""
-    body = await read_stream(upstream.content, LISTING_LIMIT)
+async def read_listing(
+    upstream: ClientResponse, kind: Listing, allowed: Callable[[str], bool], *, idle: float = math.inf
+) -> bytes:
+    """Ollama's listing body, filtered when it is a 200 listing; any other answer unchanged. TimeoutError
+    when Ollama stays silent `idle` seconds."""
+    body = await read_stream(upstream.content, LISTING_LIMIT, idle=idle)
     if body is None:
         raise GatewayError(502, "Ollama's model list is too large to filter")
     if upstream.status != 200:

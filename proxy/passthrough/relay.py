@@ -10,9 +10,11 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from proxy.passthrough.silence import SilenceWatch
 from proxy.passthrough.upstream import UPSTREAM_ERRORS, downstream_response_headers
 from proxy.passthrough.usage_tap import Usage, UsageTap
 from proxy.request_log.record import request_id
+from proxy.state import SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +70,11 @@ async def relay_response(
         response.content_length = upstream.content_length
     content = upstream.content
     ttfb, bytes_out = None, 0
+    watch = SilenceWatch(upstream, request.app[SETTINGS].upstream_read_timeout)
     try:
         await response.prepare(request)  # inside: a client may be gone before its headers leave
         async for chunk in content.iter_any():
+            watch.heard()
             if ttfb is None:
                 ttfb = (time.perf_counter() - started) * 1000
             tap.feed(chunk)
@@ -97,6 +101,7 @@ async def relay_response(
             request.transport.abort()
         return response
     finally:
+        watch.stop()
         relayed.ttfb, relayed.bytes_out = ttfb, bytes_out
         _note_usage(relayed, tap.finish())
     if relayed.ttfb is None:

@@ -259,6 +259,22 @@ async def test_silent_ollama_is_a_504_and_a_cut_stream(aiohttp_server, database_
     assert sink.records[-1].error == "upstream timed out mid-response"
 
 
+@pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions"])
+async def test_a_slow_stream_that_keeps_talking_outlives_the_read_timeout(
+    aiohttp_server, database_url, db, fake, http, sink, path
+):
+    """The read timeout bounds silences, not answers: lines half a timeout apart run to the end."""
+    fake.app[FAKE_STATE].token_interval = 0.15
+    settings = make_settings(database_url, ollama_base_url=fake.make_url(""), upstream_read_timeout=0.3)
+    gateway = await start_gateway(aiohttp_server, settings, sink=sink)
+    async with http.post(gateway.u(path), json={**CHAT, "stream": True}, headers=bearer(USER_KEY)) as r:
+        assert r.status == 200
+        lines = [line async for line in r.content if line.strip()]
+    assert len(lines) >= 6  # paced 0.15 s apart: the stream lasted over twice the timeout
+    await wait_until(lambda: sink.records and sink.records[-1].endpoint == path, "the request recorded")
+    assert sink.records[-1].error is None and sink.records[-1].completion_tokens
+
+
 async def test_ollama_dying_mid_stream_cuts_the_client_stream(gateway, http, sink):
     before = len(sink.records)
     async with http.post(gateway.u("/api/chat"), json={**CHAT, "model": "die-mid"}, headers=bearer(USER_KEY)) as r:
