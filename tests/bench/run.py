@@ -265,7 +265,7 @@ async def main(args: argparse.Namespace) -> dict:
         + (" --quick" if args.quick else "")
         + (" --before …" if args.before else ""),
         "machine": machine(),
-        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "out"},
         "http": [],
         "streams": [],
         "memory": [],
