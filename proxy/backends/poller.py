@@ -115,10 +115,28 @@ def _reason(exc: BaseException) -> str:
     return f"unreachable ({type(exc).__name__})"
 
 
+class OnDemandProbe:
+    """The one node of a single-node gateway, which nothing routes around and so is not polled in the
+    background: probed when someone looks (GET /api/backends, the console's Nodes page), at most once
+    every ON_DEMAND_EVERY seconds, so what they see (health, models pulled and loaded) is current."""
+
+    def __init__(self, poller: Poller) -> None:
+        self._poller = poller
+
+    async def refresh(self, node: Node) -> None:
+        if node.last_probe is None or time.time() - node.last_probe >= ON_DEMAND_EVERY:
+            await self._poller.poll_once(node)
+
+
+ON_DEMAND_EVERY = 5.0
+NODE_PROBE = web.AppKey("node_probe", OnDemandProbe)
+
+
 async def backends_context(app: web.Application) -> AsyncIterator[None]:
     """After the upstream session: the nodes, polled from before the first request until shutdown."""
     backends = app[BACKENDS]
     if backends.single is not None:
+        app[NODE_PROBE] = OnDemandProbe(Poller(backends, app[UPSTREAM_SESSION]))  # also re-reads tags after a pull
         yield
         return
     poller = Poller(backends, app[UPSTREAM_SESSION])

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.backends.node import Node
+from proxy.backends.poller import NODE_PROBE
 from proxy.backends.registry import BACKENDS
 from proxy.queue.gate import FAIR_QUEUE, FairQueue
 from proxy.routes.access import require_admin
@@ -70,6 +71,9 @@ def _queue_summary(queue: FairQueue) -> dict[str, Any]:
 async def list_backends(request: web.Request) -> web.Response:
     require_admin(request)
     backends, queue = request.app[BACKENDS], request.app[FAIR_QUEUE]
+    probe = request.app.get(NODE_PROBE)
+    if probe is not None and backends.single is not None:
+        await probe.refresh(backends.single)  # one node is not polled: probed now, when someone looks
     return web.json_response(
         {
             "polled": backends.single is None,

@@ -214,3 +214,25 @@ async def test_operator_views_backends_ready_and_metrics(aiohttp_server, databas
 async def _ready_status(http, gateway, status: int) -> bool:
     async with http.get(gateway.u("/ready")) as response:
         return response.status == status
+
+
+async def test_a_single_node_is_probed_when_someone_looks(aiohttp_server, database_url, db, http):
+    """One node is not polled in the background; GET /api/backends (the console's Nodes page) probes it."""
+    [node] = await start_nodes({"only": (["llama3.2:latest", "qwen3:0.6b"], ["qwen3:0.6b"])})
+    try:
+        settings = make_settings(database_url, ollama_base_url=node.url)
+        gateway = await start_gateway(aiohttp_server, settings)
+        [seen] = (await _listing(http, gateway))["backends"]
+        assert seen["models"] == ["llama3.2:latest", "qwen3:0.6b"] and seen["loaded"] == ["qwen3:0.6b"]
+        assert seen["status"] == "up" and seen["last_probe"] is not None
+        probes = node.served("/api/ps")
+        await _listing(http, gateway)
+        assert node.served("/api/ps") == probes  # within ON_DEMAND_EVERY of the last probe: it stands
+    finally:
+        await node.stop()
+
+
+async def _listing(http, gateway) -> dict:
+    async with http.get(gateway.u("/api/backends"), headers=bearer(ADMIN_KEY)) as response:
+        assert response.status == 200
+        return await response.json()
