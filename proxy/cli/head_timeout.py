@@ -4,7 +4,8 @@ aiohttp times only idle keep-alive connections (`keepalive_timeout`, an hour by 
 longer than nginx's upstream keep-alive on purpose), counted from the previous response, not from
 the head's first byte: 1,000 clients sending a header byte a second each held a descriptor for an
 hour. Here a head must be complete HEADER_READ_TIMEOUT seconds after it starts, or after the
-connection opens; otherwise the connection is closed, as nginx's `client_header_timeout` does.
+connection opens; otherwise the connection is closed (within a quarter of that again: HeadWatch),
+as nginx's `client_header_timeout` does.
 The body has its own limits where it is read (passthrough/body.py read_body).
 """
 
@@ -19,6 +20,41 @@ from aiohttp.web_protocol import RequestHandler
 from proxy.passthrough.expect_continue import ignoring_unknown_expectations
 
 
+class HeadWatch:
+    """The server's connections whose head is being read, checked every quarter of the limit.
+
+    One timer for the whole server, not one armed and cancelled per request (~4 µs each, on every
+    keep-alive request: docs/benchmarks.md). A head still incomplete `limit` seconds after its first
+    byte (or after the connection opened) has its connection closed within 1.25 × `limit`.
+    """
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self._step = limit / 4
+        self._handlers: set[HeadTimeoutRequestHandler] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, handler: HeadTimeoutRequestHandler) -> None:
+        self._handlers.add(handler)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._step, self._sweep)
+
+    def discard(self, handler: HeadTimeoutRequestHandler) -> None:
+        self._handlers.discard(handler)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        if not self._handlers:
+            return  # the next connection starts the timer again
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() - self.limit
+        for handler in list(self._handlers):
+            if handler.head_since is not None and handler.head_since <= deadline:
+                handler.head_since = None
+                handler.force_close()
+        self._timer = loop.call_later(self._step, self._sweep)
+
+
 class HeadTimeoutRequestHandler(RequestHandler):
     """aiohttp's connection handler, closing the connection when a head takes too long.
 
@@ -27,54 +63,40 @@ class HeadTimeoutRequestHandler(RequestHandler):
     connection waits for its next request. tests/cli/test_slow_clients.py pins both.
     """
 
-    def __init__(self, manager: web.Server, *, header_read_timeout: float, **kwargs: Any) -> None:
+    def __init__(self, manager: web.Server, *, head_watch: HeadWatch, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
-        self._header_read_timeout = header_read_timeout
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_watch = head_watch
+        self.head_since: float | None = None  # loop time the head being read began; None: none is
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._arm_head_timer()  # a client that connects and sends nothing, or too little
+        self.head_since = self._loop.time()  # a client that connects and sends nothing, or too little
+        self._head_watch.add(self)
 
     def data_received(self, data: bytes) -> None:
-        if self._head_timer is None and self._waiting_for_head():
-            self._arm_head_timer()  # the first byte of the next request on a kept-alive connection
+        if self.head_since is None and self._waiting_for_head():
+            self.head_since = self._loop.time()  # the first byte of the next request on a kept-alive connection
         heads = self._request_count
         super().data_received(data)
         if self._request_count != heads:
-            self._cancel_head_timer()
+            self.head_since = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._cancel_head_timer()
+        self._head_watch.discard(self)
         super().connection_lost(exc)
 
     def _waiting_for_head(self) -> bool:
         waiter = self._waiter
         return waiter is not None and not waiter.done()
 
-    def _arm_head_timer(self) -> None:
-        self._cancel_head_timer()
-        self._head_timer = self._loop.call_later(self._header_read_timeout, self._head_timed_out)
-
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        self.force_close()
-
 
 class _HeadTimeoutServer(web.Server):
     def __init__(self, *args: Any, header_read_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._header_read_timeout = header_read_timeout
+        self._head_watch = HeadWatch(header_read_timeout)
 
     def __call__(self) -> RequestHandler:
-        return HeadTimeoutRequestHandler(
-            self, loop=self._loop, header_read_timeout=self._header_read_timeout, **self._kwargs
-        )
+        return HeadTimeoutRequestHandler(self, loop=self._loop, head_watch=self._head_watch, **self._kwargs)
 
 
 class GatewayRunner(web.AppRunner):
