@@ -1,5 +1,5 @@
-"""One batch of request records into PostgreSQL: rows, daily and hourly rollups and last_used_at, in one
-transaction."""
+"""One batch of request records into PostgreSQL: rows, the rollups of every table (rollup_tables.py) and
+last_used_at, in one transaction."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import asyncpg
 
 from proxy.request_log.record import RequestRecord
-from proxy.request_log.rollup import last_used, rollup, rollup_hourly
+from proxy.request_log.rollup import last_used, rollups
+from proxy.request_log.rollup_upsert import upsert_rollups
 
 COLUMNS = (
     "id",
@@ -54,25 +55,6 @@ FROM request_log_staging
 ON CONFLICT DO NOTHING
 RETURNING id, created_at
 """
-# The two rollups differ only in their table and the name of their period column.
-_UPSERT_ROLLUP = """
-INSERT INTO {table} AS u ({period}, api_key_id, model, node, requests, errors, prompt_tokens, completion_tokens,
-                          response_time_sum, latency_histogram, ttfb_histogram, queue_histogram)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-ON CONFLICT ({period}, COALESCE(api_key_id, '00000000-0000-0000-0000-000000000000'::uuid), COALESCE(model, ''),
-             COALESCE(node, ''))
-DO UPDATE SET requests = u.requests + EXCLUDED.requests,
-              errors = u.errors + EXCLUDED.errors,
-              prompt_tokens = u.prompt_tokens + EXCLUDED.prompt_tokens,
-              completion_tokens = u.completion_tokens + EXCLUDED.completion_tokens,
-              response_time_sum = u.response_time_sum + EXCLUDED.response_time_sum,
-              latency_histogram = usage_histogram_add(u.latency_histogram, EXCLUDED.latency_histogram),
-              -- Rows from before sql/008 and sql/009 hold an empty array, which the sum takes for zeros.
-              ttfb_histogram = usage_histogram_add(u.ttfb_histogram, EXCLUDED.ttfb_histogram),
-              queue_histogram = usage_histogram_add(u.queue_histogram, EXCLUDED.queue_histogram)
-"""
-UPSERT_DAILY = _UPSERT_ROLLUP.format(table="usage_daily", period="day")
-UPSERT_HOURLY = _UPSERT_ROLLUP.format(table="usage_hourly", period="hour")
 # Only ever forward in time; the api_keys trigger ignores last_used_at-only changes (001_initial.sql).
 TOUCH_KEYS = """
 UPDATE api_keys AS k SET last_used_at = t.used
@@ -97,10 +79,8 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[RequestRecord]
         else:
             inserted = {(row["id"], row["created_at"]) for row in rows}
             new = [r for r in records if _claim(inserted, r)]
-        daily = rollup(new)
-        if daily:
-            await conn.executemany(UPSERT_DAILY, [usage.as_row() for usage in daily])
-            await conn.executemany(UPSERT_HOURLY, [usage.as_row() for usage in rollup_hourly(new)])
+        if new:
+            await upsert_rollups(conn, rollups(new))
         key_ids, times = last_used(new)
         if key_ids:
             # Last: the key rows stay locked until COMMIT, and gateways share them.

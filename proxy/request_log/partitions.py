@@ -14,6 +14,7 @@ from datetime import date, timedelta
 import asyncpg
 
 from proxy.db.errors import DatabaseUnavailable, unavailable_on_outage
+from proxy.request_log.rollup_tables import HOURLY
 from proxy.values.utc_day import utc_today
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ DROP_PARTITIONS = "SELECT request_log_drop_partitions_before($1)"
 # The hourly rollups serve charts of the last hours and days (routes/usage.py reads the daily rows
 # for anything older), so they are kept a little past the longest hourly range, whatever the retention.
 USAGE_HOURLY_DAYS = 35
-PRUNE_HOURLY = "DELETE FROM usage_hourly WHERE hour < $1::date::timestamp AT TIME ZONE 'UTC'"
+_PRUNE = "DELETE FROM {table} WHERE hour < $1::date::timestamp AT TIME ZONE 'UTC'"
+PRUNE_HOURLY = tuple(_PRUNE.format(table=table.name) for table in HOURLY)
 
 
 async def ensure_partitions(pool: asyncpg.Pool, today: date, days_ahead: int = DAYS_AHEAD) -> int:
@@ -49,8 +51,11 @@ async def drop_expired(pool: asyncpg.Pool, today: date, retention_days: int) -> 
 
 
 async def prune_hourly(pool: asyncpg.Pool, today: date) -> None:
+    """Every hourly rollup (usage_hourly and its coarser copies) loses the same hours, at once."""
     with unavailable_on_outage():
-        await pool.execute(PRUNE_HOURLY, today - timedelta(days=USAGE_HOURLY_DAYS))
+        async with pool.acquire() as conn, conn.transaction():
+            for prune in PRUNE_HOURLY:
+                await conn.execute(prune, today - timedelta(days=USAGE_HOURLY_DAYS))
 
 
 async def maintain(pool: asyncpg.Pool, retention_days: int, today: date | None = None) -> None:

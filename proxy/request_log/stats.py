@@ -1,4 +1,5 @@
-"""Usage statistics read from the daily rollups only, never from raw request_log rows."""
+"""Usage statistics read from the daily rollups only, never from raw request_log rows: every key's from
+the rows without the key dimension (sql/010), one key's from usage_daily."""
 
 from __future__ import annotations
 
@@ -13,16 +14,17 @@ from proxy.db.errors import unavailable_on_outage
 from proxy.request_log.usage_totals import UsageTotals
 from proxy.values.utc_day import utc_today
 
-SELECT_DAILY_USAGE = """
-SELECT day, model, node, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
-       sum(prompt_tokens)::bigint AS prompt_tokens, sum(completion_tokens)::bigint AS completion_tokens,
-       sum(response_time_sum) AS response_time_sum, usage_histogram_sum(latency_histogram) AS histogram,
-       usage_histogram_sum(queue_histogram) AS queue_histogram
-FROM usage_daily
-WHERE day >= $1 AND day <= $2 AND ($3::uuid IS NULL OR api_key_id = $3)
-GROUP BY day, model, node
+# Either table holds one row per day, model and node (and key): summarize() adds them up. Summing them here
+# instead (usage_histogram_sum over the rows of 200 keys) cost seconds for a month of every key.
+_SELECT_DAILY_USAGE = """
+SELECT day, model, node, requests, errors, prompt_tokens, completion_tokens, response_time_sum,
+       latency_histogram AS histogram, queue_histogram
+FROM {table}
+WHERE day >= $1 AND day <= $2{key}
 ORDER BY day, model, node
 """
+SELECT_DAILY_USAGE = _SELECT_DAILY_USAGE.format(table="usage_daily_by_model_node", key="")
+SELECT_KEY_DAILY_USAGE = _SELECT_DAILY_USAGE.format(table="usage_daily", key=" AND api_key_id = $3")
 # For the daily token quota: what each key used since the last UTC midnight.
 SELECT_TOKENS_ON_DAY = """
 SELECT api_key_id, sum(prompt_tokens + completion_tokens)::bigint AS tokens
@@ -42,9 +44,11 @@ async def tokens_used_today(pool: asyncpg.Pool, today: date | None = None) -> di
 async def fetch_daily_usage(
     pool: asyncpg.Pool, since: date, until: date, key_id: UUID | None = None
 ) -> list[asyncpg.Record]:
-    """Rows per (day, model, node) for every key, or for `key_id`; `since` and `until` are inclusive."""
+    """Rows per (day, model, node) for every key together, or for `key_id`; `since` and `until` are inclusive."""
     with unavailable_on_outage():
-        return await pool.fetch(SELECT_DAILY_USAGE, since, until, key_id)
+        if key_id is None:
+            return await pool.fetch(SELECT_DAILY_USAGE, since, until)
+        return await pool.fetch(SELECT_KEY_DAILY_USAGE, since, until, key_id)
 
 
 def summarize(rows: Iterable[Any]) -> dict[str, Any]:

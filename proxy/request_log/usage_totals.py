@@ -10,6 +10,18 @@ from proxy.request_log import latency_histogram
 from proxy.request_log.latency_histogram import empty as empty_histogram
 from proxy.request_log.record import RequestRecord
 
+Buckets = tuple[int, int | None, int | None]  # of the response time, time to first byte and wait, if any
+
+
+def buckets_of(record: RequestRecord) -> Buckets:
+    """The record's histogram buckets, worked out once for each rollup row it counts in (a bisect each)."""
+    ttfb, queued = record.ttfb, record.queue_ms
+    return (
+        latency_histogram.bucket_of(record.response_time or 0.0),
+        None if ttfb is None else latency_histogram.bucket_of(ttfb),  # None: no first byte
+        None if queued is None else latency_histogram.bucket_of(queued),  # None: it never waited
+    )
+
 
 @dataclass(slots=True)
 class UsageTotals:
@@ -23,20 +35,33 @@ class UsageTotals:
     ttfb_histogram: list[int] = field(default_factory=empty_histogram)
     queue_histogram: list[int] = field(default_factory=empty_histogram)  # of the requests that waited
 
-    def add_record(self, record: RequestRecord) -> None:
-        """One request, as the log writer folds it into its day's rollup row."""
+    def add(self, record: RequestRecord, buckets: Buckets) -> None:
+        """One request, as the log writer folds it into its rollup rows; `buckets` = buckets_of(record)."""
         self.requests += 1
         if is_error(record):
             self.errors += 1
         self.prompt_tokens += record.prompt_tokens or 0
         self.completion_tokens += record.completion_tokens or 0
-        elapsed = record.response_time or 0.0
-        self.response_time_sum += elapsed
-        self.latency_histogram[latency_histogram.bucket_of(elapsed)] += 1
-        if record.ttfb is not None:
-            self.ttfb_histogram[latency_histogram.bucket_of(record.ttfb)] += 1
-        if record.queue_ms is not None:
-            self.queue_histogram[latency_histogram.bucket_of(record.queue_ms)] += 1
+        self.response_time_sum += record.response_time or 0.0
+        latency, ttfb, queued = buckets
+        self.latency_histogram[latency] += 1
+        if ttfb is not None:
+            self.ttfb_histogram[ttfb] += 1
+        if queued is not None:
+            self.queue_histogram[queued] += 1
+
+    def plus(self, other: UsageTotals) -> UsageTotals:
+        """A new sum of both; neither changes."""
+        return UsageTotals(
+            self.requests + other.requests,
+            self.errors + other.errors,
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.response_time_sum + other.response_time_sum,
+            latency_histogram.add_into(list(self.latency_histogram), other.latency_histogram),
+            latency_histogram.add_into(list(self.ttfb_histogram), other.ttfb_histogram),
+            latency_histogram.add_into(list(self.queue_histogram), other.queue_histogram),
+        )
 
     def add_row(self, row: Mapping[str, Any]) -> None:
         """Rollup rows summed by the statistics query (its `histogram` column is the histograms' sum)."""
@@ -48,19 +73,6 @@ class UsageTotals:
         latency_histogram.add_into(self.latency_histogram, row["histogram"])
         # Not every reader sums the waits (the console's series leaves them out).
         latency_histogram.add_into(self.queue_histogram, row.get("queue_histogram") or ())
-
-    def columns(self) -> tuple:
-        """The counting columns of usage_daily and usage_hourly, in the order the upserts name them."""
-        return (
-            self.requests,
-            self.errors,
-            self.prompt_tokens,
-            self.completion_tokens,
-            self.response_time_sum,
-            self.latency_histogram,
-            self.ttfb_histogram,
-            self.queue_histogram,
-        )
 
     def to_json(self) -> dict[str, Any]:
         return {

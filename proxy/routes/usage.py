@@ -14,7 +14,8 @@ from aiohttp import web
 from proxy.errors import GatewayError, forbidden
 from proxy.keys.format import API_KEY
 from proxy.request_log.partitions import USAGE_HOURLY_DAYS
-from proxy.request_log.usage_series import SPLITS, STEPS, SeriesQuery, fetch_series
+from proxy.request_log.usage_series import STEPS, SeriesQuery, fetch_series
+from proxy.request_log.usage_series_sql import SPLITS
 from proxy.routes.query_params import parse_moment, parse_uuid, refuse_unknown
 from proxy.state import POOL
 

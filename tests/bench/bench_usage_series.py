@@ -1,10 +1,11 @@
 """GET /api/usage's queries over a month of a busy gateway's rollups; run:
 PYTHONPATH=. python -m tests.bench.bench_usage_series [--requests 10000000] [--keys 200]
 
-The endpoint reads only usage_hourly and usage_daily, so the cost of a chart depends on how many rollup
-rows the range holds (periods × the key, model and node combinations in use), not on the raw rows. This
-builds the rollups that `--requests` requests spread over 30 days would leave (every key on 2 of 8
-models, on 2 nodes, in every hour) straight into a scratch database, then times fetch_series for the
+The endpoint reads only rollups, so the cost of a chart depends on how many rollup rows the range holds
+(periods × the key, model and node combinations it reads), not on the raw rows. This builds the rollups
+that `--requests` requests spread over 30 days would leave (every key on 2 of 8 models, on 2 nodes, in
+every hour) straight into a scratch database: usage_hourly and usage_daily by COPY, the coarser ones
+(sql/010) from those by the function the migration fills them with. Then it times fetch_series for the
 console's ranges, median of 5, after one warm-up. TEST_DATABASE_URL or the local PostgreSQL.
 """
 
@@ -24,6 +25,7 @@ import asyncpg
 
 from proxy.db.migrations import migrate
 from proxy.request_log import latency_histogram
+from proxy.request_log.rollup_tables import WRITE_ORDER
 from proxy.request_log.usage_series import SeriesQuery, fetch_series
 from tests.support.database import create_database, drop_database
 
@@ -78,14 +80,19 @@ async def bench(dsn: str, requests: int, key_count: int) -> None:
     hourly, daily = _rows(requests, keys, end)
     await conn.copy_records_to_table("usage_hourly", records=hourly, columns=("hour", *COLUMNS))
     await conn.copy_records_to_table("usage_daily", records=daily, columns=("day", *COLUMNS))
-    await conn.execute("VACUUM ANALYZE usage_hourly")
-    await conn.execute("VACUUM ANALYZE usage_daily")
+    regrouping = time.perf_counter()
+    await conn.execute("SELECT usage_rollups_regroup()")
+    regrouped = time.perf_counter() - regrouping
+    for table in WRITE_ORDER:
+        await conn.execute(f"VACUUM ANALYZE {table.name}")
     total = await conn.fetchval("SELECT sum(requests) FROM usage_daily")
+    counts = {table.name: await conn.fetchval(f"SELECT count(*) FROM {table.name}") for table in WRITE_ORDER}
     print(
-        f"{total:,} requests in rollups: {len(hourly):,} hourly rows, {len(daily):,} daily rows "
-        f"({time.perf_counter() - started:.0f} s to build); {platform.processor() or platform.machine()}, "
+        f"{total:,} requests in rollups ({time.perf_counter() - started:.0f} s to build, of which "
+        f"{regrouped:.0f} s usage_rollups_regroup); {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, PostgreSQL {conn.get_server_version().major}"
     )
+    print("rows: " + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
     await conn.close()
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     cases = {
@@ -93,6 +100,8 @@ async def bench(dsn: str, requests: int, key_count: int) -> None:
         "last 7 days, hourly, all keys": SeriesQuery(end - timedelta(days=7), end, "hour", "key"),
         "last 30 days, daily, all keys": SeriesQuery(end - timedelta(days=30), end, "day", "key"),
         "last 30 days, daily, one key": SeriesQuery(end - timedelta(days=30), end, "day", "model", keys[0]),
+        "last hour (2 clock hours), all keys": SeriesQuery(end - timedelta(hours=2), end, "hour"),
+        "last 7 days, daily, all keys": SeriesQuery(end - timedelta(days=7), end, "day", "node"),
     }
     for name, query in cases.items():
         await fetch_series(pool, query)  # warm-up: plans and pages cached, as on a gateway in use

@@ -90,12 +90,14 @@ async def test_maintain_makes_today_and_leaves_recent_days(pool, db):
     assert f"request_log_p{today + timedelta(DAYS_AHEAD):%Y%m%d}" in names
 
 
-async def test_maintain_prunes_hourly_rollups_past_their_window_and_keeps_the_daily_ones(pool, db):
+async def test_maintain_prunes_every_hourly_rollup_past_its_window_and_keeps_the_daily_ones(pool, db):
     today = datetime.now(UTC).date()
     old, recent = today - timedelta(days=USAGE_HOURLY_DAYS + 1), today - timedelta(days=1)
     async with pool.acquire() as conn:
         await write_batch(conn, [make_record(created_at=_at(old)), make_record(created_at=_at(recent))])
     await maintain(pool, retention_days=0)
-    hours = await db.fetch("SELECT hour FROM usage_hourly")
-    assert [row["hour"] for row in hours] == [_at(recent)]
-    assert await db.fetchval("SELECT sum(requests) FROM usage_daily") == 2
+    for table in ("usage_hourly", "usage_hourly_by_key", "usage_hourly_by_model_node"):
+        hours = await db.fetch(f"SELECT hour FROM {table}")
+        assert [row["hour"] for row in hours] == [_at(recent)], table
+    for table in ("usage_daily", "usage_daily_by_key", "usage_daily_by_model_node"):
+        assert await db.fetchval(f"SELECT sum(requests) FROM {table}") == 2, table
