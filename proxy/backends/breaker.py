@@ -44,6 +44,11 @@ class CircuitBreaker:
         if self._opened_at is not None:
             self._trial = True
 
+    def abandon(self) -> None:
+        """The request went away before any answer (its client left): it proved nothing, so the next
+        request may be the trial."""
+        self._trial = False
+
     def record_success(self) -> None:
         self.failures = 0
         self._opened_at = None

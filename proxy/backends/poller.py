@@ -2,7 +2,8 @@
 models from /api/tags every minute and whenever a request found a model missing.
 
 Each gateway process polls on its own (docs/backends.md measures the load: one process costs a node
-about half a request a second). With one node nothing is polled: requests go to it whatever it says.
+about half a request a second). With one node nothing is polled in the background, and requests go
+to it whatever it says; GET /api/backends probes it when asked (OnDemandProbe).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ class Outcome(enum.Enum):
 
 
 class Backends:
-    """The nodes in configuration order. With one node, nothing is polled and nothing is chosen:
+    """The nodes in configuration order. With one node, nothing is polled in the background and nothing is chosen:
     the gateway behaves exactly as it did with one OLLAMA_BASE_URL."""
 
     def __init__(
@@ -90,6 +90,11 @@ class Backends:
         node.in_flight += 1
         node.requests += 1
         node.breaker.claim()
+
+    def abandon(self, node: Node) -> None:
+        """A begun request cancelled before any answer: it says nothing of the node."""
+        node.in_flight -= 1
+        node.breaker.abandon()
 
     def end(self, node: Node, outcome: Outcome, *, model: str | None = None, key_id: UUID | None = None) -> None:
         node.in_flight -= 1

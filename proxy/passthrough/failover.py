@@ -24,6 +24,7 @@ from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_failure, upstre
 from proxy.state import SETTINGS, UPSTREAM_SESSION
 
 RETRIED_STATUSES = frozenset({502, 503, 504})
+ONE_WRITE = 64 * 1024  # a request body this small is sent in one go: its time to Ollama is not worth a timer
 
 
 def pinned_node(request: web.Request, route: OllamaRoute) -> Node | None:
@@ -62,21 +63,16 @@ async def send(
     session = request.app[UPSTREAM_SESSION]
     settings = request.app[SETTINGS]
     uploading = payload is request.content
+    small = not uploading and (payload is None or len(payload) <= ONE_WRITE)
     attempts = nodes[:1] if uploading else nodes[: 1 + MAX_FAILOVERS]
     for index, node in enumerate(attempts):
         last = index == len(attempts) - 1
         backends.begin(node)
         url = upstream_url(node.config.url, request.rel_url)
         try:
-            if uploading:
-                # A streamed upload may take longer than the read timeout to send: aiohttp's sock_read
-                # starts counting once it is sent.
-                upstream = await session.request(
-                    request.method, url, headers=headers, data=payload, allow_redirects=False
-                )
-            else:
-                # A body in memory leaves at once: the read timeout bounds the wait for the headers,
-                # and the relay's SilenceWatch (silence.py) the silences of the body, timer-free per chunk.
+            if small:
+                # A small body leaves in one write: the read timeout bounds the wait for the headers,
+                # and the relay's SilenceWatch (silence.py) the silences of the body, with no timer per chunk.
                 async with asyncio.timeout(settings.upstream_read_timeout):
                     upstream = await session.request(
                         request.method,
@@ -86,12 +82,21 @@ async def send(
                         allow_redirects=False,
                         timeout=_headers_only(settings.upstream_connect_timeout),
                     )
+            else:
+                # A large or streamed body may take longer than the read timeout to send: aiohttp's
+                # sock_read starts counting once it is sent.
+                upstream = await session.request(
+                    request.method, url, headers=headers, data=payload, allow_redirects=False
+                )
         except UPSTREAM_ERRORS as exc:
             outcome = Outcome.SILENT if isinstance(exc, asyncio.TimeoutError) else Outcome.UNREACHABLE
             backends.end(node, outcome, model=model)
             if last or (move_slot is not None and not move_slot(attempts[index + 1])):
                 raise upstream_failure(exc, settings) from None
             continue
+        except BaseException:  # cancelled (the client left) while waiting for an answer
+            backends.abandon(node)
+            raise
         if last:
             return upstream, node
         if upstream.status in RETRIED_STATUSES:

@@ -79,10 +79,12 @@ async def relay_response(
                 ttfb = (time.perf_counter() - started) * 1000
             tap.feed(chunk)
             bytes_out += len(chunk)
+            watch.writing = True
             if content.at_eof():  # the last chunk: it and the end of the body leave in one write
                 await response.write_eof(chunk)
                 break
             await response.write(chunk)
+            watch.writing = False
     except ConnectionResetError:
         # The client left before the headers or between two chunks (handler cancellation usually
         # comes first).

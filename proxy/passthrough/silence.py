@@ -5,7 +5,8 @@ aiohttp's `sock_read` re-arms a loop timer on every chunk it reads (ResponseHand
 (docs/benchmarks.md). The pass-through instead waits for an answer's headers under one asyncio
 timeout, then relays its body under a SilenceWatch: a timer that fires every quarter of the limit
 and cuts the answer once that many quarters in a row saw no byte. A stream that stays silent is cut
-between 1 and 1.25 times OLLAMA_READ_TIMEOUT after its last byte; one that keeps talking never is.
+between 1 and 1.25 times OLLAMA_READ_TIMEOUT after its last byte; one that keeps talking never is, nor
+one held back by a client that reads slowly.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ CHECKS_PER_LIMIT = 4
 
 
 class SilenceWatch:
-    """Cuts `upstream` once it has sent nothing for `limit` seconds; call `heard()` for each chunk read.
+    """Cuts `upstream` once it has sent nothing for `limit` seconds; call `heard()` for each chunk read, and
+    set `writing` while the relay waits for the client to take a chunk.
 
     The cut is what aiohttp's own read timeout does: the body's reader fails with a ServerTimeoutError
     (an asyncio.TimeoutError), and the connection is closed.
     """
 
-    __slots__ = ("_upstream", "_step", "_quiet_steps", "_heard", "_timer", "_loop")
+    __slots__ = ("_upstream", "_step", "_quiet_steps", "_heard", "_timer", "_loop", "writing")
 
     def __init__(self, upstream: ClientResponse, limit: float) -> None:
         self._upstream = upstream
         self._step = limit / CHECKS_PER_LIMIT
         self._quiet_steps = 0
         self._heard = True
+        # Set by the relay while it waits on the client: Ollama is not silent then, it is held back
+        # (aiohttp's sock_read also stops counting while reading is paused).
+        self.writing = False
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(self._step, self._check)
 
@@ -43,7 +48,7 @@ class SilenceWatch:
             self._timer = None
 
     def _check(self) -> None:
-        if self._heard:
+        if self._heard or self.writing:
             self._heard, self._quiet_steps = False, 0
         else:
             self._quiet_steps += 1

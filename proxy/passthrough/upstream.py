@@ -97,12 +97,14 @@ def upstream_url(base: URL, target: URL | str) -> URL:
     """
     if isinstance(target, str):
         target = URL(target, encoded=True)
-    return _joined(base, target.raw_path_qs)
+    if target.raw_query_string:
+        return URL(str(base).rstrip("/") + target.raw_path_qs, encoded=True)
+    return _joined(base, target.raw_path)
 
 
-@functools.lru_cache(maxsize=1024)  # nearly every request is one of a few routes on a few nodes
-def _joined(base: URL, raw_path_qs: str) -> URL:
-    return URL(str(base).rstrip("/") + raw_path_qs, encoded=True)
+@functools.lru_cache(maxsize=256)  # nearly every inference request is one of a few paths on a few nodes
+def _joined(base: URL, raw_path: str) -> URL:
+    return URL(str(base).rstrip("/") + raw_path, encoded=True)
 
 
 def upstream_failure(exc: BaseException, settings: Settings) -> GatewayError:
