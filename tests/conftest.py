@@ -23,6 +23,15 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
+def fresh_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database of its own, no schema: for tests of the migrations themselves."""
+    server = server_dsn(tmp_path_factory.getbasetemp() / "pg")
+    dsn = create_database(server)
+    yield dsn
+    drop_database(server, dsn)
+
+
+@pytest.fixture
 async def db(database_url: str) -> asyncpg.Connection:
     """A connection to the test database, emptied of rows first (the schema stays)."""
     conn = await asyncpg.connect(database_url)

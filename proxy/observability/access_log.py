@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from proxy.observability.logging_setup import JsonFormatter, batched_root_handler, printable
+from proxy.observability.logging_setup import JsonFormatter, batched_root_handler, json_entry, printable
 from proxy.request_log.record import RequestRecord
 
 log = logging.getLogger("proxy.access")
@@ -89,14 +88,8 @@ def _text_line(record: RequestRecord) -> str:
 
 
 def _json_line(record: RequestRecord) -> str:
-    entry = {
-        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "level": "INFO",
-        "logger": "proxy.access",
-        "message": _MESSAGE % _message_args(record),
-        **_fields(record),
-    }
-    return json.dumps(entry, default=str)
+    entry = json_entry(time.time(), "INFO", log.name, _MESSAGE % _message_args(record))
+    return json.dumps({**entry, **_fields(record)}, default=str)
 
 
 _second: tuple[int, str] = (-1, "")

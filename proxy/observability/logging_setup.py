@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -15,14 +15,19 @@ from aiohttp.http_exceptions import HttpProcessingError
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
+def json_entry(created: float, level: str, logger: str, message: str) -> dict[str, Any]:
+    """The fields every JSON line starts with; a record's own fields follow."""
+    return {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+        entry = json_entry(record.created, record.levelname, record.name, record.getMessage())
         for name, value in vars(record).items():
             if name not in _STANDARD and name not in entry:
                 entry[name] = value

@@ -66,23 +66,21 @@ _RANGE_ROWS = (
     "UNION ALL "
     "SELECT {columns} FROM {hourly} WHERE (hour >= $1 AND hour < $3 OR hour >= $4 AND hour < $2){key}"
 )
+
+
+def _over_range(select: str, columns: str, group_by: str) -> str:
+    """`select` and the sums over the range's rows of `columns`, grouped by `group_by`."""
+    rows = _RANGE_ROWS.format(columns=columns + ", " + _COUNTED, daily="{daily}", hourly="{hourly}", key="{key}")
+    return f"SELECT {select}, {_SUMS} FROM ({rows}) AS range_rows GROUP BY {group_by}"
+
+
 # GROUPING(model, node) tells the sets apart by the columns a set leaves out: 1 = per model, 2 = per node,
 # 3 = the whole range.
-_BREAKDOWN = (
-    "SELECT GROUPING(model, node) AS grouping, model, node, "
-    + _SUMS
-    + " FROM ("
-    + _RANGE_ROWS.format(columns="model, node, " + _COUNTED, daily="{daily}", hourly="{hourly}", key="{key}")
-    + ") AS range_rows GROUP BY GROUPING SETS ((model), (node), ())"
+_BREAKDOWN = _over_range(
+    "GROUPING(model, node) AS grouping, model, node", "model, node", "GROUPING SETS ((model), (node), ())"
 )
 PER_MODEL, PER_NODE, WHOLE = 1, 2, 3
-_BY_KEY = (
-    "SELECT api_key_id, "
-    + _SUMS
-    + " FROM ("
-    + _RANGE_ROWS.format(columns="api_key_id, " + _COUNTED, daily="{daily}", hourly="{hourly}", key="{key}")
-    + ") AS range_rows GROUP BY api_key_id"
-)
+_BY_KEY = _over_range("api_key_id", "api_key_id", "api_key_id")
 
 
 @dataclass(frozen=True, slots=True)

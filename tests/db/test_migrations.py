@@ -8,7 +8,6 @@ import asyncpg
 import pytest
 
 from proxy.db.migrations import discover, migrate
-from tests.support.database import create_database, drop_database, server_dsn
 
 
 def test_every_sql_file_is_a_numbered_migration_with_a_why_comment():
@@ -22,14 +21,6 @@ def test_bad_file_names_are_refused(tmp_path):
     (tmp_path / "first.sql").write_text("-- x")
     with pytest.raises(ValueError, match="NNN_name.sql"):
         discover(tmp_path)
-
-
-@pytest.fixture
-def fresh_database(tmp_path_factory):
-    server = server_dsn(tmp_path_factory.getbasetemp() / "pg")
-    dsn = create_database(server)
-    yield dsn
-    drop_database(server, dsn)
 
 
 async def test_concurrent_starts_apply_each_migration_once(fresh_database):

@@ -28,7 +28,6 @@ from proxy.request_log.rollup_tables import (
     RollupTable,
 )
 from proxy.request_log.rollup_upsert import MANY, UPSERTS, arguments
-from tests.support.database import create_database, drop_database, server_dsn
 from tests.support.records import make_record, migrated_pool
 
 START = datetime(2024, 3, 9, 22, 0, tzinfo=UTC)  # the records run past midnight
@@ -151,14 +150,6 @@ async def test_many_groups_add_bucket_by_bucket_as_few_groups_add_whole_arrays(p
             found.append({table: await _sums(conn, table, table.dimensions) for table in WRITE_ORDER})
             await adding.rollback()
     assert found[0] == found[1]
-
-
-@pytest.fixture
-def fresh_database(tmp_path_factory):
-    server = server_dsn(tmp_path_factory.getbasetemp() / "pg")
-    dsn = create_database(server)
-    yield dsn
-    drop_database(server, dsn)
 
 
 async def test_the_migration_fills_them_from_the_rows_already_there(fresh_database, tmp_path):
