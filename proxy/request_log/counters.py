@@ -14,3 +14,9 @@ class WriterCounters:
     duplicates: int = 0  # written or replayed records the table already had: a retried batch
     rejected: int = 0  # refused by PostgreSQL as malformed (commit.is_bad_record); kept in rejected.jsonl
     dropped: int = 0  # lost: the journal could not be written (a disk failure). Alert on > 0.
+
+    @property
+    def landed(self) -> int:
+        """Records this writer put in the table, each once: through memory or through the journal.
+        A write slower than the hang threshold is also journaled, and its replay finds the rows there."""
+        return self.written + self.replayed - self.duplicates

@@ -76,7 +76,9 @@ async def test_2000_requests_from_50_clients_are_2000_rows(aiohttp_server, datab
     by_endpoint = {(row["endpoint"], row["api_key_id"]) for row in rows}
     assert by_endpoint == {("/health", None), ("/api/keys", admin_id)}
     assert await db.fetchval("SELECT last_used_at IS NOT NULL FROM api_keys WHERE id = $1", admin_id)
-    assert gateway.app[RECORD_SINK].counters.written == 2_000
+    # On a loaded machine a write may outlast the hang threshold and be journaled as well: the
+    # replay then counts those rows as duplicates. Either way each record is counted once.
+    assert gateway.app[RECORD_SINK].counters.landed == 2_000
 
 
 async def test_rejected_and_cut_requests_get_their_rows(aiohttp_server, database_url, db, http, fake):

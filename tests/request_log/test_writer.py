@@ -41,16 +41,26 @@ async def test_records_arrive_in_batches_exactly_once(proxied, db, tmp_path):
     await wait_until(lambda: writer.idle, "writer drained")
     await writer.stop()
     assert sorted(await _ids(db)) == sorted(r.id for r in records)
-    assert writer.snapshot() == {
-        "enqueued": 2500,
-        "written": 2500,
-        "journaled": 0,
-        "replayed": 0,
-        "duplicates": 0,
-        "rejected": 0,
-        "dropped": 0,
-        "queue_depth": 0,
-    }
+    snapshot = writer.snapshot()
+    assert snapshot["enqueued"] == writer.counters.landed == 2500
+    assert (snapshot["rejected"], snapshot["dropped"], snapshot["queue_depth"]) == (0, 0, 0)
+
+
+async def test_a_slow_write_is_journaled_too_and_its_replay_doubles_nothing(proxied, db, tmp_path):
+    proxy, pool = proxied
+    writer = RequestLogWriter(Journal(tmp_path), batch_size=100, flush_interval=0.2)
+    await writer.start(pool)
+    proxy.hold()  # the database answers, but only after several flush intervals
+    records = [make_record() for _ in range(250)]
+    for record in records:
+        writer.enqueue(record)
+    await wait_until(lambda: writer.counters.journaled > 0, "a write past the hang threshold journaled")
+    proxy.release()
+    await wait_until(lambda: writer.idle, "writer caught up")
+    await writer.stop()
+    assert sorted(await _ids(db)) == sorted(r.id for r in records)
+    assert writer.counters.duplicates > 0  # the held batch landed and was also replayed
+    assert writer.counters.landed == 250 and writer.counters.dropped == 0
 
 
 async def test_an_outage_spills_to_the_journal_and_replays_when_the_database_returns(proxied, db, tmp_path):

@@ -13,6 +13,8 @@ class TcpProxy:
     `cut()` closes every connection and refuses new ones (the listening socket is closed, so
     connects fail at once); `stall()` closes every connection and accepts new ones that never get
     an answer, as a dead host behind a live address would; `restore()` relays again on the same port.
+    `hold()` keeps the connections but delays what flows through them until `release()`: a slow
+    database rather than a lost one.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -22,6 +24,8 @@ class TcpProxy:
         self._stalled = False
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     @classmethod
     async def to_dsn(cls, dsn: str) -> tuple[TcpProxy, str]:
@@ -63,6 +67,12 @@ class TcpProxy:
         self._stalled = True
         self._server = await asyncio.start_server(self._hold, "127.0.0.1", self.port)
 
+    def hold(self) -> None:
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
+
     async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         try:
@@ -98,9 +108,9 @@ class TcpProxy:
                 self._writers.discard(w)
             self._tasks.difference_update(pipes)
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
