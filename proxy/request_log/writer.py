@@ -198,7 +198,7 @@ class RequestLogWriter:
     async def _drain(self) -> None:
         while self._queue:
             try:
-                await self._write_queued()
+                await self._write_queued(everything=True)
             except Exception as exc:
                 await self._back_off(exc)
 
@@ -219,9 +219,15 @@ class RequestLogWriter:
         popleft = self._queue.popleft
         return [popleft() for _ in range(min(count, len(self._queue)))]
 
-    async def _write_queued(self) -> None:
-        while self._queue:
+    async def _write_queued(self, *, everything: bool = False) -> None:
+        """Write what was queued when the pass began, then only full batches (`everything`: until
+        the queue is empty). Records that arrive while a batch is on its way wait for the next
+        interval: a trickle of requests then shares one transaction per interval instead of paying
+        for one each, which at one connection was a quarter of the gateway's CPU per request."""
+        due = len(self._queue)
+        while self._queue and (everything or due > 0 or len(self._queue) >= self._batch_size):
             batch = self._take(self._batch_size)
+            due -= len(batch)
             self._in_flight += len(batch)
             self._writing, self._writing_since = batch, asyncio.get_running_loop().time()
             self._writing_on_disk = False

@@ -233,3 +233,31 @@ async def test_records_are_counted_dropped_only_when_the_disk_fails_too(proxied,
         writer.enqueue(make_record())
     await writer.stop()
     assert writer.counters.dropped == 10 and writer.counters.journaled == 0
+
+
+async def test_records_arriving_during_a_write_wait_for_the_next_interval_in_one_batch(proxied, db, tmp_path):
+    proxy, pool = proxied
+    batches: list[int] = []
+
+    class CountingWriter(RequestLogWriter):
+        async def _commit(self, batch):
+            batches.append(len(batch))
+            return await super()._commit(batch)
+
+    writer = CountingWriter(Journal(tmp_path), flush_interval=1.0)
+    await writer.start(pool)
+    proxy.hold()  # the first write stays on its way while the next record arrives
+    writer.enqueue(first := make_record())
+    await wait_until(lambda: batches, "the first write on its way")
+    trickle = [make_record() for _ in range(4)]
+    writer.enqueue(trickle[0])
+    proxy.release()
+    for record in trickle[1:]:  # one at a time, as requests at one connection finish
+        await asyncio.sleep(0.01)
+        writer.enqueue(record)
+    await wait_until(lambda: writer.idle, "every record written")
+    await writer.stop()
+    # One transaction for the trickle at the next interval, not one per record as each write ends.
+    assert batches == [1, 4]
+    assert sorted(await _ids(db)) == sorted(r.id for r in [first, *trickle])
+    assert writer.counters.journaled == 0
