@@ -124,7 +124,7 @@ async def test_serve_writes_the_same_text_line_as_logging(overrides):
     record = make_record(**{"api_key_id": uuid.uuid4(), **overrides})
     with _serve_logging("text") as (handler, stream):
         log_access(record)
-        await asyncio.sleep(0)  # the batch leaves at the end of the loop iteration
+        handler.flush()  # the batch would leave within the handler's delay
         expected = _through_logging(handler, record)
     (line,) = stream.getvalue().splitlines()
     assert _masked(line) == _masked(expected) and line.isprintable()
@@ -136,7 +136,7 @@ async def test_serve_writes_the_same_json_line_as_logging(overrides):
     record = make_record(**{"api_key_id": uuid.uuid4(), **overrides})
     with _serve_logging("json") as (handler, stream):
         log_access(record)
-        await asyncio.sleep(0)
+        handler.flush()
         expected = json.loads(_through_logging(handler, record))
     (line,) = stream.getvalue().splitlines()
     entry = json.loads(line)
@@ -144,11 +144,12 @@ async def test_serve_writes_the_same_json_line_as_logging(overrides):
     assert entry == expected and list(entry) == list(expected)
 
 
-async def test_serve_lines_of_one_iteration_leave_in_one_write():
+async def test_serve_lines_of_a_short_while_leave_in_one_write():
     writes = []
     with _serve_logging("text") as (handler, stream):
         stream.write = lambda text: writes.append(text) or len(text)
         for _ in range(5):
             log_access(make_record())
-        await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        await asyncio.sleep(handler.delay * 2)
     assert len(writes) == 1 and writes[0].count("\n") == 5

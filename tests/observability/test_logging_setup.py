@@ -1,4 +1,4 @@
-"""LoopBatchedHandler: the lines of one loop iteration leave in one write, and none waits past it."""
+"""LoopBatchedHandler: the lines of a short while leave in one write, and none waits longer than that."""
 
 from __future__ import annotations
 
@@ -33,17 +33,30 @@ def make_logger(name: str) -> tuple[logging.Logger, CountingStream]:
     return logger, stream
 
 
-async def test_lines_of_one_iteration_leave_in_one_write_at_its_end():
+async def test_lines_of_a_short_while_leave_in_one_write_at_its_end():
     logger, stream = make_logger("batched")
+    handler = logger.handlers[0]
     for n in range(3):
         logger.info("line %d", n)
-    assert stream.getvalue() == ""  # still this iteration
-    await asyncio.sleep(0)
+        await asyncio.sleep(0)  # requests ending in different loop iterations share the write
+    assert stream.getvalue() == ""  # still within the delay
+    await asyncio.sleep(handler.delay * 2)
     assert stream.getvalue() == "INFO line 0\nINFO line 1\nINFO line 2\n"
     assert stream.writes == 1
     logger.info("next")
-    await asyncio.sleep(0)
+    await asyncio.sleep(handler.delay * 2)
     assert stream.getvalue().endswith("INFO next\n") and stream.writes == 2
+
+
+async def test_a_burst_is_written_before_it_grows_large():
+    logger, stream = make_logger("burst")
+    handler = logger.handlers[0]
+    for n in range(handler.MAX_PENDING):
+        logger.info("line %d", n)
+    assert stream.writes == 1 and stream.getvalue().count("\n") == handler.MAX_PENDING
+    logger.info("after")
+    await asyncio.sleep(handler.delay * 2)
+    assert stream.getvalue().endswith("INFO after\n")
 
 
 async def test_a_warning_goes_at_once_after_the_lines_before_it():
@@ -51,7 +64,7 @@ async def test_a_warning_goes_at_once_after_the_lines_before_it():
     logger.info("first")
     logger.warning("second")
     assert stream.getvalue() == "INFO first\nWARNING second\n"
-    await asyncio.sleep(0)
+    await asyncio.sleep(logger.handlers[0].delay * 2)
     assert stream.getvalue() == "INFO first\nWARNING second\n"
 
 
