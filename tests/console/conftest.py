@@ -26,6 +26,9 @@ import pytest
 from tests.support.cli_runner import REPO, cli_env, free_port
 from tests.support.database import create_database, drop_database, server_dsn
 from tests.support.factories import ADMIN_KEY, SECRET, USER_KEY
+from tests.support.nginx_process import NGINX, scratch_paths
+from tests.support.nginx_process import SKIP_REASON as NGINX_SKIP
+from tests.support.nginx_process import command as nginx_command
 from tests.support.polling import wait_until_sync
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -160,3 +163,30 @@ def run_async(coroutine) -> Any:
 def pytest_terminal_summary(terminalreporter) -> None:
     if _SCREENSHOTS:
         terminalreporter.write_line(f"console screenshots: {_SCREENSHOTS[0].parent}")
+
+
+PREFIX = "/team/ollama"  # where a shared nginx might mount the gateway
+
+
+@pytest.fixture(scope="module")
+def prefixed(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The same gateway behind a real nginx that serves it under PREFIX, stripped before it is passed on."""
+    if NGINX is None:
+        pytest.skip(NGINX_SKIP)
+    tmp = tmp_path_factory.mktemp("console-nginx")
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        "events {}\nhttp {\n" + scratch_paths(tmp) + f"    server {{\n        listen 127.0.0.1:{port};\n"
+        f"        location {PREFIX}/ {{\n            proxy_pass {gateway.origin}/;\n"
+        "            proxy_buffering off;\n        }\n    }\n}\n"
+    )
+    process = subprocess.Popen(nginx_command(tmp, conf), stderr=subprocess.DEVNULL)
+    try:
+        wait_until_sync(lambda: _answers(f"http://127.0.0.1:{port}{PREFIX}/health"), "nginx passes the prefix on")
+        behind = Gateway(port, gateway.log, gateway.database_url)
+        behind.origin += PREFIX
+        yield behind
+    finally:
+        process.terminate()
+        process.wait(10)

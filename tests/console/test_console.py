@@ -213,3 +213,23 @@ def test_usable_on_a_phone_sized_screen(phone, gateway, seeded):
     wait_until_sync(lambda: figure(phone, "requests") == "10", "the seeded requests shown")
     assert phone.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     print(phone.shot("usage-phone"))
+
+
+@pytest.mark.parametrize(
+    ("path", "ready"),
+    [("/ui/", None), ("/docs", ".swagger-ui .info"), ("/redoc", "[role=search], .api-content")],
+)
+def test_behind_a_path_prefix_every_request_stays_under_it(page, prefixed, seeded, path, ready):
+    if ready is None:  # the console, signed in, through each of its sections
+        sign_in(page, prefixed, ADMIN_KEY)
+        show_seeded_range(page)
+        wait_until_sync(lambda: figure(page, "requests") == "10", "the seeded requests shown")
+        for tab, drawn in (("keys", "key-list"), ("live", "logs"), ("nodes", "node-list")):
+            page.page.click(f"#tabs [data-tab={tab}]")
+            page.page.wait_for_selector(f"[data-testid={drawn}] tbody tr")
+        print(page.shot("behind-prefix"))
+    else:
+        page.page.goto(prefixed.url(path))
+        page.page.wait_for_selector(ready)
+    only_own_origin(page, prefixed)  # under the prefix: nothing asked of the host's root
+    assert not page.errors, page.errors

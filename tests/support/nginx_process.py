@@ -32,11 +32,10 @@ def free_port() -> int:
 
 def render_conf(tmp: Path, *, upstream: str, listen: str) -> Path:
     """nginx.conf with the substitutions above, written into `tmp`; returns its path."""
-    temp_paths = "".join(f"    {directive} {tmp / name};\n" for directive, name in _temp_dirs())
     replacements = {
         "server gateway:8000;": f"server {upstream};",
         "listen 80;": f"listen {listen};",
-        "http {\n": f"http {{\n{temp_paths}    access_log {tmp / 'access.log'};\n",
+        "http {\n": f"http {{\n{scratch_paths(tmp)}",
     }
     text = NGINX_CONF.read_text()
     for old, new in replacements.items():
@@ -46,6 +45,12 @@ def render_conf(tmp: Path, *, upstream: str, listen: str) -> Path:
     conf = tmp / "nginx.conf"
     conf.write_text(text)
     return conf
+
+
+def scratch_paths(tmp: Path) -> str:
+    """http-level directives that put nginx's temp files and access log into `tmp`."""
+    temp_paths = "".join(f"    {directive} {tmp / name};\n" for directive, name in _temp_dirs())
+    return f"{temp_paths}    access_log {tmp / 'access.log'};\n"
 
 
 def command(tmp: Path, conf: Path, *extra: str) -> list[str]:
