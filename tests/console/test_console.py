@@ -233,3 +233,43 @@ def test_behind_a_path_prefix_every_request_stays_under_it(page, prefixed, seede
         page.page.wait_for_selector(ready)
     only_own_origin(page, prefixed)  # under the prefix: nothing asked of the host's root
     assert not page.errors, page.errors
+
+
+_FOCUSED = """([selector, row]) => {
+    const e = document.activeElement;
+    return !!e && e.matches(selector) && (!row || (e.closest("tr")?.textContent ?? "").includes(row));
+}"""
+
+
+def tab_to(page: Page, selector: str, *, row: str | None = None, presses: int = 80) -> None:
+    """Press Tab until `selector` (in the table row that shows `row`) has the focus, as a keyboard user would."""
+    for _ in range(presses):
+        if page.page.evaluate(_FOCUSED, [selector, row]):
+            return
+        page.page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} cannot be reached with the Tab key")
+
+
+def test_every_section_and_a_new_key_with_the_keyboard_alone(page, gateway, seeded):
+    sign_in(page, gateway, ADMIN_KEY)  # typed, and sent with Enter
+    p = page.page
+    for tab, drawn in (("live", "logs"), ("nodes", "node-list"), ("keys", "key-list")):
+        tab_to(page, f"#tabs [data-tab={tab}]")
+        p.keyboard.press("Enter")
+        p.wait_for_selector(f"[data-testid={drawn}]")
+    tab_to(page, "#create-key summary")
+    p.keyboard.press("Enter")  # opens the form
+    tab_to(page, "#create-form-name")
+    p.keyboard.type("typed-by-keyboard")
+    p.keyboard.press("Enter")  # submits it
+    p.wait_for_selector("#new-key:not([hidden])")
+    key = p.inner_text("#new-key-value")
+    assert curl(gateway, "/api/auth/key", key)[1]["name"] == "typed-by-keyboard"
+    row = p.locator("[data-testid=key-list] tbody tr", has_text="typed-by-keyboard")
+    tab_to(page, "[data-testid=key-list] tbody button.danger", row="typed-by-keyboard")
+    p.keyboard.press("Enter")
+    tab_to(page, "#revoke-confirm")
+    p.keyboard.press("Enter")
+    row.locator("text=revoked").wait_for()
+    assert curl(gateway, "/api/auth/key", key)[0] == 401
+    assert not page.errors, page.errors
