@@ -11,7 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_the_wheel_holds_every_file_of_the_package_and_serves_from_it(tmp_path):
+def test_the_wheel_holds_every_package_file_and_finds_the_console_and_migrations_in_itself(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--quiet", "--wheel-dir", str(tmp_path)],
         check=True, timeout=300,

@@ -62,7 +62,8 @@ class LoopBatchedHandler(logging.StreamHandler):
     Each access line written on its own cost a system call per request: under load many requests end
     together, and at low load each request paid its own write (docs/benchmarks.md, "access line").
     No line waits longer than `delay` (or past `MAX_PENDING` lines); WARNING and above, and lines
-    logged off the loop (CLI commands, threads), are written at once, after those before them.
+    logged off the loop (CLI commands, threads, after the loop has ended), are written at once, after
+    those before them.
     `logging.shutdown()` at exit flushes what is pending.
     """
 
@@ -73,7 +74,7 @@ class LoopBatchedHandler(logging.StreamHandler):
         super().__init__(stream)
         self.delay = delay
         self._pending: list[str] = []
-        self._scheduled = False
+        self._flusher: asyncio.AbstractEventLoop | None = None  # the loop whose timer will flush
 
     def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held
         try:
@@ -94,19 +95,19 @@ class LoopBatchedHandler(logging.StreamHandler):
 
     def _later(self) -> bool:
         """Leave the pending lines for a flush within `delay`, if a loop runs here and they are few."""
-        if self._scheduled:
-            return len(self._pending) < self.MAX_PENDING
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:
+        except RuntimeError:  # a thread, or no loop (any more): a timer elsewhere would not be soon
             return False
-        self._scheduled = True
-        loop.call_later(self.delay, self.flush)
-        return True
+        if self._flusher is not loop:  # none yet, or one on a loop that has ended with its timer
+            self._flusher = loop
+            loop.call_later(self.delay, self.flush)
+            return True
+        return len(self._pending) < self.MAX_PENDING
 
     def flush(self) -> None:
         with self.lock:
-            self._scheduled = False
+            self._flusher = None
             if self._pending:
                 lines, self._pending = "".join(self._pending), []
                 try:

@@ -105,14 +105,14 @@ class JournalSpill:
     async def _replay_file(self, path: Path, commit: Commit, batch_size: int) -> None:
         log.info("request log: replaying journal %s", path.name)
         batches = Journal.read(path, batch_size)
-        count = 0
         try:
             while (batch := await asyncio.to_thread(next, batches, None)) is not None:
                 inserted, rejected = await commit(batch)
-                count += len(batch) - rejected
+                # Per batch: a replay cut off and begun again counts its first batches once more as
+                # replayed and as duplicates, so `landed` stays exact.
+                self.counters.replayed += len(batch) - rejected
                 self.counters.duplicates += len(batch) - rejected - inserted
         finally:
             with contextlib.suppress(ValueError):  # still running in its thread if we were cancelled
                 batches.close()
         await asyncio.to_thread(path.unlink, missing_ok=True)
-        self.counters.replayed += count

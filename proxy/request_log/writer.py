@@ -63,6 +63,7 @@ class RequestLogWriter:
         self._failures = 0
         self._writing: list[RequestRecord] | None = None  # the batch on its way to the database
         self._writing_since = 0.0
+        self._replaying_since: float | None = None  # a journal replay keeps the flush loop busy
         self._writing_on_disk = False  # a copy of it is in the journal: never put it back in the queue
         self._copying: list[RequestRecord] | None = None  # the batch whose copy is being appended
         self._pool: asyncpg.Pool | None = None
@@ -173,10 +174,13 @@ class RequestLogWriter:
     def _write_hangs(self) -> bool:
         # A database cut off without a reset (a dead host, a partition) fails only after the
         # connect or command timeout: records must not wait in memory for that long. A write that
-        # is merely slow costs a journal append and a replay of rows already there, no more.
-        return (
-            self._writing is not None and asyncio.get_running_loop().time() - self._writing_since > self._flush_interval
-        )
+        # is merely slow costs a journal append and a replay of rows already there, no more. A long
+        # replay (a big journal after an outage) holds the flush loop too: what is queued meanwhile
+        # goes to the journal and is replayed next, rather than waiting in memory for the replay.
+        now = asyncio.get_running_loop().time()
+        if self._replaying_since is not None and now - self._replaying_since > self._flush_interval:
+            return True
+        return self._writing is not None and now - self._writing_since > self._flush_interval
 
     async def _spill_writing(self) -> None:
         """A copy of the batch on its way to the database into the journal. If its write then
@@ -248,4 +252,8 @@ class RequestLogWriter:
         return await commit_batch(self._pool, batch, self._spill.set_aside)
 
     async def _replay(self) -> None:
-        await self._spill.replay(self._commit, self._batch_size)
+        self._replaying_since = asyncio.get_running_loop().time()
+        try:
+            await self._spill.replay(self._commit, self._batch_size)
+        finally:
+            self._replaying_since = None

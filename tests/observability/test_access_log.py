@@ -147,6 +147,7 @@ async def test_serve_writes_the_same_json_line_as_logging(overrides):
 async def test_serve_lines_of_a_short_while_leave_in_one_write():
     writes = []
     with _serve_logging("text") as (handler, stream):
+        handler.delay = 0.5  # longer than any pause of a busy machine between the five lines
         stream.write = lambda text: writes.append(text) or len(text)
         for _ in range(5):
             log_access(make_record())

@@ -24,7 +24,8 @@ class CountingStream(io.StringIO):
 
 def make_logger(name: str) -> tuple[logging.Logger, CountingStream]:
     stream = CountingStream()
-    handler = LoopBatchedHandler(stream)
+    # Longer than the default: what "within the delay" asserts must not depend on a busy machine's pauses.
+    handler = LoopBatchedHandler(stream, delay=0.5)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     logger = logging.getLogger(f"test_logging_setup.{name}")
     logger.handlers[:] = [handler]
@@ -76,6 +77,33 @@ def test_off_the_loop_every_line_is_written_at_once():
     thread.start()
     thread.join()
     assert stream.getvalue().endswith("INFO from a thread\n")
+
+
+def test_a_loop_that_ended_with_lines_pending_stops_no_line_after_it():
+    logger, stream = make_logger("ended")
+
+    async def serve_briefly() -> None:
+        logger.info("last line of a run")  # its flush timer dies with the loop
+
+    asyncio.run(serve_briefly())
+    logger.info("from the CLI afterwards")  # off the loop: at once, after the line before it
+    assert stream.getvalue() == "INFO last line of a run\nINFO from the CLI afterwards\n"
+
+    async def next_run() -> None:
+        logger.info("a line of the next loop")
+        await asyncio.sleep(logger.handlers[0].delay * 2)
+
+    asyncio.run(next_run())
+    assert stream.getvalue().endswith("INFO a line of the next loop\n")
+
+
+async def test_a_line_from_a_thread_is_written_at_once_while_the_loop_runs():
+    logger, stream = make_logger("thread-while-loop")
+    logger.info("on the loop")
+    thread = threading.Thread(target=logger.info, args=("from a thread",))
+    thread.start()
+    thread.join()
+    assert stream.getvalue() == "INFO on the loop\nINFO from a thread\n"
 
 
 async def test_flush_writes_what_is_pending():

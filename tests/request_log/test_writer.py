@@ -88,7 +88,7 @@ async def test_an_outage_spills_to_the_journal_and_replays_when_the_database_ret
     assert set(ids) == {r.id for r in before + during}
     counters = writer.counters
     assert counters.replayed == counters.journaled and counters.dropped == 0
-    assert counters.written + counters.journaled == 3_500
+    assert counters.landed == 3_500  # through memory or the journal, each once
     assert not Journal(tmp_path).pending()
 
 
@@ -261,3 +261,23 @@ async def test_records_arriving_during_a_write_wait_for_the_next_interval_in_one
     assert batches == [1, 4]
     assert sorted(await _ids(db)) == sorted(r.id for r in [first, *trickle])
     assert writer.counters.journaled == 0
+
+
+async def test_records_queued_during_a_long_replay_go_to_the_journal_not_only_memory(proxied, db, tmp_path):
+    proxy, pool = proxied
+    writer = RequestLogWriter(Journal(tmp_path), batch_size=100, flush_interval=0.2)
+    await writer.start(pool)
+    earlier = [make_record() for _ in range(300)]
+    proxy.hold()  # the replay of what an outage left starts, and stays on its way
+    await writer._spill.append(earlier)  # as an outage leaves them; the next pass replays them
+    await wait_until(lambda: writer._replaying_since is not None, "the replay under way")
+    during = [make_record() for _ in range(50)]
+    for record in during:
+        writer.enqueue(record)
+    await wait_until(lambda: writer.counters.journaled >= 350, "records queued during the replay journaled")
+    assert writer.queue_depth == 0
+    proxy.release()
+    await wait_until(lambda: writer.idle, "writer caught up")
+    await writer.stop()
+    assert sorted(await _ids(db)) == sorted(r.id for r in earlier + during)
+    assert writer.counters.landed == 350 and writer.counters.dropped == 0

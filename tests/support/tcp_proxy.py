@@ -51,6 +51,7 @@ class TcpProxy:
             self.port = self._server.sockets[0].getsockname()[1]
 
     async def cut(self) -> None:
+        self._flowing.set()  # a hold ends with the connections it held
         server, self._server = self._server, None
         if server is not None:
             server.close()
