@@ -16,7 +16,7 @@ from proxy.keys.bootstrap import startup_keys_context
 from proxy.keys.cache import KEY_CACHE, KeyCache
 from proxy.keys.events import key_events_context
 from proxy.keys.store import KEY_STORE, KeyStore
-from proxy.ledger.context import LIMITER, ledger_context
+from proxy.ledger.context import LIMITER, PROCESS_ACTIVITY, ledger_context
 from proxy.ledger.limiter import SharedLimiter
 from proxy.middlewares.auth import auth_middleware
 from proxy.middlewares.cors import add_cors_headers, cors_middleware
@@ -36,7 +36,7 @@ from proxy.request_log.context import create_writer, request_log_context
 from proxy.request_log.observers import ObservedSink
 from proxy.request_log.record import RECORD_SINK, RecordSink
 from proxy.routes.auth_token import setup_auth_token_routes
-from proxy.routes.backends import setup_backend_routes
+from proxy.routes.backends import process_activity, setup_backend_routes
 from proxy.routes.console import ASSET_PATHS as CONSOLE_ASSET_PATHS
 from proxy.routes.console import PAGE_PATH as CONSOLE_PATH
 from proxy.routes.console import setup_console_routes
@@ -97,6 +97,8 @@ def create_app(
     # Shared by every process through the limit ledger (proxy/ledger/), once ledger_context opens it.
     app[LIMITER] = SharedLimiter(None, when_down=settings.limits_when_db_down, clock=limits_clock)
     app[FAIR_QUEUE] = create_fair_queue(app)  # node slots leased through the same ledger
+    # Sent with each heartbeat, so /api/backends shows every process's requests, not one's.
+    app[PROCESS_ACTIVITY] = partial(process_activity, app[BACKENDS], app[FAIR_QUEUE])
     app[METRICS] = GatewayMetrics(
         writer=app[RECORD_SINK],
         pool=partial(app.get, POOL),

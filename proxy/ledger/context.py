@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -20,6 +21,9 @@ from proxy.state import POOL
 log = logging.getLogger(__name__)
 
 LIMITER = web.AppKey("limiter", SharedLimiter)
+# What this process is doing, sent with each heartbeat for the others to read (store.activity_elsewhere).
+Activity = Callable[[], dict[str, Any]]
+PROCESS_ACTIVITY = web.AppKey("process_activity", Activity)
 # Leases outlive their time by at most this much before they go back.
 EXPIRE_SECONDS = 0.5
 
@@ -33,7 +37,7 @@ async def ledger_context(app: web.Application) -> AsyncIterator[None]:
         await store.register()
     except DatabaseUnavailable as exc:
         limiter.ledger_lost(exc)
-    task = asyncio.create_task(maintain(limiter, store, node_slots), name="limit-ledger")
+    task = asyncio.create_task(maintain(limiter, store, node_slots, app.get(PROCESS_ACTIVITY)), name="limit-ledger")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -45,7 +49,9 @@ async def ledger_context(app: web.Application) -> AsyncIterator[None]:
         await store.leave()
 
 
-async def maintain(limiter: SharedLimiter, store: LedgerStore, node_slots: NodeSlots | None = None) -> None:
+async def maintain(
+    limiter: SharedLimiter, store: LedgerStore, node_slots: NodeSlots | None = None, activity: Activity | None = None
+) -> None:
     beat_due = 0.0
     while True:
         limiter.expire()
@@ -53,19 +59,22 @@ async def maintain(limiter: SharedLimiter, store: LedgerStore, node_slots: NodeS
             node_slots.expire()
         if time.monotonic() >= beat_due:
             beat_due = time.monotonic() + HEARTBEAT_SECONDS
-            await beat(limiter, store, node_slots)
+            await beat(limiter, store, node_slots, activity)
         await asyncio.sleep(EXPIRE_SECONDS)
 
 
-async def beat(limiter: SharedLimiter, store: LedgerStore, node_slots: NodeSlots | None = None) -> None:
+async def beat(
+    limiter: SharedLimiter, store: LedgerStore, node_slots: NodeSlots | None = None, activity: Activity | None = None
+) -> None:
     """One heartbeat and one sweep; an outage switches the limits to LIMITS_WHEN_DB_DOWN."""
+    doing = activity() if activity is not None else None
     try:
-        registered, live = await store.heartbeat()
+        registered, live = await store.heartbeat(doing)
         if not registered:
             await limiter.rejoin()
             if node_slots is not None:
                 await node_slots.rejoin()
-            registered, live = await store.heartbeat()
+            registered, live = await store.heartbeat(doing)
         reclaimed = await store.sweep()
         limiter.saw_buckets(await store.buckets(limiter.keys_held()))
     except DatabaseUnavailable as exc:

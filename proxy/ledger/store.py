@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -44,7 +46,8 @@ ON CONFLICT (api_key_id, holder) DO UPDATE SET slots = EXCLUDED.slots
 # of every limit while the ledger is away (limits/lease_size.process_share).
 HEARTBEAT = f"""
 WITH beat AS (
-    UPDATE limit_holders SET heartbeat_at = clock_timestamp() WHERE holder = $1 RETURNING holder
+    UPDATE limit_holders SET heartbeat_at = clock_timestamp(), activity = $2::jsonb WHERE holder = $1
+    RETURNING holder
 )
 SELECT (SELECT count(*) FROM beat) AS beating,
        array(SELECT holder FROM limit_holders
@@ -56,6 +59,11 @@ DELETE FROM limit_holders WHERE heartbeat_at < clock_timestamp() - interval '{HO
 RETURNING host, pid
 """
 LEAVE = "DELETE FROM limit_holders WHERE holder = $1"
+# What the other live processes reported with their last beat (sql/011_process_activity.sql).
+ACTIVITY_ELSEWHERE = f"""
+SELECT activity FROM limit_holders
+WHERE holder <> $1 AND heartbeat_at > clock_timestamp() - interval '{HOLDER_TIMEOUT_SECONDS} seconds'
+"""
 # Node capacity (sql/007_node_slots.sql): slots on an Ollama node, leased and given back by name.
 NODE_LEASE = "SELECT granted, in_use FROM node_slot_lease($1, $2, $3, $4)"
 NODE_RETURN = "SELECT node_slot_return($1, $2, $3)"
@@ -188,10 +196,17 @@ class LedgerStore:
             if slots_in_use:
                 await conn.execute(RESTORE_SLOTS, self.holder, list(slots_in_use), list(slots_in_use.values()))
 
-    async def heartbeat(self) -> tuple[bool, list[UUID]]:
-        """(whether this holder was still registered, the live holders in order)."""
-        row = await self._call(HEARTBEAT, self.holder)
+    async def heartbeat(self, activity: dict[str, Any] | None = None) -> tuple[bool, list[UUID]]:
+        """(whether this holder was still registered, the live holders in order); `activity` is what
+        this process is doing, kept with its beat for the others to read (activity_elsewhere)."""
+        row = await self._call(HEARTBEAT, self.holder, json.dumps(activity or {}, separators=(",", ":")))
         return bool(row["beating"]), list(row["live"])
+
+    async def activity_elsewhere(self) -> list[dict[str, Any]]:
+        """The activity the other live processes reported with their last beat, at most 2 s old."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(ACTIVITY_ELSEWHERE, self.holder)
+        return [json.loads(row["activity"]) for row in rows]
 
     async def sweep(self) -> list[tuple[str, int]] | None:
         """Reclaim dead holders' slots, if this process wins the sweeper's lock; None when another sweeps."""

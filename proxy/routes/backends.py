@@ -10,7 +10,9 @@ from aiohttp import web
 
 from proxy.backends.node import Node
 from proxy.backends.poller import NODE_PROBE
-from proxy.backends.registry import BACKENDS
+from proxy.backends.registry import BACKENDS, Backends
+from proxy.db.errors import DatabaseUnavailable
+from proxy.ledger.context import LIMITER
 from proxy.queue.gate import FAIR_QUEUE, FairQueue
 from proxy.routes.access import require_admin
 
@@ -68,16 +70,50 @@ def _queue_summary(queue: FairQueue) -> dict[str, Any]:
     }
 
 
+def process_activity(backends: Backends, queue: FairQueue) -> dict[str, Any]:
+    """What this process is doing at each node: [requests under way, requests waiting that may run there].
+    Sent with every heartbeat (ledger/context.py), so that each process can show the whole gateway."""
+    return {
+        "nodes": {
+            node.name: [node.in_flight, queue.waiting_for(node) if queue.active else 0] for node in backends.nodes
+        }
+    }
+
+
+async def _everywhere(request: web.Request, own: dict[str, Any]) -> tuple[int | None, dict[str, list[int]]]:
+    """(live gateway processes, per node [under way, waiting] over all of them); (None, {}) when the
+    ledger cannot say. Other processes' figures are as of their last heartbeat, at most 2 s old."""
+    store = request.app[LIMITER].store
+    if store is None:
+        return None, {}
+    try:
+        others = await store.activity_elsewhere()
+    except DatabaseUnavailable:
+        return None, {}
+    totals = {name: list(figures) for name, figures in own["nodes"].items()}
+    for activity in others:
+        for name, figures in activity.get("nodes", {}).items():
+            if name in totals and isinstance(figures, list) and len(figures) == 2:
+                totals[name] = [totals[name][0] + int(figures[0]), totals[name][1] + int(figures[1])]
+    return 1 + len(others), totals
+
+
 async def list_backends(request: web.Request) -> web.Response:
     require_admin(request)
     backends, queue = request.app[BACKENDS], request.app[FAIR_QUEUE]
     probe = request.app.get(NODE_PROBE)
     if probe is not None and backends.single is not None:
         await probe.refresh(backends.single)  # one node is not polled: probed now, when someone looks
+    processes, everywhere = await _everywhere(request, process_activity(backends, queue))
+    nodes = []
+    for node in backends.nodes:
+        under_way, waiting = everywhere.get(node.name, (None, None))
+        nodes.append({**describe(node, queue), "in_flight_all": under_way, "queued_all": waiting})
     return web.json_response(
         {
             "polled": backends.single is None,
-            "backends": [describe(node, queue) for node in backends.nodes],
+            "processes": processes,
+            "backends": nodes,
             "queue": _queue_summary(queue),
         },
         headers={"Cache-Control": "no-store"},

@@ -267,8 +267,18 @@ SCHEMAS: dict[str, Any] = {
                         "slots_in_use": {**nullable(_INT), "description": "by this process's requests"},
                         "slots_held": {**nullable(_INT), "description": "leased by this process"},
                         "queued": {**_COUNT, "description": "requests waiting here that may run on this node"},
+                        "in_flight_all": {
+                            **nullable(_INT),
+                            "description": "under way over every gateway process (others as of their last "
+                            "heartbeat, at most 2 s old); null when the database cannot say",
+                        },
+                        "queued_all": {**nullable(_INT), "description": "waiting over every gateway process"},
                     }
                 ),
+            },
+            "processes": {
+                **nullable(_INT),
+                "description": "live gateway processes the *_all figures add up; null when the database cannot say",
             },
             "queue": _object(
                 {

@@ -57,3 +57,48 @@ async def test_two_serve_processes_never_send_a_node_of_capacity_2_more_than_2(t
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_each_process_shows_what_every_process_has_under_way_and_waiting(tmp_path, database_url, db, node):
+    path = backends_file(tmp_path, [node], capacity=2)
+    hosts = await start_hosts(tmp_path, database_url, db, node.url, processes=2, OLLAMA_BACKENDS=str(path))
+    (_, host_a, _), (_, host_b, _) = hosts
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            async with http.post(f"{host_a}/api/keys", headers=bearer(ADMIN_KEY), json={"name": "busy"}) as r:
+                key = (await r.json())["key"]
+
+            async def hang() -> None:
+                async with http.post(f"{host_a}/api/generate", json={**BODY, "model": "hang"}, headers=bearer(key)):
+                    pass
+
+            async def seen_from(url: str) -> dict:
+                async with http.get(f"{url}/api/backends", headers=bearer(ADMIN_KEY)) as response:
+                    assert response.status == 200
+                    return await response.json()
+
+            # Host A: two requests on the node (its capacity) and three waiting for it; host B: none.
+            waiting = [asyncio.create_task(hang()) for _ in range(5)]
+            await eventually(lambda: _true(node.state.active == 2), "two on the node")
+
+            async def b_sees_a() -> bool:
+                data = await seen_from(host_b)
+                [gpu1] = data["backends"]
+                return (data["processes"], gpu1["in_flight_all"], gpu1["queued_all"]) == (2, 2, 3)
+
+            await eventually(b_sees_a, "host B shows host A's requests (after A's next heartbeat)")
+            [gpu1] = (await seen_from(host_b))["backends"]
+            assert (gpu1["in_flight"], gpu1["queued"]) == (0, 0)  # B's own
+            [gpu1] = (await seen_from(host_a))["backends"]
+            assert (gpu1["in_flight"], gpu1["queued"], gpu1["in_flight_all"], gpu1["queued_all"]) == (2, 3, 2, 3)
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+            await eventually(lambda: _all_idle(seen_from, host_b), "all idle again")
+    finally:
+        stop(hosts)
+
+
+async def _all_idle(seen_from, url: str) -> bool:
+    [gpu1] = (await seen_from(url))["backends"]
+    return (gpu1["in_flight_all"], gpu1["queued_all"]) == (0, 0)

@@ -166,7 +166,7 @@ async def test_the_migration_fills_them_from_the_rows_already_there(fresh_databa
                 await conn.execute(UPSERTS[table][0], *arguments(groups[table]))
             await conn.execute("UPDATE usage_daily SET ttfb_histogram = '{}' WHERE model = 'qwen3'")
             await conn.execute("UPDATE usage_hourly SET ttfb_histogram = '{}' WHERE model = 'qwen3'")
-        assert [m.version for m in await migrate(conn)] == [10]
+        assert [m.version for m in await migrate(conn)][0] == 10  # and those after it
         await _agree(conn)
         assert await conn.fetchval("SELECT sum(requests) FROM usage_hourly_by_model_node") == 48
     finally:

@@ -216,7 +216,8 @@
     if ($("logs-status").value) params.set("status", $("logs-status").value);
     if ($("logs-since").value) params.set("since", new Date($("logs-since").value).toISOString());
     const [logs, backends] = await Promise.all([api("logs?" + params), api("backends")]);
-    $("in-flight").textContent = fmt(backends.backends.reduce((sum, b) => sum + b.in_flight, 0));
+    $("in-flight").textContent = fmt(backends.backends.reduce((sum, b) => sum + (b.in_flight_all ?? b.in_flight), 0));
+    $("in-flight-where").textContent = processesNote(backends.processes);
     $("logs").replaceChildren(table([
       { id: "time", title: "Time", cell: (r) => when(r.created_at) },
       { id: "key", title: "Key", cell: (r) => label("key", r.api_key_id) },
@@ -372,14 +373,21 @@
   }
 
   // ---- nodes (admin) ----
+  function processesNote(processes) {
+    // The *_all figures add up every live gateway process; without the database, only the one answering.
+    if (processes == null) return "(this gateway process only: the database is not answering)";
+    return processes === 1 ? "(one gateway process)" : `(over ${processes} gateway processes)`;
+  }
+
   async function loadNodes() {
     const data = await api("backends");
+    $("nodes-where").textContent = processesNote(data.processes);
     $("node-list").replaceChildren(table([
       { id: "name", title: "Node", cell: (n) => n.name },
       { id: "url", title: "URL", cell: (n) => n.url },
       { id: "status", title: "Health", cell: (n) => n.status + (n.reason ? ` (${n.reason})` : "") },
-      { id: "in_flight", title: "In flight", num: true, cell: (n) => `${n.in_flight} / ${n.capacity ?? "∞"}` },
-      { id: "queued", title: "Queued", num: true, cell: (n) => fmt(n.queued ?? n.queue ?? null) },
+      { id: "in_flight", title: "In flight", num: true, cell: (n) => `${n.in_flight_all ?? n.in_flight} / ${n.capacity ?? "∞"}` },
+      { id: "queued", title: "Queued", num: true, cell: (n) => fmt(n.queued_all ?? n.queued ?? null) },
       { id: "requests", title: "Requests", num: true, cell: (n) => fmt(n.requests) },
       { id: "failures", title: "Failures", num: true, cell: (n) => fmt(n.failures_total) },
       { id: "models", title: "Models pulled", cell: (n) => n.models.join(", ") },

@@ -1,0 +1,5 @@
+-- What each gateway process is doing, as of its last heartbeat (every 2 s): per Ollama node, the
+-- requests it has under way there and those waiting in its fair queue that may run there. GET
+-- /api/backends and the console add them up, so they show the whole gateway (serve --workers, several
+-- hosts) rather than the one process that answers. Holders the sweeper would reclaim are left out.
+ALTER TABLE limit_holders ADD COLUMN activity jsonb NOT NULL DEFAULT '{}';
