@@ -20,7 +20,7 @@ from proxy.request_log.spill import JournalSpill
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
-FLUSH_INTERVAL = 0.5  # seconds; about what SIGKILL can lose, the database up or away
+FLUSH_INTERVAL = 0.5  # seconds; SIGKILL loses at most about three of them, the database up or away
 MAX_QUEUED = 50_000  # records held in memory while the database is away, before the journal takes them
 DRAIN_TIMEOUT = 5.0  # seconds spent writing at shutdown before the journal takes the rest
 RETRY_MIN, RETRY_MAX = 0.2, 5.0  # backoff between attempts while the database is away
