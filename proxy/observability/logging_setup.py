@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -109,12 +110,35 @@ class LoopBatchedHandler(logging.StreamHandler):
         with self.lock:
             self._flusher = None
             if self._pending:
-                lines, self._pending = "".join(self._pending), []
+                pending, self._pending = self._pending, []
                 try:
-                    self.stream.write(lines)
+                    for chunk in whole_lines_within(pending, PIPE_BUF):
+                        self.stream.write(chunk)  # stderr is line-buffered: one write(2) each
                 except Exception:
                     self.handleError(logging.makeLogRecord({"msg": "log write failed"}))
             super().flush()
+
+
+# POSIX: a write of at most PIPE_BUF bytes to a pipe is never interleaved with another process's
+# (https://pubs.opengroup.org/onlinepubs/9699919799/functions/write.html; 4096 on Linux). The workers of
+# `serve --workers` share one stderr, often a pipe (docker logs, journald): a batch written in one larger
+# write could have another worker's line land in the middle of one of its lines.
+PIPE_BUF = 4096
+
+
+def whole_lines_within(lines: list[str], limit: int) -> Iterator[str]:
+    """`lines` joined into chunks of at most `limit` bytes, each made of whole lines (a longer line alone)."""
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        length = len(line) if line.isascii() else len(line.encode("utf-8", "surrogateescape"))
+        if chunk and size + length > limit:
+            yield "".join(chunk)
+            chunk, size = [], 0
+        chunk.append(line)
+        size += length
+    if chunk:
+        yield "".join(chunk)
 
 
 class ClientErrorFilter(logging.Filter):

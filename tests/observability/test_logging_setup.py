@@ -9,7 +9,13 @@ import threading
 
 from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod
 
-from proxy.observability.logging_setup import ClientErrorFilter, LoopBatchedHandler, setup_logging
+from proxy.observability.logging_setup import (
+    PIPE_BUF,
+    ClientErrorFilter,
+    LoopBatchedHandler,
+    setup_logging,
+    whole_lines_within,
+)
 
 
 class CountingStream(io.StringIO):
@@ -54,7 +60,7 @@ async def test_a_burst_is_written_before_it_grows_large():
     handler = logger.handlers[0]
     for n in range(handler.MAX_PENDING):
         logger.info("line %d", n)
-    assert stream.writes == 1 and stream.getvalue().count("\n") == handler.MAX_PENDING
+    assert stream.getvalue().count("\n") == handler.MAX_PENDING  # written at once, without waiting
     logger.info("after")
     await asyncio.sleep(handler.delay * 2)
     assert stream.getvalue().endswith("INFO after\n")
@@ -171,3 +177,21 @@ def test_setup_logging_installs_the_filter_once():
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+def test_a_large_batch_leaves_in_writes_of_whole_lines_within_pipe_buf():
+    # serve --workers share one stderr pipe: only writes of at most PIPE_BUF bytes are never interleaved.
+    lines = [f"INFO {'é' if n % 7 == 0 else 'e'}{'x' * (30 + n % 150)}\n" for n in range(400)]
+    chunks = list(whole_lines_within(lines, PIPE_BUF))
+    assert "".join(chunks) == "".join(lines) and len(chunks) > 1
+    assert all(len(c.encode()) <= PIPE_BUF and c.endswith("\n") for c in chunks)
+    long_line = "x" * (PIPE_BUF * 2) + "\n"
+    assert list(whole_lines_within(["a\n", long_line, "b\n"], PIPE_BUF)) == ["a\n", long_line, "b\n"]
+
+
+async def test_the_handler_writes_a_large_batch_in_pipe_buf_pieces():
+    logger, stream = make_logger("pipe-buf")
+    for n in range(300):
+        logger.info("line %d %s", n, "y" * 100)
+    logger.handlers[0].flush()
+    assert stream.writes > 1 and stream.getvalue().count("\n") == 300
