@@ -203,7 +203,7 @@ class LedgerStore:
         return bool(row["beating"]), list(row["live"])
 
     async def activity_elsewhere(self) -> list[dict[str, Any]]:
-        """The activity the other live processes reported with their last beat, at most 2 s old."""
+        """The activity the other live processes reported with their last beat (every 2 s)."""
         async with self._connection() as conn:
             rows = await conn.fetch(ACTIVITY_ELSEWHERE, self.holder)
         return [json.loads(row["activity"]) for row in rows]

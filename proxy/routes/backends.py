@@ -82,7 +82,7 @@ def process_activity(backends: Backends, queue: FairQueue) -> dict[str, Any]:
 
 async def _everywhere(request: web.Request, own: dict[str, Any]) -> tuple[int | None, dict[str, list[int]]]:
     """(live gateway processes, per node [under way, waiting] over all of them); (None, {}) when the
-    ledger cannot say. Other processes' figures are as of their last heartbeat, at most 2 s old."""
+    ledger cannot say. Other processes' figures are as of their last heartbeat (every 2 s)."""
     store = request.app[LIMITER].store
     if store is None:
         return None, {}
@@ -92,9 +92,16 @@ async def _everywhere(request: web.Request, own: dict[str, Any]) -> tuple[int | 
         return None, {}
     totals = {name: list(figures) for name, figures in own["nodes"].items()}
     for activity in others:
-        for name, figures in activity.get("nodes", {}).items():
-            if name in totals and isinstance(figures, list) and len(figures) == 2:
-                totals[name] = [totals[name][0] + int(figures[0]), totals[name][1] + int(figures[1])]
+        nodes = activity.get("nodes") if isinstance(activity, dict) else None
+        for name, figures in (nodes if isinstance(nodes, dict) else {}).items():
+            # A shape this version does not know (another version of the gateway) is left out.
+            if (
+                name in totals
+                and isinstance(figures, list)
+                and len(figures) == 2
+                and all(type(n) is int for n in figures)
+            ):
+                totals[name] = [totals[name][0] + figures[0], totals[name][1] + figures[1]]
     return 1 + len(others), totals
 
 
