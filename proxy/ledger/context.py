@@ -67,7 +67,11 @@ async def beat(
     limiter: SharedLimiter, store: LedgerStore, node_slots: NodeSlots | None = None, activity: Activity | None = None
 ) -> None:
     """One heartbeat and one sweep; an outage switches the limits to LIMITS_WHEN_DB_DOWN."""
-    doing = activity() if activity is not None else None
+    try:
+        doing = activity() if activity is not None else None
+    except Exception:  # a figure for the console must never stop the heartbeat the limits live on
+        log.exception("process activity for the heartbeat failed; beating without it")
+        doing = None
     try:
         registered, live = await store.heartbeat(doing)
         if not registered:

@@ -60,9 +60,10 @@ RETURNING host, pid
 """
 LEAVE = "DELETE FROM limit_holders WHERE holder = $1"
 # What the other live processes reported with their last beat (sql/011_process_activity.sql).
+# Three beats: a process that died stops counting within 6 s, before the sweeper takes its slots.
 ACTIVITY_ELSEWHERE = f"""
 SELECT activity FROM limit_holders
-WHERE holder <> $1 AND heartbeat_at > clock_timestamp() - interval '{HOLDER_TIMEOUT_SECONDS} seconds'
+WHERE holder <> $1 AND heartbeat_at > clock_timestamp() - interval '{3 * HEARTBEAT_SECONDS:g} seconds'
 """
 # Node capacity (sql/007_node_slots.sql): slots on an Ollama node, leased and given back by name.
 NODE_LEASE = "SELECT granted, in_use FROM node_slot_lease($1, $2, $3, $4)"

@@ -113,7 +113,7 @@ class LoopBatchedHandler(logging.StreamHandler):
                 pending, self._pending = self._pending, []
                 try:
                     for chunk in whole_lines_within(pending, PIPE_BUF):
-                        self.stream.write(chunk)  # stderr is line-buffered: one write(2) each
+                        self.stream.write(chunk)  # unbuffered or line-buffered stderr: one write(2) each
                 except Exception:
                     self.handleError(logging.makeLogRecord({"msg": "log write failed"}))
             super().flush()
@@ -131,7 +131,9 @@ def whole_lines_within(lines: list[str], limit: int) -> Iterator[str]:
     chunk: list[str] = []
     size = 0
     for line in lines:
-        length = len(line) if line.isascii() else len(line.encode("utf-8", "surrogateescape"))
+        # stderr writes what UTF-8 cannot encode (a lone surrogate from a client's JSON) escaped: count
+        # it so, never failing here, or the batch would be lost.
+        length = len(line) if line.isascii() else len(line.encode("utf-8", "backslashreplace"))
         if chunk and size + length > limit:
             yield "".join(chunk)
             chunk, size = [], 0

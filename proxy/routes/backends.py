@@ -91,9 +91,10 @@ async def _everywhere(request: web.Request, own: dict[str, Any]) -> tuple[int | 
     except DatabaseUnavailable:
         return None, {}
     totals = {name: list(figures) for name, figures in own["nodes"].items()}
-    for activity in others:
-        nodes = activity.get("nodes") if isinstance(activity, dict) else None
-        for name, figures in (nodes if isinstance(nodes, dict) else {}).items():
+    # A process of a version that sends no activity counts in neither the totals nor the processes.
+    reporting = [a["nodes"] for a in others if isinstance(a, dict) and isinstance(a.get("nodes"), dict)]
+    for nodes in reporting:
+        for name, figures in nodes.items():
             # A shape this version does not know (another version of the gateway) is left out.
             if (
                 name in totals
@@ -102,7 +103,7 @@ async def _everywhere(request: web.Request, own: dict[str, Any]) -> tuple[int | 
                 and all(type(n) is int for n in figures)
             ):
                 totals[name] = [totals[name][0] + figures[0], totals[name][1] + figures[1]]
-    return 1 + len(others), totals
+    return 1 + len(reporting), totals
 
 
 async def list_backends(request: web.Request) -> web.Response:

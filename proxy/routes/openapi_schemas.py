@@ -270,7 +270,7 @@ SCHEMAS: dict[str, Any] = {
                         "in_flight_all": {
                             **nullable(_INT),
                             "description": "under way over every gateway process (others as of their last "
-                            "heartbeat, at most 2 s old); null when the database cannot say",
+                            "heartbeat, every 2 s); null when the database cannot say",
                         },
                         "queued_all": {**nullable(_INT), "description": "waiting over every gateway process"},
                     }

@@ -195,3 +195,12 @@ async def test_the_handler_writes_a_large_batch_in_pipe_buf_pieces():
         logger.info("line %d %s", n, "y" * 100)
     logger.handlers[0].flush()
     assert stream.writes > 1 and stream.getvalue().count("\n") == 300
+
+
+async def test_a_line_utf8_cannot_encode_neither_fails_nor_loses_the_batch():
+    logger, stream = make_logger("surrogate")
+    for text in ("before", "a client's lone surrogate \ud800", "after"):
+        logger.info(text)
+    logger.handlers[0].flush()
+    assert stream.getvalue().count("\n") == 3 and "after" in stream.getvalue()
+    assert list(whole_lines_within(["\ud800" * 2000 + "\n"], PIPE_BUF)) == ["\ud800" * 2000 + "\n"]

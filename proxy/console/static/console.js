@@ -375,7 +375,8 @@
   // ---- nodes (admin) ----
   function processesNote(processes) {
     // The *_all figures add up every live gateway process; without the database, only the one answering.
-    if (processes == null) return "(this gateway process only: the database is not answering)";
+    if (processes === undefined) return "";  // a gateway of a version before these figures
+    if (processes === null) return "(this gateway process only: the database is not answering)";
     return processes === 1 ? "(one gateway process)" : `(over ${processes} gateway processes)`;
   }
 
