@@ -145,6 +145,8 @@ def test_a_key_made_on_the_page_works_until_it_is_revoked_there(page, gateway):
     p.wait_for_selector("#new-key:not([hidden])")
     key = p.inner_text("#new-key-value")
     assert key.startswith("olg_")
+    p.click("#copy-key")
+    wait_until_sync(lambda: p.inner_text("#message") == "Copied.", "the key copied")
     # A real HTTP client with the key just shown.
     status, me = curl(gateway, "/api/auth/key", key)
     assert status == 200 and me["name"] == SCRIPT_NAME and me["models"] == ["llama3.2", "qwen3"]
@@ -251,6 +253,8 @@ def tab_to(page: Page, selector: str, *, row: str | None = None, presses: int = 
 
 
 def test_every_section_and_a_new_key_with_the_keyboard_alone(page, gateway, seeded):
+    # As on plain HTTP from another host, where browsers give no clipboard API: the Copy button falls back.
+    page.page.add_init_script("Object.defineProperty(navigator, 'clipboard', { value: undefined })")
     sign_in(page, gateway, ADMIN_KEY)  # typed, and sent with Enter
     p = page.page
     for tab, drawn in (("live", "logs"), ("nodes", "node-list"), ("keys", "key-list")):
@@ -265,6 +269,9 @@ def test_every_section_and_a_new_key_with_the_keyboard_alone(page, gateway, seed
     p.wait_for_selector("#new-key:not([hidden])")
     key = p.inner_text("#new-key-value")
     assert curl(gateway, "/api/auth/key", key)[1]["name"] == "typed-by-keyboard"
+    tab_to(page, "#copy-key")
+    p.keyboard.press("Enter")
+    wait_until_sync(lambda: p.inner_text("#message") == "Copied.", "the key copied without the clipboard API")
     row = p.locator("[data-testid=key-list] tbody tr", has_text="typed-by-keyboard")
     tab_to(page, "[data-testid=key-list] tbody button.danger", row="typed-by-keyboard")
     p.keyboard.press("Enter")
@@ -272,4 +279,18 @@ def test_every_section_and_a_new_key_with_the_keyboard_alone(page, gateway, seed
     p.keyboard.press("Enter")
     row.locator("text=revoked").wait_for()
     assert curl(gateway, "/api/auth/key", key)[0] == 401
+    assert not page.errors, page.errors
+
+
+def test_live_requests_between_two_times(page, gateway, seeded):
+    sign_in(page, gateway, ADMIN_KEY)
+    p = page.page
+    p.click("#tabs [data-tab=live]")
+    p.wait_for_selector("[data-testid=logs] tbody tr")
+    # The page shows and sends local times; the browser runs in UTC here, as the seeded DAY is.
+    p.fill("#logs-since", DAY.strftime("%Y-%m-%dT%H:%M"))
+    p.fill("#logs-until", (DAY + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"))
+    p.click("#logs-form button[type=submit]")
+    wait_until_sync(lambda: len(table_rows(page, "logs")) == 10, "only the seeded requests")
+    assert sorted(row[4] for row in table_rows(page, "logs")) == ["llama3.2"] * 6 + ["qwen3"] * 4
     assert not page.errors, page.errors

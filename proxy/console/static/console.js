@@ -215,6 +215,7 @@
     if ($("logs-model").value.trim()) params.set("model", $("logs-model").value.trim());
     if ($("logs-status").value) params.set("status", $("logs-status").value);
     if ($("logs-since").value) params.set("since", new Date($("logs-since").value).toISOString());
+    if ($("logs-until").value) params.set("until", new Date($("logs-until").value).toISOString());
     const [logs, backends] = await Promise.all([api("logs?" + params), api("backends")]);
     $("in-flight").textContent = fmt(backends.backends.reduce((sum, b) => sum + (b.in_flight_all ?? b.in_flight), 0));
     $("in-flight-where").textContent = processesNote(backends.processes);
@@ -333,10 +334,11 @@
   async function copyKey() {
     const text = $("new-key-value").textContent;
     try { await navigator.clipboard.writeText(text); say("Copied."); } catch {
-      // No clipboard API outside a secure context: select the text for the user to copy.
+      // No clipboard API outside a secure context (plain HTTP on another host): copy the selection the
+      // older way, which browsers still allow for a click; else leave it selected for Ctrl+C.
       const range = document.createRange(); range.selectNodeContents($("new-key-value"));
       const selection = getSelection(); selection.removeAllRanges(); selection.addRange(range);
-      say("Selected: press Ctrl+C to copy.");
+      say(document.execCommand("copy") ? "Copied." : "Selected: press Ctrl+C to copy.");
     }
   }
   function openEdit(record) {
