@@ -58,7 +58,7 @@ class TextFormatter(logging.Formatter):
 
 
 class LoopBatchedHandler(logging.StreamHandler):
-    """A StreamHandler that writes the lines of up to `delay` seconds with one write(2).
+    """A StreamHandler that gathers the lines of up to `delay` seconds into a few pipe-sized writes.
 
     Each access line written on its own cost a system call per request: under load many requests end
     together, and at low load each request paid its own write (docs/benchmarks.md, "access line").
