@@ -13,14 +13,14 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import ClientResponse, ClientTimeout, web
+from aiohttp import ClientTimeout, web
 from multidict import CIMultiDict
 
 from proxy.backends.node import Node
 from proxy.backends.registry import BACKENDS, HEADER, MAX_FAILOVERS, Outcome
 from proxy.keys.format import API_KEY
 from proxy.passthrough.routes import Access, OllamaRoute, Placement
-from proxy.passthrough.upstream import UPSTREAM_ERRORS, upstream_failure, upstream_url
+from proxy.passthrough.upstream import KEEPALIVE_CLIENT, UPSTREAM_ERRORS, Answer, upstream_failure, upstream_url
 from proxy.state import SETTINGS, UPSTREAM_SESSION
 
 RETRIED_STATUSES = frozenset({502, 503, 504})
@@ -54,13 +54,14 @@ async def send(
     model: str | None,
     *,
     move_slot: Callable[[Node], bool] | None = None,
-) -> tuple[ClientResponse, Node]:
+) -> tuple[Answer, Node]:
     """The first answer worth relaying, and the node that gave it (begun: the caller ends it).
 
     `move_slot`: a request holding a node slot (the fair queue) moves it to the node it fails over to;
     False would end the failover there, with the failure it had as the answer."""
     backends = request.app[BACKENDS]
     session = request.app[UPSTREAM_SESSION]
+    keepalive = request.app.get(KEEPALIVE_CLIENT)
     settings = request.app[SETTINGS]
     uploading = payload is request.content
     small = not uploading and (payload is None or len(payload) <= ONE_WRITE)
@@ -74,14 +75,17 @@ async def send(
                 # A small body leaves in one write: the read timeout bounds the wait for the headers,
                 # and the relay's SilenceWatch (silence.py) the silences of the body, with no timer per chunk.
                 async with asyncio.timeout(settings.upstream_read_timeout):
-                    upstream = await session.request(
-                        request.method,
-                        url,
-                        headers=headers,
-                        data=payload,
-                        allow_redirects=False,
-                        timeout=_headers_only(settings.upstream_connect_timeout),
-                    )
+                    if keepalive is not None and url.scheme == "http":
+                        upstream = await keepalive.request(request.method, url, headers, payload)
+                    else:
+                        upstream = await session.request(
+                            request.method,
+                            url,
+                            headers=headers,
+                            data=payload,
+                            allow_redirects=False,
+                            timeout=_headers_only(settings.upstream_connect_timeout),
+                        )
             else:
                 # A large or streamed body may take longer than the read timeout to send: aiohttp's
                 # sock_read starts counting once it is sent.

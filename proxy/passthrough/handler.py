@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from aiohttp import ClientResponse, web
+from aiohttp import web
 
 from proxy.backends.registry import BACKENDS, Outcome
 from proxy.errors import GatewayError, forbidden
@@ -25,7 +25,7 @@ from proxy.passthrough.relay import Relayed, relay_response
 from proxy.passthrough.routes import ROUTES, Access, Listing, OllamaRoute, Placement
 from proxy.passthrough.server_timing import UPSTREAM_TIMING, upstream_timing
 from proxy.passthrough.token_estimate import tokens_to_reserve
-from proxy.passthrough.upstream import upstream_failure, upstream_request_headers
+from proxy.passthrough.upstream import Answer, upstream_failure, upstream_request_headers
 from proxy.queue.gate import FAIR_QUEUE, Slot
 from proxy.request_log.record import REQUEST_START
 from proxy.state import SETTINGS
@@ -175,7 +175,7 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
 
 
 async def _filtered_listing(
-    request: web.Request, upstream: ClientResponse, kind: Listing, key: KeyRecord, forwarded: Forwarded
+    request: web.Request, upstream: Answer, kind: Listing, key: KeyRecord, forwarded: Forwarded
 ) -> web.Response:
     settings = request.app[SETTINGS]
     try:  # sent without aiohttp's sock_read (failover.send): the silence limit is kept here

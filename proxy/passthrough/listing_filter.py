@@ -7,11 +7,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import ClientResponse
-
 from proxy.errors import GatewayError
 from proxy.passthrough.body import read_stream
 from proxy.passthrough.routes import Listing
+from proxy.passthrough.upstream import Answer
 
 LISTING_LIMIT = 16 * 1024 * 1024  # far above any real model list; a bound all the same
 
@@ -45,7 +44,7 @@ def _allowed(entry: Any, fields: tuple[str, ...], allowed: Callable[[str], bool]
 
 
 async def read_listing(
-    upstream: ClientResponse, kind: Listing, allowed: Callable[[str], bool], *, idle: float = math.inf
+    upstream: Answer, kind: Listing, allowed: Callable[[str], bool], *, idle: float = math.inf
 ) -> bytes:
     """Ollama's listing body, filtered when it is a 200 listing; any other answer unchanged. TimeoutError
     when Ollama stays silent `idle` seconds."""

@@ -7,11 +7,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
 
 from proxy.passthrough.silence import SilenceWatch
-from proxy.passthrough.upstream import UPSTREAM_ERRORS, downstream_response_headers
+from proxy.passthrough.upstream import UPSTREAM_ERRORS, Answer, downstream_response_headers
 from proxy.passthrough.usage_tap import Usage, UsageTap
 from proxy.request_log.record import request_id
 from proxy.state import SETTINGS
@@ -43,7 +42,7 @@ class Relayed:
 
 async def relay_response(
     request: web.Request,
-    upstream: aiohttp.ClientResponse,
+    upstream: Answer,
     relayed: Relayed,
     *,
     started: float,
@@ -112,7 +111,7 @@ async def relay_response(
     return response
 
 
-def _whole_body(request: web.Request, upstream: aiohttp.ClientResponse) -> bytes | None:
+def _whole_body(request: web.Request, upstream: Answer) -> bytes | None:
     """The body, when all of it came in with the headers (most answers that are not streams), else None.
 
     HEAD and bodiless statuses keep the streaming path, which copies Ollama's Content-Length as is.
@@ -131,7 +130,7 @@ def _whole_body(request: web.Request, upstream: aiohttp.ClientResponse) -> bytes
 
 
 async def _relay_whole(
-    request: web.Request, upstream: aiohttp.ClientResponse, relayed: Relayed, usage: Usage, body: bytes, started: float
+    request: web.Request, upstream: Answer, relayed: Relayed, usage: Usage, body: bytes, started: float
 ) -> web.Response:
     # A web.Response sends its headers with its body: one write to the client instead of two,
     # and nothing waits, since every byte is here already.

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import ClientResponse, ServerTimeoutError
+from aiohttp import ServerTimeoutError
+
+from proxy.passthrough.upstream import Answer
 
 CHECKS_PER_LIMIT = 4
 
@@ -28,7 +30,7 @@ class SilenceWatch:
 
     __slots__ = ("_upstream", "_step", "_quiet_steps", "_heard", "_timer", "_loop", "writing")
 
-    def __init__(self, upstream: ClientResponse, limit: float) -> None:
+    def __init__(self, upstream: Answer, limit: float) -> None:
         self._upstream = upstream
         self._step = limit / CHECKS_PER_LIMIT
         self._quiet_steps = 0

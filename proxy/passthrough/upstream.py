@@ -12,6 +12,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from proxy.errors import GatewayError
+from proxy.passthrough import keepalive_client
+from proxy.passthrough.keepalive_client import KeepAliveAnswer, KeepAliveClient
 from proxy.settings import Settings
 from proxy.state import SETTINGS, UPSTREAM_SESSION
 
@@ -115,6 +117,11 @@ def upstream_failure(exc: BaseException, settings: Settings) -> GatewayError:
 
 
 UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# Ollama's answer, from the session or the keep-alive client: the same status, reason, headers,
+# content_length, content (an aiohttp StreamReader), close() and release().
+Answer = aiohttp.ClientResponse | KeepAliveAnswer
+READ_BUFSIZE = 256 * 1024
+KEEPALIVE_CLIENT = web.AppKey("keepalive_client", KeepAliveClient)
 
 
 async def upstream_session_context(app: web.Application) -> AsyncIterator[None]:
@@ -131,8 +138,16 @@ async def upstream_session_context(app: web.Application) -> AsyncIterator[None]:
         cookie_jar=aiohttp.DummyCookieJar(),
         # Send exactly the client's headers: no User-Agent, Accept or Accept-Encoding of our own.
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-        read_bufsize=256 * 1024,
+        read_bufsize=READ_BUFSIZE,
     )
     app[UPSTREAM_SESSION] = session
+    # Inference requests (a small body in memory, a plain-HTTP node) skip the session's per-request objects.
+    client = None
+    if keepalive_client.usable():
+        app[KEEPALIVE_CLIENT] = client = KeepAliveClient(
+            connect_timeout=settings.upstream_connect_timeout, read_bufsize=READ_BUFSIZE
+        )
     yield
+    if client is not None:
+        client.close()
     await session.close()
