@@ -22,7 +22,9 @@ import functools
 import inspect
 from collections.abc import Iterable
 
+from aiohttp import ClientOSError, ClientResponseError, RequestInfo, ServerDisconnectedError
 from aiohttp.client_proto import ResponseHandler
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
@@ -31,6 +33,10 @@ from proxy.errors import GatewayError
 
 IDLE_SECONDS = 30.0  # as the session's keepalive_timeout: an idle connection is closed after this long
 _NO_BODY_LENGTH = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # aiohttp's ClientRequest.GET_METHODS
+# Sent again once on a new connection when a kept one turns out closed, as aiohttp's session does
+# (client.py IDEMPOTENT_METHODS; RFC 9112 §9.3.1): Ollama or a proxy in front may close an idle
+# connection just as a request leaves on it.
+_RETRIED_ON_A_NEW_CONNECTION = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 def usable() -> bool:
@@ -100,10 +106,24 @@ class KeepAliveClient:
     ) -> KeepAliveAnswer:
         """Send the request and wait for the head of its answer (the caller bounds the wait). Raises
         what aiohttp's client raises: ClientError subclasses, OSError, asyncio.TimeoutError."""
+        data = _request_bytes(method, url, headers, body)  # a field with a line break: 400, nothing sent
         node = (url.raw_host or "", url.port or 80)
         protocol = self._reuse(node)
-        if protocol is None:  # not `or`: a ResponseHandler is a queue, falsy while empty
-            protocol = await self._connect(*node)
+        if protocol is not None:
+            try:
+                message, content = await self._exchange(protocol, method, url, headers, data)
+                return KeepAliveAnswer(message.code, message.reason, message.headers, content, protocol, self, node)
+            except (ServerDisconnectedError, ClientOSError):
+                if method not in _RETRIED_ON_A_NEW_CONNECTION:
+                    raise
+        protocol = await self._connect(*node)
+        message, content = await self._exchange(protocol, method, url, headers, data)
+        return KeepAliveAnswer(message.code, message.reason, message.headers, content, protocol, self, node)
+
+    async def _exchange(
+        self, protocol: ResponseHandler, method: str, url: URL, headers: CIMultiDict[str], data: bytes
+    ) -> tuple:
+        """Write the request and read the head of its answer; the connection is closed on any failure."""
         try:
             protocol.set_response_params(
                 skip_payload=method == "HEAD",
@@ -113,15 +133,19 @@ class KeepAliveClient:
                 read_bufsize=self._read_bufsize,
             )
             assert protocol.transport is not None
-            protocol.transport.write(_request_bytes(method, url, headers, body))
+            protocol.transport.write(data)
             while True:
                 message, content = await protocol.read()
                 if not 100 <= message.code <= 199 or message.code == 101:
-                    break  # a 1xx is an interim answer (RFC 9110 §15.2); the real one follows
+                    return message, content  # a 1xx is an interim answer (RFC 9110 §15.2); the real one follows
+        except HttpProcessingError as exc:
+            # A malformed head (status line, fields, length): a ClientError, as ClientResponse.start makes it.
+            protocol.close()
+            info = RequestInfo(url, method, CIMultiDictProxy(headers), url)
+            raise ClientResponseError(info, (), status=exc.code, message=exc.message, headers=exc.headers) from exc
         except BaseException:
             protocol.close()
             raise
-        return KeepAliveAnswer(message.code, message.reason, message.headers, content, protocol, self, node)
 
     def give_back(self, node: tuple[str, int], protocol: ResponseHandler) -> None:
         """Keep the connection for the next request to `node` if its answer was read to the end and
@@ -184,7 +208,7 @@ def _request_bytes(method: str, url: URL, headers: CIMultiDict[str], body: bytes
     # Host without the scheme's default port, as aiohttp and browsers write it (RFC 9110 §7.2).
     lines = [f"{method} {url.raw_path_qs} HTTP/1.1", f"Host: {url.host_port_subcomponent}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
-    if url.raw_user is not None:
+    if url.raw_user is not None or url.raw_password is not None:  # `http://:token@host` too
         lines.append(_credentials_line(url.user or "", url.password or ""))
     if body is not None:
         lines.append(f"Content-Length: {len(body)}")
