@@ -3,8 +3,8 @@ or day, and by key, model and node, by key alone, or by model and node alone."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from proxy.request_log.record import RequestRecord
@@ -21,6 +21,7 @@ from proxy.request_log.usage_totals import UsageTotals, buckets_of
 from proxy.values.utc_day import utc_hour_of
 
 Group = tuple  # (the period's start, *the table's dimensions)
+ONE_HOUR = timedelta(hours=1)
 Groups = list[tuple[Group, UsageTotals]]
 
 
@@ -28,21 +29,27 @@ def rollups(records: Iterable[RequestRecord]) -> dict[RollupTable, Groups]:
     """Each table's groups, sorted by its unique key, so concurrent writers lock rows in the same order and
     never deadlock on each other's upserts.
 
-    A record is added to its hour's three groups; a day's groups are the sums of its hours'. A batch spans
-    a second or so, so that is nearly always one hour, whose totals are then the day's as they are.
+    Each record is added once, to its (hour, key, model, node) group; every other table's groups are
+    sums of those (a batch of a thousand records from a few keys and models has a handful of groups,
+    so the per-record work is one addition, not six). A batch spans a second or so, so that is nearly
+    always one hour, whose totals are then the day's as they are.
     """
     every: dict[Group, UsageTotals] = {}
-    by_key: dict[Group, UsageTotals] = {}
-    by_model_node: dict[Group, UsageTotals] = {}
+    hour = hour_end = None
     for record in records:
-        buckets = buckets_of(record)
-        hour = utc_hour_of(record.created_at)
+        created = record.created_at
+        if hour is None or not hour <= created < hour_end:  # consecutive records share their hour
+            hour = utc_hour_of(created)
+            hour_end = hour + ONE_HOUR
         # An empty name is no name: the unique keys count NULL as '' (rollup_tables.py), and one upsert
         # statement may not reach a row twice (rollup_upsert.py).
-        key_id, model, node = record.api_key_id, record.model or None, record.node or None
-        _totals(every, (hour, key_id, model, node)).add(record, buckets)
-        _totals(by_key, (hour, key_id)).add(record, buckets)
-        _totals(by_model_node, (hour, model, node)).add(record, buckets)
+        group = (hour, record.api_key_id, record.model or None, record.node or None)
+        totals = every.get(group)
+        if totals is None:
+            totals = every[group] = UsageTotals()
+        totals.add(record, buckets_of(record))
+    by_key = _summed(every, lambda start, key_id, model, node: (start, key_id))
+    by_model_node = _summed(every, lambda start, key_id, model, node: (start, model, node))
     folded = {
         USAGE_HOURLY: every,
         HOURLY_BY_KEY: by_key,
@@ -54,20 +61,19 @@ def rollups(records: Iterable[RequestRecord]) -> dict[RollupTable, Groups]:
     return {table: sorted(groups.items(), key=_unique_order) for table, groups in folded.items()}
 
 
-def _totals(groups: dict[Group, UsageTotals], group: Group) -> UsageTotals:
-    totals = groups.get(group)
-    if totals is None:
-        totals = groups[group] = UsageTotals()
-    return totals
+def _summed(groups: dict[Group, UsageTotals], coarser: Callable[..., Group]) -> dict[Group, UsageTotals]:
+    """The groups' totals summed into the coarser groups `coarser(*group)` names; none of them changes."""
+    summed: dict[Group, UsageTotals] = {}
+    for group, totals in groups.items():
+        into = coarser(*group)
+        known = summed.get(into)
+        summed[into] = totals if known is None else known.plus(totals)
+    return summed
 
 
 def _by_day(hourly: dict[Group, UsageTotals]) -> dict[Group, UsageTotals]:
-    daily: dict[Group, UsageTotals] = {}
-    for (hour, *dimensions), totals in hourly.items():
-        group = (hour.date(), *dimensions)  # the hour is UTC, so its date is the UTC day
-        known = daily.get(group)
-        daily[group] = totals if known is None else known.plus(totals)  # the hour's own totals stay as they are
-    return daily
+    # The hour is UTC, so its date is the UTC day.
+    return _summed(hourly, lambda hour, *dimensions: (hour.date(), *dimensions))
 
 
 def _unique_order(item: tuple[Group, UsageTotals]) -> tuple:
