@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 
 from aiohttp import web
@@ -136,13 +136,17 @@ def create_app(
             *plugins,  # GATEWAY_PLUGINS last: they see the key, within its limits
         ]
     )
-    app.on_response_prepare.append(remember_started_response)
-    app.on_response_prepare.append(add_request_id)
-    app.on_response_prepare.append(add_rate_limit_headers)
-    if settings.cors_origins:
-        app.on_response_prepare.append(add_cors_headers)
-    app.on_response_prepare.append(add_server_timing)
-    app.on_response_prepare.append(app[METRICS].on_response_prepare)
+    cors_headers = [add_cors_headers] if settings.cors_origins else []
+    app.on_response_prepare.append(
+        _each_response(
+            remember_started_response,
+            add_request_id,
+            add_rate_limit_headers,
+            *cors_headers,
+            add_server_timing,
+            app[METRICS].on_response_prepare,
+        )
+    )
     app.on_startup.append(app[METRICS].on_startup)
     app.on_shutdown.append(close_fair_queue)
 
@@ -171,3 +175,17 @@ async def _key_store_context(app: web.Application) -> AsyncIterator[None]:
     app[KEY_CACHE] = cache = KeyCache(store, ttl=settings.key_cache_ttl, operator_keys=operator_keys)
     await cache.load_known()  # before the first request: a forged key then never costs a query
     yield
+
+
+ResponseHook = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
+
+
+def _each_response(*hooks: Callable[[web.Request, web.StreamResponse], None]) -> ResponseHook:
+    """The gateway's response hooks as one on_response_prepare receiver: aiohttp awaits each receiver
+    it holds, and these are plain functions, so one coroutine per response instead of one per hook."""
+
+    async def each(request: web.Request, response: web.StreamResponse) -> None:
+        for hook in hooks:
+            hook(request, response)
+
+    return each

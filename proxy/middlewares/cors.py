@@ -81,7 +81,7 @@ def _preflight(request: web.Request, origin: str) -> web.Response:
     return web.Response(status=204, headers=headers)
 
 
-async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: reaches streamed answers too, whose headers leave inside the handler."""
     origin = request.get(CORS_ORIGIN)
     if origin is not None:

@@ -54,7 +54,7 @@ def errors_middleware() -> Middleware:
     return errors
 
 
-async def remember_started_response(request: web.Request, response: web.StreamResponse) -> None:
+def remember_started_response(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: the response whose headers are leaving, should its handler fail later."""
     request[STARTED_RESPONSE] = response
 

@@ -69,7 +69,7 @@ def rate_limit_middleware(*, limiter: SharedLimiter) -> Middleware:
     return rate_limit
 
 
-async def add_rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
+def add_rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: an admitted request's RateLimit fields, on whatever response it gets."""
     headers = request.get(RATE_LIMIT_HEADERS)
     if headers:

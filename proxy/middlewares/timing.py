@@ -118,7 +118,7 @@ def _client_ip(request: web.Request, trusted: tuple[Network, ...]) -> str | None
     )
 
 
-async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: also reaches streamed responses, whose headers leave before the handler ends."""
     start = request.get(REQUEST_START)
     if start is not None:

@@ -169,7 +169,7 @@ class GatewayMetrics:
                 self._key_labels[key_id] = label
         return label
 
-    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+    def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         """Proxied answers: the gateway's overhead, and a relayed stream starting (it ends in observe).
 
         A plain web.Response is prepared after its handler returned, so after observe: never counted.

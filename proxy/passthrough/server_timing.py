@@ -35,7 +35,7 @@ def upstream_timing(start: RequestStart, sent: float) -> UpstreamTiming:
     return UpstreamTiming((sent - start.clock) * 1000, (now - sent) * 1000)
 
 
-async def add_server_timing(request: web.Request, response: web.StreamResponse) -> None:
+def add_server_timing(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: a proxied answer, streamed or not, carries the timing of its request."""
     timing = request.get(UPSTREAM_TIMING)
     if timing is not None:
