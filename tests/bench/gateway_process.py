@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -57,10 +58,13 @@ async def start_gateway(
     workers: int = 1,
     env: dict[str, str] | None = None,
     tree: Path | None = None,
+    launcher: Sequence[str] = (),
+    start_timeout: float = 60,
 ) -> Service:
     """`serve` with auth, limits (a huge rate_limit and burst) and the usage log on; defaults otherwise.
 
-    `tree`: another checkout's `proxy` package to serve, e.g. main's, to compare side by side."""
+    `tree`: another checkout's `proxy` package to serve, e.g. main's, to compare side by side.
+    `launcher`: a command the gateway runs under (valgrind, for tests/bench/instructions.py)."""
     args = ["serve"] + (["--workers", str(workers)] if workers > 1 else [])
     argv = (
         python("proxy", *args)
@@ -73,7 +77,7 @@ async def start_gateway(
     )
     service = start(
         name,
-        argv,
+        [*launcher, *argv],
         tmp,
         port,
         env={
@@ -89,7 +93,7 @@ async def start_gateway(
             **(env or {}),
         },
     )
-    await wait_listening(service)
+    await wait_listening(service, start_timeout)
     await _raise_burst(service.url)
     return service
 
