@@ -12,7 +12,7 @@ import aiohttp
 import asyncpg
 from yarl import URL
 
-from tests.bench.processes import Service, python, start, wait_listening
+from tests.bench.processes import REPO, Service, python, start, wait_listening
 
 BASE_DATABASE_URL = (
     os.environ.get("BENCH_DATABASE_URL")
@@ -59,20 +59,23 @@ async def start_gateway(
     env: dict[str, str] | None = None,
     tree: Path | None = None,
     launcher: Sequence[str] = (),
+    preamble: str = "",
     start_timeout: float = 60,
 ) -> Service:
     """`serve` with auth, limits (a huge rate_limit and burst) and the usage log on; defaults otherwise.
 
     `tree`: another checkout's `proxy` package to serve, e.g. main's, to compare side by side.
-    `launcher`: a command the gateway runs under (valgrind, for tests/bench/instructions.py)."""
+    `launcher`: a command the gateway runs under, and `preamble` Python code run in its process before
+    `serve` (valgrind and the writer's batching, for tests/bench/instructions.py)."""
     args = ["serve"] + (["--workers", str(workers)] if workers > 1 else [])
     argv = (
         python("proxy", *args)
-        if tree is None
+        if tree is None and not preamble
         else [
             sys.executable,
             "-c",
-            f"import sys; sys.path.insert(0, {str(tree)!r}); from proxy.cli.main import main; sys.exit(main({args!r}))",
+            f"import sys; sys.path.insert(0, {str(tree or REPO)!r})\n{preamble}\n"
+            f"from proxy.cli.main import main; sys.exit(main({args!r}))",
         ]
     )
     service = start(
