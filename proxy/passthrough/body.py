@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from typing import Any
 
@@ -12,6 +11,7 @@ from aiohttp import StreamReader, web
 from proxy.errors import GatewayError
 from proxy.passthrough.expect_continue import send_continue
 from proxy.state import SETTINGS
+from proxy.values import json_text
 
 ADMIN_BODY_LIMIT = 64 * 1024
 
@@ -66,7 +66,7 @@ def parse_json_object(body: bytes | bytearray) -> dict[str, Any]:
     if not body.strip():
         raise GatewayError(400, "missing request body")
     try:
-        data = json.loads(body)
+        data = json_text.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested input
         raise GatewayError(400, f"invalid JSON: {exc}") from None
     if not isinstance(data, dict):

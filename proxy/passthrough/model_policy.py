@@ -21,7 +21,8 @@ _GO_FOLD = str.maketrans({"ſ": "s", "\u212a": "k"})
 
 
 def _go_key(key: str) -> str:
-    return key.translate(_GO_FOLD).lower()
+    # An ASCII key (nearly every key) has nothing to fold but its case.
+    return key.lower() if key.isascii() else key.translate(_GO_FOLD).lower()
 
 
 def requested_models(body: dict[str, Any], fields: tuple[str, ...] = MODEL_FIELDS) -> list[str]:

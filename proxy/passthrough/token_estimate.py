@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from proxy.values import json_text
 
 # The request's own cap on output, where each API takes it: Ollama's options.num_predict
 # (https://github.com/ollama/ollama/blob/main/docs/modelfile.md#valid-parameters-and-values), OpenAI's
@@ -27,7 +28,7 @@ def tokens_to_reserve(body: bytes | bytearray) -> int:
 
 def _output_cap(body: bytes | bytearray) -> int | None:
     try:
-        data: Any = json.loads(body)
+        data: Any = json_text.loads(body)
     except (ValueError, RecursionError):
         return None
     if not isinstance(data, dict):

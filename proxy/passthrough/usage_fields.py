@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from proxy.values import json_text
 from proxy.values.text import MAX_MODEL
 
 ERROR_CHARS = 500
@@ -21,7 +22,7 @@ TEXT_FIELDS = frozenset({"response", "message", "choices", "output", "content"})
 def loads(data: bytes | bytearray) -> object:
     """json.loads that never raises: a malformed answer is simply not measured."""
     try:
-        return json.loads(data)
+        return json_text.loads(data)
     except (ValueError, RecursionError):
         return None
 
