@@ -75,3 +75,20 @@ def test_the_same_value_or_the_same_error_as_json_loads(text):
 def test_keys_keep_their_order():
     text = b'{"z":1,"a":2,"m":{"y":1,"b":2}}'
     assert list(json_text.loads(text)) == ["z", "a", "m"] and list(json_text.loads(text)["m"]) == ["y", "b"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"n":99999999999999999999}',
+        b'{"n":10000000000000000000}',
+        b"[12345678901234567890123]",
+        b'{"n":-98765432109876543210}',
+    ],
+)
+def test_integers_of_twenty_digits_or_more_stay_integers(text):
+    value = json_text.loads(text)
+    assert (
+        value == json.loads(text) and type(next(iter(value.values())) if isinstance(value, dict) else value[0]) is int
+    )
+    assert json_text.loads(text.decode()) == json.loads(text)
