@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -183,6 +184,9 @@ ResponseHook = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
 def _each_response(*hooks: Callable[[web.Request, web.StreamResponse], None]) -> ResponseHook:
     """The gateway's response hooks as one on_response_prepare receiver: aiohttp awaits each receiver
     it holds, and these are plain functions, so one coroutine per response instead of one per hook."""
+
+    if any(inspect.iscoroutinefunction(hook) for hook in hooks):
+        raise TypeError("response hooks run as plain functions: a coroutine function would never run")
 
     async def each(request: web.Request, response: web.StreamResponse) -> None:
         for hook in hooks:

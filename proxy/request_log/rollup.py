@@ -4,7 +4,7 @@ or day, and by key, model and node, by key alone, or by model and node alone."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from proxy.request_log.record import RequestRecord
@@ -22,6 +22,8 @@ from proxy.values.utc_day import utc_hour_of
 
 Group = tuple  # (the period's start, *the table's dimensions)
 ONE_HOUR = timedelta(hours=1)
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)  # a record dated in 9999's last hour has no next hour
+LAST_HOUR = END_OF_TIME.replace(minute=0, second=0, microsecond=0)
 Groups = list[tuple[Group, UsageTotals]]
 
 
@@ -40,7 +42,7 @@ def rollups(records: Iterable[RequestRecord]) -> dict[RollupTable, Groups]:
         created = record.created_at
         if hour is None or not hour <= created < hour_end:  # consecutive records share their hour
             hour = utc_hour_of(created)
-            hour_end = hour + ONE_HOUR
+            hour_end = hour + ONE_HOUR if hour < LAST_HOUR else END_OF_TIME
         # An empty name is no name: the unique keys count NULL as '' (rollup_tables.py), and one upsert
         # statement may not reach a row twice (rollup_upsert.py).
         group = (hour, record.api_key_id, record.model or None, record.node or None)

@@ -117,3 +117,10 @@ def test_an_empty_model_or_node_name_is_no_name_as_the_unique_keys_have_it():
     for table in WRITE_ORDER:
         assert [totals.requests for _, totals in groups[table]] == [2], table.name
     assert groups[HOURLY_BY_MODEL_NODE][0][0] == (MIDNIGHT, None, None)
+
+
+def test_a_record_in_the_last_hour_of_time_is_counted():
+    # A record a journal may hold with any date: the hour after 9999-12-31 23:00 does not exist.
+    record = make_record(created_at=datetime(9999, 12, 31, 23, 30, tzinfo=UTC))
+    [(group, totals)] = rollups([record])[USAGE_HOURLY]
+    assert group[0] == datetime(9999, 12, 31, 23, tzinfo=UTC) and totals.requests == 1

@@ -38,6 +38,7 @@ TEXTS = [
     b'{"a":"tab\there"}',  # a raw control character inside a string
     b"[" * 200 + b"]" * 200,
     b"[" * 2000 + b"]" * 2000,  # past orjson's nesting limit
+    b"[" * 1000 + b"]" * 1000,  # within orjson's, past json.loads's recursion
     bytearray(b'{"model":"m"}'),
 ]
 
@@ -92,3 +93,9 @@ def test_integers_of_twenty_digits_or_more_stay_integers(text):
         value == json.loads(text) and type(next(iter(value.values())) if isinstance(value, dict) else value[0]) is int
     )
     assert json_text.loads(text.decode()) == json.loads(text)
+
+
+def test_inputs_of_other_types_raise_what_json_loads_raises():
+    for value in (memoryview(b"{}"), None, 1):
+        with pytest.raises(TypeError):
+            json_text.loads(value)
