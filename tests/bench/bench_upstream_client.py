@@ -1,13 +1,14 @@
-"""What aiohttp's client costs the gateway per request, against the least a keep-alive HTTP/1.1 client can do.
+"""What the gateway's upstream clients cost per request, against the least a keep-alive HTTP/1.1 client can do.
 
     PYTHONPATH=. python tests/bench/bench_upstream_client.py [requests]
 
-The gateway's upstream session (proxy/passthrough/upstream.py settings) and a minimal client (a pool of
-keep-alive connections, a request written in one `write`, the answer cut at its Content-Length) each send
-the same non-streamed `/v1/chat/completions` request to a raw upstream in another process, 32 at a time,
-rounds alternating; printed: requests/s and this process's CPU per request. The minimal client is no
-candidate for the gateway (no chunked bodies, no timeouts, no errors): it only bounds what a cheaper
-client could save.
+aiohttp's ClientSession with the gateway's settings (proxy/passthrough/upstream.py), the gateway's
+KeepAliveClient (proxy/passthrough/keepalive_client.py, what inference requests use) and a minimal
+client (a pool of keep-alive connections, a request written in one `write`, the answer cut at its
+Content-Length) each send the same non-streamed `/v1/chat/completions` request to a raw upstream in
+another process, 32 at a time, rounds alternating; printed: requests/s and this process's CPU per
+request. The minimal client is no candidate for the gateway (no chunked bodies, no timeouts, no
+errors): it only bounds what a cheaper client could save.
 """
 
 from __future__ import annotations
