@@ -12,8 +12,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from proxy.errors import GatewayError
-from proxy.passthrough import keepalive_client
-from proxy.passthrough.keepalive_client import KeepAliveAnswer, KeepAliveClient
+from proxy.passthrough.keepalive_client import KeepAliveAnswer, KeepAliveClient, usable
 from proxy.settings import Settings
 from proxy.state import SETTINGS, UPSTREAM_SESSION
 
@@ -143,7 +142,7 @@ async def upstream_session_context(app: web.Application) -> AsyncIterator[None]:
     app[UPSTREAM_SESSION] = session
     # Inference requests (a small body in memory, a plain-HTTP node) skip the session's per-request objects.
     client = None
-    if keepalive_client.usable():
+    if usable():
         app[KEEPALIVE_CLIENT] = client = KeepAliveClient(
             connect_timeout=settings.upstream_connect_timeout, read_bufsize=READ_BUFSIZE
         )

@@ -21,10 +21,10 @@ from proxy.request_log.usage_totals import UsageTotals, buckets_of
 from proxy.values.utc_day import utc_hour_of
 
 Group = tuple  # (the period's start, *the table's dimensions)
+Groups = list[tuple[Group, UsageTotals]]
 ONE_HOUR = timedelta(hours=1)
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)  # a record dated in 9999's last hour has no next hour
 LAST_HOUR = END_OF_TIME.replace(minute=0, second=0, microsecond=0)
-Groups = list[tuple[Group, UsageTotals]]
 
 
 def rollups(records: Iterable[RequestRecord]) -> dict[RollupTable, Groups]:
