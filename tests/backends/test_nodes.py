@@ -23,6 +23,11 @@ SPECS = {
 LOADED_ON = {"llama3.2": "gpu1", "qwen3:0.6b": "gpu2", "nomic-embed-text": "gpu3", "mistral:7b": "gpu2"}
 
 
+@pytest.fixture(autouse=True)
+def _empty_tables(db):
+    """From empty tables: a demo key another test file left with a small rate limit would answer 429 here."""
+
+
 @pytest.fixture
 async def nodes():
     running = await start_nodes(SPECS)
