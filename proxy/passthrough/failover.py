@@ -71,21 +71,20 @@ async def send(
         backends.begin(node)
         url = upstream_url(node.config.url, request.rel_url)
         try:
-            if small:
-                # A small body leaves in one write: the read timeout bounds the wait for the headers,
-                # and the relay's SilenceWatch (silence.py) the silences of the body, with no timer per chunk.
+            # A small body leaves in one write: the read timeout bounds the wait for the head of the
+            # answer, and the relay's watch (silence.py) the silences of its body, with no timer per chunk.
+            if small and keepalive is not None and url.scheme == "http":
+                upstream = await keepalive.request(request.method, url, headers, payload)  # watched as well
+            elif small:
                 async with asyncio.timeout(settings.upstream_read_timeout):
-                    if keepalive is not None and url.scheme == "http":
-                        upstream = await keepalive.request(request.method, url, headers, payload)
-                    else:
-                        upstream = await session.request(
-                            request.method,
-                            url,
-                            headers=headers,
-                            data=payload,
-                            allow_redirects=False,
-                            timeout=_headers_only(settings.upstream_connect_timeout),
-                        )
+                    upstream = await session.request(
+                        request.method,
+                        url,
+                        headers=headers,
+                        data=payload,
+                        allow_redirects=False,
+                        timeout=_headers_only(settings.upstream_connect_timeout),
+                    )
             else:
                 # A large or streamed body may take longer than the read timeout to send: aiohttp's
                 # sock_read starts counting once it is sent.

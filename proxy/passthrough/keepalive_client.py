@@ -21,8 +21,9 @@ import base64
 import functools
 import inspect
 from collections.abc import Iterable
+from functools import partial
 
-from aiohttp import ClientOSError, ClientResponseError, RequestInfo, ServerDisconnectedError
+from aiohttp import ClientOSError, ClientResponseError, RequestInfo, ServerDisconnectedError, ServerTimeoutError
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import StreamReader
@@ -30,6 +31,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from proxy.errors import GatewayError
+from proxy.passthrough.silence import Silences
 
 IDLE_SECONDS = 30.0  # as the session's keepalive_timeout: an idle connection is closed after this long
 _NO_BODY_LENGTH = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # aiohttp's ClientRequest.GET_METHODS
@@ -92,11 +94,16 @@ class KeepAliveAnswer:
 
 
 class KeepAliveClient:
-    """One pool of idle connections per node (host and port), most recently used first."""
+    """One pool of idle connections per node (host and port), most recently used first.
 
-    def __init__(self, *, connect_timeout: float, read_bufsize: int) -> None:
+    The wait for an answer's head is one of `silences`' watches: a node that sends nothing for the read
+    timeout fails the request with a ServerTimeoutError (an asyncio.TimeoutError), as the session's
+    sock_read does, and costs no timer of its own."""
+
+    def __init__(self, *, connect_timeout: float, read_bufsize: int, silences: Silences) -> None:
         self._connect_timeout = connect_timeout
         self._read_bufsize = read_bufsize
+        self._silences = silences
         self._idle: dict[tuple[str, int], list[tuple[ResponseHandler, float]]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
@@ -104,8 +111,9 @@ class KeepAliveClient:
     async def request(
         self, method: str, url: URL, headers: CIMultiDict[str], body: bytes | bytearray | None
     ) -> KeepAliveAnswer:
-        """Send the request and wait for the head of its answer (the caller bounds the wait). Raises
-        what aiohttp's client raises: ClientError subclasses, OSError, asyncio.TimeoutError."""
+        """Send the request and wait for the head of its answer, within the connect timeout and the
+        read timeout. Raises what aiohttp's client raises: ClientError subclasses, OSError,
+        asyncio.TimeoutError."""
         data = _request_bytes(method, url, headers, body)  # a field with a line break: 400, nothing sent
         node = (url.raw_host or "", url.port or 80)
         protocol = self._reuse(node)
@@ -134,10 +142,15 @@ class KeepAliveClient:
             )
             assert protocol.transport is not None
             protocol.transport.write(data)
-            while True:
-                message, content = await protocol.read()
-                if not 100 <= message.code <= 199 or message.code == 101:
-                    return message, content  # a 1xx is an interim answer (RFC 9110 §15.2); the real one follows
+            watch = self._silences.watch(partial(_no_answer, protocol))
+            try:
+                while True:
+                    message, content = await protocol.read()
+                    if not 100 <= message.code <= 199 or message.code == 101:
+                        return message, content  # a 1xx is an interim answer (RFC 9110 §15.2); the real one follows
+                    watch.heard()
+            finally:
+                watch.stop()
         except HttpProcessingError as exc:
             # A malformed head (status line, fields, length): a ClientError, as ClientResponse.start makes it.
             protocol.close()
@@ -200,6 +213,11 @@ class KeepAliveClient:
             for protocol, _ in pool:
                 protocol.close()
             pool.clear()
+
+
+def _no_answer(protocol: ResponseHandler) -> None:
+    # What the session's sock_read does when it runs out (ResponseHandler._on_read_timeout).
+    protocol.set_exception(ServerTimeoutError("Ollama sent no answer within the read timeout"))
 
 
 def _request_bytes(method: str, url: URL, headers: CIMultiDict[str], body: bytes | bytearray | None) -> bytes:

@@ -6,14 +6,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 
-from aiohttp import web
+from aiohttp import ServerTimeoutError, web
 
-from proxy.passthrough.silence import SilenceWatch
-from proxy.passthrough.upstream import UPSTREAM_ERRORS, Answer, downstream_response_headers
+from proxy.passthrough.upstream import SILENCES, UPSTREAM_ERRORS, Answer, downstream_response_headers
 from proxy.passthrough.usage_tap import Usage, UsageTap
 from proxy.request_log.record import request_id
-from proxy.state import SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ async def relay_response(
         response.content_length = upstream.content_length
     content = upstream.content
     ttfb, bytes_out = None, 0
-    watch = SilenceWatch(upstream, request.app[SETTINGS].upstream_read_timeout)
+    watch = request.app[SILENCES].watch(partial(_cut_silent, upstream))
     try:
         await response.prepare(request)  # inside: a client may be gone before its headers leave
         async for chunk in content.iter_any():
@@ -109,6 +108,13 @@ async def relay_response(
         relayed.ttfb = (time.perf_counter() - started) * 1000
     await response.write_eof()
     return response
+
+
+def _cut_silent(upstream: Answer) -> None:
+    """What aiohttp's own read timeout does: the body's reader fails with a ServerTimeoutError (an
+    asyncio.TimeoutError), and the connection is closed."""
+    upstream.content.set_exception(ServerTimeoutError("Ollama sent nothing within the read timeout"))
+    upstream.close()
 
 
 def _whole_body(request: web.Request, upstream: Answer) -> bytes | None:

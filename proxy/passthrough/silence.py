@@ -1,62 +1,84 @@
-"""Ollama's read timeout, kept with one timer per answer instead of one per chunk.
+"""Ollama's read timeout, kept by one timer per process instead of one per answer or per chunk.
 
 aiohttp's `sock_read` re-arms a loop timer on every chunk it reads (ResponseHandler._reschedule_timeout):
-~3 µs a line of a stream, about as much as relaying the line costs us besides the system calls
-(docs/benchmarks.md). The pass-through instead waits for an answer's headers under one asyncio
-timeout, then relays its body under a SilenceWatch: a timer that fires every quarter of the limit
-and cuts the answer once that many quarters in a row saw no byte. A stream that stays silent is cut
-between 1 and 1.25 times OLLAMA_READ_TIMEOUT after its last byte; one that keeps talking never is, nor
-one held back by a client that reads slowly.
+~3 µs a line of a stream, about as much as relaying the line costs us besides the system calls; and an
+`asyncio.timeout` around the wait for an answer's head cost 2 to 3 % of all the gateway does for a
+non-streamed chat (20 to 30 k instructions of ~900 k, tests/bench/instructions.py). Instead, every
+wait on Ollama (the head of an answer, then each silence of its body) is a SilenceWatch in one set,
+which a single timer sweeps every quarter of the limit; a watch is cut once that many quarters in a
+row saw no byte. An answer that stays silent is cut between 1 and 1.25 times OLLAMA_READ_TIMEOUT after
+the request left or its last byte came; one that keeps talking never is, nor one held back by a client
+that reads slowly.
 """
 
 from __future__ import annotations
 
 import asyncio
-
-from aiohttp import ServerTimeoutError
-
-from proxy.passthrough.upstream import Answer
+from collections.abc import Callable
 
 CHECKS_PER_LIMIT = 4
 
 
-class SilenceWatch:
-    """Cuts `upstream` once it has sent nothing for `limit` seconds; call `heard()` for each chunk read, and
-    set `writing` while the relay waits for the client to take a chunk.
+class Silences:
+    """The watches of one event loop, swept every `limit / CHECKS_PER_LIMIT` seconds while there are any."""
 
-    The cut is what aiohttp's own read timeout does: the body's reader fails with a ServerTimeoutError
-    (an asyncio.TimeoutError), and the connection is closed.
-    """
+    __slots__ = ("_step", "_watches", "_timer")
 
-    __slots__ = ("_upstream", "_step", "_quiet_steps", "_heard", "_timer", "_loop", "writing")
-
-    def __init__(self, upstream: Answer, limit: float) -> None:
-        self._upstream = upstream
+    def __init__(self, limit: float) -> None:
+        if not limit > 0:
+            raise ValueError("the read timeout must be greater than 0")
         self._step = limit / CHECKS_PER_LIMIT
+        self._watches: set[SilenceWatch] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, cut: Callable[[], object]) -> SilenceWatch:
+        """Start watching; `cut` runs (once) if nothing is heard for the limit. Stop the watch when done."""
+        watch = SilenceWatch(self, cut)
+        self._watches.add(watch)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._step, self._sweep)
+        return watch
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._watches.clear()
+
+    def _sweep(self) -> None:
+        self._timer = None
+        for watch in list(self._watches):  # a cut watch leaves the set
+            watch.check()
+        if self._watches:  # otherwise the next watch starts the timer again
+            self._timer = asyncio.get_running_loop().call_later(self._step, self._sweep)
+
+
+class SilenceWatch:
+    """One wait on Ollama: call `heard()` for each chunk read, set `writing` while the relay waits for
+    the client to take a chunk (Ollama is held back then, not silent: aiohttp's sock_read also stops
+    counting while reading is paused), and `stop()` when the wait is over, however it ends."""
+
+    __slots__ = ("_silences", "_cut", "_heard", "_quiet_steps", "writing")
+
+    def __init__(self, silences: Silences, cut: Callable[[], object]) -> None:
+        self._silences = silences
+        self._cut = cut
+        self._heard = True  # from the start: a full limit before the first cut
         self._quiet_steps = 0
-        self._heard = True
-        # Set by the relay while it waits on the client: Ollama is not silent then, it is held back
-        # (aiohttp's sock_read also stops counting while reading is paused).
         self.writing = False
-        self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = self._loop.call_later(self._step, self._check)
 
     def heard(self) -> None:
         self._heard = True
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._silences._watches.discard(self)
 
-    def _check(self) -> None:
+    def check(self) -> None:
+        """One sweep's look: cut after CHECKS_PER_LIMIT quiet sweeps in a row."""
         if self._heard or self.writing:
             self._heard, self._quiet_steps = False, 0
-        else:
-            self._quiet_steps += 1
-            if self._quiet_steps >= CHECKS_PER_LIMIT:
-                self._timer = None
-                self._upstream.content.set_exception(ServerTimeoutError("Ollama sent nothing within the read timeout"))
-                self._upstream.close()
-                return
-        self._timer = self._loop.call_later(self._step, self._check)
+            return
+        self._quiet_steps += 1
+        if self._quiet_steps >= CHECKS_PER_LIMIT:
+            self.stop()
+            self._cut()

@@ -13,6 +13,7 @@ from yarl import URL
 
 from proxy.errors import GatewayError
 from proxy.passthrough.keepalive_client import KeepAliveAnswer, KeepAliveClient, usable
+from proxy.passthrough.silence import Silences
 from proxy.settings import Settings
 from proxy.state import SETTINGS, UPSTREAM_SESSION
 
@@ -121,6 +122,8 @@ UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 Answer = aiohttp.ClientResponse | KeepAliveAnswer
 READ_BUFSIZE = 256 * 1024
 KEEPALIVE_CLIENT = web.AppKey("keepalive_client", KeepAliveClient)
+# Every wait on Ollama under OLLAMA_READ_TIMEOUT, on one timer (silence.py).
+SILENCES = web.AppKey("silences", Silences)
 
 
 async def upstream_session_context(app: web.Application) -> AsyncIterator[None]:
@@ -140,13 +143,15 @@ async def upstream_session_context(app: web.Application) -> AsyncIterator[None]:
         read_bufsize=READ_BUFSIZE,
     )
     app[UPSTREAM_SESSION] = session
+    app[SILENCES] = silences = Silences(settings.upstream_read_timeout)
     # Inference requests (a small body in memory, a plain-HTTP node) skip the session's per-request objects.
     client = None
     if usable():
         app[KEEPALIVE_CLIENT] = client = KeepAliveClient(
-            connect_timeout=settings.upstream_connect_timeout, read_bufsize=READ_BUFSIZE
+            connect_timeout=settings.upstream_connect_timeout, read_bufsize=READ_BUFSIZE, silences=silences
         )
     yield
     if client is not None:
         client.close()
     await session.close()
+    silences.close()

@@ -26,6 +26,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from proxy.passthrough.keepalive_client import KeepAliveClient
+from proxy.passthrough.silence import Silences
 
 CONCURRENCY, ROUNDS = 32, 3
 BODY = b'{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":false}'
@@ -130,7 +131,7 @@ async def aiohttp_client(port: int, requests: int) -> tuple[float, float]:
 
 
 async def keepalive_client(port: int, requests: int) -> tuple[float, float]:
-    client = KeepAliveClient(connect_timeout=10, read_bufsize=256 * 1024)
+    client = KeepAliveClient(connect_timeout=10, read_bufsize=256 * 1024, silences=Silences(300))
     url = URL(f"http://127.0.0.1:{port}/v1/chat/completions")
     headers = CIMultiDict(HEADERS)
 

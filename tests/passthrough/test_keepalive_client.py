@@ -14,6 +14,7 @@ from yarl import URL
 from proxy.errors import GatewayError
 from proxy.passthrough import keepalive_client
 from proxy.passthrough.keepalive_client import KeepAliveClient
+from proxy.passthrough.silence import Silences
 from proxy.passthrough.upstream import UPSTREAM_ERRORS
 
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"done":1}\n'
@@ -74,7 +75,7 @@ async def serve() -> AsyncIterator[Callable[..., asyncio.Future]]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[KeepAliveClient]:
-    client = KeepAliveClient(connect_timeout=2, read_bufsize=64 * 1024)
+    client = KeepAliveClient(connect_timeout=2, read_bufsize=64 * 1024, silences=Silences(300))
     yield client
     client.close()
 
@@ -203,6 +204,28 @@ async def test_a_node_that_hangs_up_before_answering_raises_what_aiohttp_raises(
         await client.request("POST", url, CIMultiDict(), b"{}")
 
 
+async def test_a_node_that_stays_silent_fails_the_wait_as_a_read_timeout():
+    released = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)  # the request, never answered
+        await released.wait()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    url = URL(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/api/chat")
+    client = KeepAliveClient(connect_timeout=2, read_bufsize=64 * 1024, silences=Silences(0.2))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(asyncio.TimeoutError) as caught:  # the pass-through's 504, and the node marked silent
+        await client.request("POST", url, CIMultiDict(), b"{}")
+    assert isinstance(caught.value, UPSTREAM_ERRORS) and loop.time() - started >= 0.2
+    assert not client._idle.get((url.host, url.port))  # its connection is not kept
+    client.close()
+    released.set()
+    server.close()
+
+
 async def test_a_body_cut_short_fails_its_reader(serve, client):
     upstream, url = await serve(lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", close_after=True)
     answer = await client.request("POST", url, CIMultiDict(), b"{}")
@@ -265,7 +288,7 @@ async def test_connections_idle_too_long_are_closed(serve, client, monkeypatch):
 
 
 async def test_closing_the_client_closes_its_idle_connections(serve):
-    client = KeepAliveClient(connect_timeout=2, read_bufsize=64 * 1024)
+    client = KeepAliveClient(connect_timeout=2, read_bufsize=64 * 1024, silences=Silences(300))
     upstream, url = await serve(lambda _: OK)
     await _fetch(client, url)
     client.close()
