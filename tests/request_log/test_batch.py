@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import random
 import string
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -149,6 +150,53 @@ async def test_rows_carry_every_column(pool, db):
     }
     assert str(row["client_ip"]) == "10.1.2.3"
     assert len(to_row(record)) == 19
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        datetime(2026, 12, 2, 21, 53, 25, 999_999, tzinfo=UTC),
+        datetime(2026, 12, 2, 21, 53, 25, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 58, 500_001, tzinfo=UTC),  # before the epoch, mid-second
+        datetime.max.replace(tzinfo=UTC),
+        datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 6, 1, 12, 0, 0, 123_456, tzinfo=timezone(timedelta(hours=-7, minutes=-30))),
+    ],
+    ids=["last microsecond", "whole second", "before the epoch", "the last of 9999", "year 1", "not UTC"],
+)
+async def test_created_at_arrives_to_the_microsecond(pool, db, created_at):
+    record = make_record(created_at=created_at)
+    async with pool.acquire() as conn:
+        assert await write_batch(conn, [record]) == 1
+        assert await write_batch(conn, [record]) == 0  # and a retry finds it again
+    assert await db.fetchval("SELECT created_at FROM request_log WHERE id = $1", record.id) == created_at
+
+
+async def test_a_created_at_without_a_time_zone_is_a_bad_record(pool):
+    async with pool.acquire() as conn:
+        with pytest.raises(TypeError) as refused:
+            await write_batch(conn, [make_record(created_at=datetime(2026, 12, 2, 12, 0))])
+    assert is_bad_record(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [("192.0.2.7", "192.0.2.7"), ("2001:db8::1", "2001:db8::1"), ("::ffff:192.0.2.7", "::ffff:192.0.2.7"),
+     ("fe80::1%eth0", "fe80::1"), ("", None), ("unix-socket", None), ("1.2.3.4.5", None)],
+)  # fmt: skip
+async def test_client_addresses_are_stored_as_inet_or_not_at_all(pool, db, given, stored):
+    record = make_record(client_ip=given)
+    async with pool.acquire() as conn:
+        assert await write_batch(conn, [record]) == 1
+    value = await db.fetchval("SELECT client_ip FROM request_log WHERE id = $1", record.id)
+    assert value == (None if stored is None else ipaddress.ip_address(stored))
+
+
+async def test_a_batch_carrying_a_record_twice_counts_it_once(pool, db):
+    records = [make_record() for _ in range(3)]
+    async with pool.acquire() as conn:
+        assert await write_batch(conn, [*records, records[1]]) == 3
+    assert await db.fetchval("SELECT sum(requests) FROM usage_daily") == 3
 
 
 async def test_histograms_add_element_wise_even_when_lengths_differ(pool):
