@@ -47,10 +47,14 @@ class Silences:
 
     def _sweep(self) -> None:
         self._timer = None
+        loop = asyncio.get_running_loop()
         for watch in list(self._watches):  # a cut watch leaves the set
-            watch.check()
-        if self._watches:  # otherwise the next watch starts the timer again
-            self._timer = asyncio.get_running_loop().call_later(self._step, self._sweep)
+            try:
+                watch.check()
+            except Exception as exc:  # one failing cut must not leave the other waits unwatched
+                loop.call_exception_handler({"message": "cutting a silent answer failed", "exception": exc})
+        if self._watches and self._timer is None:  # otherwise the next watch starts the timer again
+            self._timer = loop.call_later(self._step, self._sweep)
 
 
 class SilenceWatch:

@@ -67,3 +67,24 @@ async def test_a_stopped_watch_is_never_cut():
 def test_a_limit_must_be_positive():
     with pytest.raises(ValueError):
         Silences(0)
+
+
+async def test_a_cut_that_fails_is_reported_and_the_other_waits_are_still_cut():
+    loop = asyncio.get_running_loop()
+    reported = []
+    loop.set_exception_handler(lambda _, context: reported.append(context["exception"]))
+    silences = Silences(LIMIT)
+    try:
+
+        def failing_cut() -> None:
+            raise RuntimeError("closing failed")
+
+        failing = silences.watch(failing_cut)
+        await asyncio.sleep(LIMIT / 4 * 1.5)  # a sweep ahead of the next watch: its cut comes first
+        cut_after = await _watch_for(silences, 1.0)
+        failing.stop()
+    finally:
+        loop.set_exception_handler(None)
+        silences.close()
+    assert cut_after is not None
+    assert [type(exc) for exc in reported] == [RuntimeError]
