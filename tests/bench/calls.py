@@ -83,7 +83,7 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.1)
         # wrk's requests still in flight at its stop were profiled too: a fraction of one per connection.
         print(f"{scenario.name}, {args.connections} connections: {result.requests} requests profiled\n")
-        print(per_request(out, result.requests, args.top))
+        print(per_request(out, max(result.requests, 1), args.top))
     finally:
         if gateway:
             gateway.stop()
