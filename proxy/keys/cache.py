@@ -91,7 +91,11 @@ class KeyCache:
         if digest not in self._known and digest not in self._operator_digests and not self._may_look_up(digest):
             self.unknown_refused += 1
             return None
-        record = await self._cached(digest, partial(self._store.find_by_digest, digest))
+        entry = self._entries.get(digest)
+        if entry is not None and entry[1] > self._clock():
+            record = entry[0]  # nearly every request: no coroutine, no loader made
+        else:
+            record = await self._cached(digest, partial(self._store.find_by_digest, digest))
         if record is not None:
             self._known.add(digest)
         return record

@@ -26,16 +26,16 @@ ROLES = ("admin", "user")
 PRIORITIES = ("interactive", "batch")
 
 
-def _base62(number: int, width: int) -> str:
-    digits = []
-    for _ in range(width):
-        number, rest = divmod(number, 62)
-        digits.append(_ALPHABET[rest])
-    return "".join(reversed(digits))
+# Every pair of base-62 digits, "00" to "zz": the checksum's six digits (62**6 > 2**32) are three pairs,
+# looked up rather than divided out one digit at a time (~12 k instructions, checked on every request).
+_PAIRS = tuple(high + low for high in _ALPHABET for low in _ALPHABET)
+_PAIR = len(_PAIRS)
 
 
 def _checksum(body: str) -> str:
-    return _base62(zlib.crc32(body.encode()), _CHECK_LENGTH)
+    """The body's CRC32 in six base-62 digits, most significant first."""
+    crc = zlib.crc32(body.encode())
+    return _PAIRS[crc // _PAIR**2] + _PAIRS[crc // _PAIR % _PAIR] + _PAIRS[crc % _PAIR]
 
 
 def generate_key() -> str:
@@ -54,6 +54,42 @@ def has_key_format(presented: str) -> bool:
 def key_digest(secret_key: str, presented: str) -> bytes:
     """HMAC-SHA256 keyed by SECRET_KEY: a database dump alone cannot check a guessed key."""
     return hmac.new(secret_key.encode(), presented.encode(), hashlib.sha256).digest()
+
+
+# RFC 2104 §2: HMAC(K, m) = H((K' ^ opad) || H((K' ^ ipad) || m)), K' the key hashed if longer than H's
+# block and padded with zeros to it. The translation tables are CPython's own (hmac.py, trans_36/trans_5C).
+_BLOCK = hashlib.sha256().block_size
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+class KeyDigester:
+    """key_digest for one SECRET_KEY, on every request: the same bytes, for about half the cost.
+
+    The two padded keys are hashed once, here, and each digest continues copies of those two states,
+    as CPython's pure-Python HMAC does (hmac.py, HMAC._init_old). hmac.new and hmac.digest set up an
+    OpenSSL HMAC context from the key each time: ~3 µs a digest, against ~1.5 µs for the copies.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, secret_key: str) -> None:
+        key = secret_key.encode()
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def __repr__(self) -> str:
+        return "KeyDigester()"  # SECURITY: nothing derived from the secret in reprs
+
+    def digest(self, presented: str) -> bytes:
+        inner = self._inner.copy()
+        inner.update(presented.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
 
 def display_prefix(key: str) -> str:

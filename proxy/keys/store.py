@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from proxy.db.errors import unavailable_on_outage
-from proxy.keys.format import KeyRecord, display_prefix, generate_key, key_digest
+from proxy.keys.format import KeyDigester, KeyRecord, display_prefix, generate_key
 
 _COLUMNS = """id, prefix, name, role, rate_limit, models, is_active, expires_at, created_at, last_used_at,
     burst, max_concurrent, tokens_per_day, weight, max_queued, priority, state_version"""
@@ -81,13 +81,13 @@ class NewKey:
 class KeyStore:
     def __init__(self, pool: asyncpg.Pool, secret_key: str) -> None:
         self._pool = pool
-        self._secret_key = secret_key
+        self._digester = KeyDigester(secret_key)
 
     def __repr__(self) -> str:
         return "KeyStore()"  # SECURITY: the secret stays out of reprs
 
     def digest(self, presented: str) -> bytes:
-        return key_digest(self._secret_key, presented)
+        return self._digester.digest(presented)
 
     async def create(
         self,
