@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import deque
 
 HEADER = "X-Request-ID"
 
@@ -16,18 +17,34 @@ try:
 except ImportError:  # another asyncpg layout: the standard class, slower and the same
     _FastUUID = None
 
-# RFC 9562 §5.4: a version-4 UUID is 122 random bits, the version (0100) in bits 48-51 and the variant
-# (10) in bits 64-65, counted from the most significant.
-_NOT_RANDOM = (0xF000 << 64) | (0xC000 << 48)
-_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
+# os.urandom read for 256 ids at a time, their version and variant bits set for all of them at once: one
+# getrandom(2) system call per 256 requests, not per request (~0.7 µs each on a virtual machine). Each
+# 16-byte piece is taken once: deque.popleft is atomic, so a thread that makes ids too never shares one,
+# and a forked child empties the deque, so it never makes its parent's ids
+# (https://docs.python.org/3/library/os.html#os.register_at_fork).
+_IDS_PER_READ = 256
+_pieces: deque[bytes] = deque()
+os.register_at_fork(after_in_child=_pieces.clear)
+
+
+def _version_4_bytes() -> bytes:
+    try:
+        return _pieces.popleft()
+    except IndexError:
+        block = bytearray(os.urandom(16 * _IDS_PER_READ))
+        # RFC 9562 §5.4: a version-4 UUID is 122 random bits, the version (0100) in the high half of
+        # octet 6 and the variant (10) in the top bits of octet 8.
+        block[6::16] = bytes(octet & 0x0F | 0x40 for octet in block[6::16])
+        block[8::16] = bytes(octet & 0x3F | 0x80 for octet in block[8::16])
+        _pieces.extend(bytes(block[start : start + 16]) for start in range(16, len(block), 16))
+        return bytes(block[:16])
 
 
 def new_request_id() -> uuid.UUID:
     """A random (version 4) UUID, as uuid.uuid4() makes, from the same source (os.urandom)."""
     if _FastUUID is None:
         return uuid.uuid4()
-    bits = int.from_bytes(os.urandom(16), "big") & ~_NOT_RANDOM | _VERSION_4
-    return _FastUUID(bits.to_bytes(16, "big"))
+    return _FastUUID(_version_4_bytes())
 
 
 def request_id_from(header_value: str | None) -> uuid.UUID:

@@ -39,3 +39,26 @@ def test_a_client_uuid_is_kept(header):
 def test_anything_else_gets_a_new_id(header):
     made = request_id_from(header)
     assert made.version == 4 and str(made) != header
+
+
+def test_ids_read_in_blocks_are_still_all_different_across_many_blocks():
+    ids = {new_request_id() for _ in range(request_id._IDS_PER_READ * 5 + 7)}
+    assert len(ids) == request_id._IDS_PER_READ * 5 + 7
+
+
+def test_a_forked_child_never_makes_an_id_its_parent_will_make():
+    import os
+
+    new_request_id()  # the parent holds unused random pieces now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids, then leave without running pytest's exit
+        os.close(read)
+        os.write(write, "".join(str(new_request_id()) + "\n" for _ in range(10)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {str(new_request_id()) for _ in range(request_id._IDS_PER_READ)}
+    assert len(child) == 10 and not child & parent
