@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -76,6 +77,7 @@ class LoopBatchedHandler(logging.StreamHandler):
         self.delay = delay
         self._pending: list[str] = []
         self._flusher: asyncio.AbstractEventLoop | None = None  # the loop whose timer will flush
+        self._flusher_thread = 0  # the thread that loop runs in
 
     def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held
         try:
@@ -96,12 +98,18 @@ class LoopBatchedHandler(logging.StreamHandler):
 
     def _later(self) -> bool:
         """Leave the pending lines for a flush within `delay`, if a loop runs here and they are few."""
+        flusher = self._flusher
+        # A flush is due on a loop that runs in this thread, so it is the loop that runs here: asked
+        # without asyncio.get_running_loop(), which costs a getpid(2) system call per call in CPython
+        # 3.11 (_asynciomodule.c), here once per access line.
+        if flusher is not None and self._flusher_thread == threading.get_ident() and flusher.is_running():
+            return len(self._pending) < self.MAX_PENDING
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # a thread, or no loop (any more): a timer elsewhere would not be soon
             return False
-        if self._flusher is not loop:  # none yet, or one on a loop that has ended with its timer
-            self._flusher = loop
+        if flusher is not loop:  # none yet, or one on a loop that has ended with its timer
+            self._flusher, self._flusher_thread = loop, threading.get_ident()
             loop.call_later(self.delay, self.flush)
             return True
         return len(self._pending) < self.MAX_PENDING
