@@ -7,13 +7,15 @@ import contextlib
 import io
 import json
 import logging
+import math
+import random
 import re
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from proxy.observability.access_log import log_access
+from proxy.observability.access_log import _duration_text, log_access
 from proxy.observability.logging_setup import TEXT_FORMAT, JsonFormatter, LoopBatchedHandler, TextFormatter
 from tests.support.records import make_record
 
@@ -69,6 +71,16 @@ def test_client_text_cannot_forge_a_text_line(field, text):
     assert line.isprintable() and "FORGED" not in line.split(": ", 1)[0]
 
 
+def test_a_duration_reads_as_its_value_rounded_to_two_decimals():
+    randomly = random.Random(17)
+    values = [randomly.uniform(0, 10_000) for _ in range(20_000)]
+    values += [randomly.randint(0, 10**7) / 1000 for _ in range(20_000)]
+    values += [randomly.uniform(-1e14, 1e14) for _ in range(5_000)]
+    values += [0.0, -0.0, 0.005, 0.015, 2.675, 1e13, -1e13, 1e300, math.inf, -math.inf, math.nan, 5e-324]
+    assert [_duration_text(ms) for ms in values] == [str(round(ms, 2)) for ms in values]
+    assert _duration_text(None) == "None"
+
+
 def test_nothing_is_built_when_access_lines_are_off(caplog):
     caplog.set_level(logging.WARNING, logger="proxy.access")
     log_access(make_record())
@@ -116,6 +128,11 @@ RECORDS = {
     "no key, no model": {"api_key_id": None, "model": None, "prompt_tokens": None, "completion_tokens": None},
     "error and ttfb": {"error": "upstream timed out mid-response", "ttfb": 3.14159, "status_code": 504},
     **{f"forged {name}": {"endpoint": text} for name, text in FORGERIES.items()},
+    **{f"forged model, {name}": {"model": text} for name, text in FORGERIES.items()},
+    # One unprintable field escapes the whole line, the printable backslash of another too.
+    "backslash beside a forged model": {"endpoint": "/api/a\\b", "model": "x\nFORGED"},
+    "forged method": {"method": "GET\x1b"},
+    **{f"{ms!r} ms": {"response_time": ms} for ms in (None, 0.0, 0.001, 0.125, 2.0, 1.5, 999.995, 1e12 + 0.5, 3e13)},
 }
 
 
