@@ -59,10 +59,13 @@ async def send(
 
     `move_slot`: a request holding a node slot (the fair queue) moves it to the node it fails over to;
     False would end the failover there, with the failure it had as the answer."""
-    backends = request.app[BACKENDS]
-    session = request.app[UPSTREAM_SESSION]
-    keepalive = request.app.get(KEEPALIVE_CLIENT)
-    settings = request.app[SETTINGS]
+    app = request.app
+    backends, session, keepalive, settings = (
+        app[BACKENDS],
+        app[UPSTREAM_SESSION],
+        app.get(KEEPALIVE_CLIENT),
+        app[SETTINGS],
+    )
     uploading = payload is request.content
     small = not uploading and (payload is None or len(payload) <= ONE_WRITE)
     attempts = nodes[:1] if uploading else nodes[: 1 + MAX_FAILOVERS]

@@ -66,10 +66,9 @@ def _compressed(request: web.Request) -> bool:
     return request.headers.get("Content-Encoding", "identity").strip().lower() != "identity"
 
 
-def _check_route(request: web.Request, route: OllamaRoute) -> None:
+def _check_route(request: web.Request, route: OllamaRoute, key: KeyRecord | None) -> None:
     """Raise 403 (or 400) when the key may not use this route at all: before its body is read, so
     nothing is uploaded, parsed or invited (100 Continue) for a request refused anyway."""
-    key = request.get(API_KEY)
     if route.access is Access.PUBLIC or key is None:
         return
     if route.access is Access.ADMIN and not key.is_admin:
@@ -81,9 +80,8 @@ def _check_route(request: web.Request, route: OllamaRoute) -> None:
         )
 
 
-def _check_models(request: web.Request, route: OllamaRoute, models: list[str]) -> None:
+def _check_models(route: OllamaRoute, models: list[str], key: KeyRecord | None) -> None:
     """Raise 403 when the request names a model the key may not use."""
-    key = request.get(API_KEY)
     if route.access is Access.PUBLIC or key is None:
         return
     for model in models:
@@ -96,7 +94,8 @@ def _models(request: web.Request, route: OllamaRoute, body_models: list[str] | N
 
 
 async def forward(route: OllamaRoute, request: web.Request) -> web.StreamResponse:
-    _check_route(request, route)
+    key = request.get(API_KEY)  # None on a public route
+    _check_route(request, route, key)
     if route.json_body or route.form_body:
         body, body_models = await _read_request(request, route)
         payload: Any = body
@@ -108,8 +107,9 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
         bytes_in = request.content_length or 0
     models = _models(request, route, body_models)
     forwarded = request[FORWARDED] = Forwarded(models[0] if models else None, bytes_in)
-    _check_models(request, route, models)
-    budget = request.get(TOKEN_BUDGET)
+    _check_models(route, models, key)
+    # Only a key with a daily token quota has a budget: no lookup that would miss for the others.
+    budget = request.get(TOKEN_BUDGET) if key is not None and key.tokens_per_day is not None else None
     if budget is not None and route.json_body and route.access is Access.ANY_KEY:
         await budget.reserve(tokens_to_reserve(body))  # 429 when the key's day has no tokens left
 
@@ -129,7 +129,6 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
     queue = request.app[FAIR_QUEUE]
     slot: Slot | None = None
     if route.inference and queue.active and model is not None and not is_cloud_model(model):
-        key = request.get(API_KEY)
         # A free node slot at once (synchronous), else a place in the fair queue (429/503 beyond its bounds).
         slot = queue.take(nodes, key) or await queue.wait(nodes, key, model, len(body), forwarded)
         nodes = slot.order(nodes)
@@ -146,7 +145,6 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
     forwarded.node = node.name
     request[UPSTREAM_TIMING] = upstream_timing(request[REQUEST_START], started)  # Server-Timing, overhead metric
     try:
-        key = request.get(API_KEY)
         if (
             route.listing is not Listing.NONE
             and request.method != "HEAD"
@@ -165,7 +163,6 @@ async def forward(route: OllamaRoute, request: web.Request) -> web.StreamRespons
         upstream.release()
         outcome = final_outcome(upstream.status, model)
         served = model if upstream.status < 300 or outcome is not Outcome.ANSWERED else None
-        key = request.get(API_KEY)
         backends.end(node, outcome, model=served, key_id=key.id if key is not None else None)
         if route.access is Access.ADMIN:
             backends.refresh_tags(node)  # a pull, create, copy or delete changed what it holds
