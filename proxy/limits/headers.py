@@ -8,17 +8,20 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+from multidict import istr
+
 # Field names. Both fields are Structured-Field Lists of String items with parameters (draft
-# sections 3, 4).
-POLICY = "RateLimit-Policy"
-RATELIMIT = "RateLimit"
+# sections 3, 4). As multidict's istr, case-folded once: a response's CIMultiDict takes them without
+# folding them again on every request.
+POLICY = istr("RateLimit-Policy")
+RATELIMIT = istr("RateLimit")
 # "qu" must be a unit from the draft's registry (sections 3.1.2, 10.3): requests, content-bytes,
 # concurrent-requests. LLM tokens are none of them, and leaving "qu" out would claim "requests",
 # so a client would read a 40-token quota as 40 requests. The token quota therefore travels in our
 # own fields with the same syntax, where qu="tokens" is ours to define; the standard fields never
 # misstate a unit. If "tokens" is ever registered, the items move into the standard fields as-is.
-TOKEN_POLICY = "Olg-RateLimit-Policy"
-TOKEN_RATELIMIT = "Olg-RateLimit"
+TOKEN_POLICY = istr("Olg-RateLimit-Policy")
+TOKEN_RATELIMIT = istr("Olg-RateLimit")
 
 BURST = "burst"
 CONCURRENCY = "concurrency"

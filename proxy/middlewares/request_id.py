@@ -6,7 +6,9 @@ import os
 import uuid
 from collections import deque
 
-HEADER = "X-Request-ID"
+from multidict import istr
+
+HEADER = istr("X-Request-ID")  # case-folded once (multidict), read and written on every request
 
 try:
     # asyncpg's UUID, what it returns for every uuid column: a uuid.UUID subclass, equal and hashed alike,

@@ -11,10 +11,11 @@ import time
 from dataclasses import dataclass
 
 from aiohttp import web
+from multidict import istr
 
 from proxy.request_log.record import RequestStart
 
-HEADER = "Server-Timing"
+HEADER = istr("Server-Timing")  # case-folded once (multidict): written on every proxied answer
 
 
 @dataclass(frozen=True, slots=True)
