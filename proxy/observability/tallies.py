@@ -60,6 +60,18 @@ class HistogramTally:
         series[bisect_left(self._bounds, value)] += 1
         series[-1] += value
 
+    def observe_each(self, labels: Labels, values: list[float]) -> None:
+        """observe(labels, value) for each value, in order: one series lookup for them all."""
+        if not values:
+            return
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = [0] * (len(self._bounds) + 1) + [0.0]
+        bounds = self._bounds
+        for value in values:
+            series[bisect_left(bounds, value)] += 1
+            series[-1] += value
+
     def collect(self) -> Metric:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
         edges = [floatToGoString(b) for b in self._bounds] + ["+Inf"]

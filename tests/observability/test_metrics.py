@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 
 import pytest
+from aiohttp import web
 from prometheus_client import generate_latest
 
-from proxy.observability.metrics import OTHER, BoundedLabels, GatewayMetrics
+from proxy.observability.metrics import FOLD_EVERY, OTHER, BoundedLabels, GatewayMetrics
 from tests.support.records import make_record
 
 
@@ -79,3 +82,66 @@ def test_writer_counters_and_queue_depth_are_read_at_scrape_time():
     assert _sample(metrics, "ollama_gateway_log_queue_depth") == 2
     assert _sample(metrics, "ollama_gateway_log_records_total", outcome="written") == 5
     assert _sample(metrics, "ollama_gateway_log_records_total", outcome="dropped") == 0
+
+
+def _mixed_records(count: int, seed: int) -> list:
+    """Records of every kind the counters tell apart, in a random order; times and waits exact in binary,
+    so sums do not depend on the order they are added in."""
+    randomly = random.Random(seed)
+    keys = [uuid.uuid4() for _ in range(4)] + [None]
+    records = []
+    for _ in range(count):
+        status = randomly.choice([200, 200, 200, 404, 429, 500, 502])
+        records.append(
+            make_record(
+                endpoint=randomly.choice(["/api/chat", "/v1/chat/completions", "/v1/messages", "/api/tags", "/x"]),
+                status_code=status,
+                model=randomly.choice(["a", "b", "c", "d", None, "junk-" + str(randomly.randrange(9))]),
+                api_key_id=randomly.choice(keys),
+                prompt_tokens=randomly.choice([None, 0, 7, 300]),
+                completion_tokens=randomly.choice([None, 0, 3, 900]),
+                response_time=randomly.choice([None, randomly.randrange(1, 10**6) * 1000 / 1024]),
+                ttfb=randomly.choice([None, randomly.randrange(1, 10**5) * 1000 / 1024]),
+                queue_ms=randomly.choice([None, None, randomly.randrange(0, 4000) * 1000 / 1024]),
+                limit=randomly.choice(["rate", "concurrency", "tokens", None]) if status == 429 else None,
+            )
+        )
+    return records
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_records_counted_in_groups_read_as_records_counted_one_by_one(seed):
+    """The same series and values, with bounded label sets that run out on the way."""
+    records = _mixed_records(2_000, seed)
+    grouped, one_by_one = GatewayMetrics(max_models=3, max_keys=2), GatewayMetrics(max_models=3, max_keys=2)
+    for record in records:
+        grouped.observe(record)
+        one_by_one.observe(record)
+        one_by_one.fold()
+    # Series may be listed in another order (the order they were made in), which a scrape does not read.
+    grouped_lines = generate_latest(grouped.registry).decode().splitlines()
+    assert sorted(grouped_lines) == sorted(generate_latest(one_by_one.registry).decode().splitlines())
+    assert any('model="other"' in line for line in grouped_lines)  # the bounded sets did run out
+
+
+async def test_a_full_batch_is_counted_after_the_request_that_filled_it():
+    metrics = GatewayMetrics()
+    await metrics.on_startup(web.Application())
+    for _ in range(FOLD_EVERY):
+        metrics.observe(make_record())
+    assert metrics._requests.value(("native", "200", "llama3.2")) == 0  # the request that filled it goes on
+    await asyncio.sleep(0)
+    assert metrics._requests.value(("native", "200", "llama3.2")) == FOLD_EVERY
+    metrics.observe(make_record())  # below the batch again: counted at the next scrape
+    assert _sample(metrics, "ollama_gateway_requests_total", family="native", status="200", model="llama3.2") == (
+        FOLD_EVERY + 1
+    )
+
+
+def test_a_stream_ends_in_the_gauge_by_the_next_scrape():
+    metrics = GatewayMetrics()
+    record = make_record()
+    metrics._streaming[record.id] = 1
+    metrics._streams.inc()
+    metrics.observe(record)
+    assert _sample(metrics, "ollama_gateway_streams_in_flight") == 0
