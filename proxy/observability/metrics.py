@@ -159,7 +159,7 @@ class GatewayMetrics:
     def fold(self) -> None:
         """Count the kept records: the labels, series and counters once per group of records that share
         them (route, status, model, key), the durations one by one. Per record, as counting each record
-        on its own did, for about a sixth of its cost; the labels are admitted in the order the records
+        on its own did, for about a third of its cost; the labels are admitted in the order the records
         came, so the bounded sets admit the same values."""
         self._fold_due = False
         records, self._pending = self._pending, []
