@@ -62,6 +62,13 @@ def _tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
+# Connections the kernel completes and holds until the loop accepts them. aiohttp's default, 128, was
+# overflowed by a thousand streams opened at once while the loop was busy relaying others: the kernel
+# dropped the handshakes beyond it and reset some of those clients. 2048, as gunicorn and uvicorn default
+# (https://docs.gunicorn.org/en/stable/settings.html#backlog); Linux caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 2048
+
+
 async def serve_app(app: web.Application, host: str, port: int, banner: list[str], *, reuse_port: bool = False) -> None:
     """Serve until SIGTERM/SIGINT/SIGHUP. `reuse_port`: several processes share the port (serve --workers)."""
     stop = asyncio.Event()
@@ -70,7 +77,7 @@ async def serve_app(app: web.Application, host: str, port: int, banner: list[str
     runner = GatewayRunner(app, header_read_timeout=app[SETTINGS].header_read_timeout, **RUNNER_OPTIONS)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
+        site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG, reuse_port=reuse_port or None)
         await site.start()
         _tune_gc()
         for line in banner:
