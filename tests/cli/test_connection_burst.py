@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -84,6 +85,8 @@ async def stopped_serve(database_url, db, tmp_path):
 async def test_a_burst_past_aiohttps_default_backlog_waits_for_the_loop_and_is_served(stopped_serve):
     process, port = stopped_serve
     assert LISTEN_BACKLOG >= BURST
+    if int(Path("/proc/sys/net/core/somaxconn").read_text()) < BURST:  # Linux before 5.4: 128 by default
+        pytest.skip("net.core.somaxconn caps every listen backlog below the burst")
     sockets = []
     try:
         for _ in range(BURST):
