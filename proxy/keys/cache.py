@@ -91,11 +91,8 @@ class KeyCache:
         if digest not in self._known and digest not in self._operator_digests and not self._may_look_up(digest):
             self.unknown_refused += 1
             return None
-        entry = self._entries.get(digest)
-        if entry is not None and entry[1] > self._clock():
-            record = entry[0]  # nearly every request: no coroutine, no loader made
-        else:
-            record = await self._cached(digest, partial(self._store.find_by_digest, digest))
+        fresh = self._fresh(digest)
+        record = fresh[0] if fresh else await self._cached(digest, partial(self._store.find_by_digest, digest))
         if record is not None:
             self._known.add(digest)
         return record
@@ -109,7 +106,13 @@ class KeyCache:
 
     async def lookup_id(self, key_id: UUID) -> KeyRecord | None:
         """The key a verified token names: cached like a presented key, and invalidated with it."""
-        return await self._cached(key_id, partial(self._store.get, key_id))
+        fresh = self._fresh(key_id)
+        return fresh[0] if fresh else await self._cached(key_id, partial(self._store.get, key_id))
+
+    def _fresh(self, cache_key: bytes | UUID) -> tuple[KeyRecord | None, float] | None:
+        """The entry while it is fresh: nearly every request is answered so, with no coroutine or loader made."""
+        entry = self._entries.get(cache_key)
+        return entry if entry is not None and entry[1] > self._clock() else None
 
     async def _cached(
         self, cache_key: bytes | UUID, load: Callable[[], Awaitable[KeyRecord | None]]
