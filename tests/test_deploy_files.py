@@ -14,7 +14,8 @@ import yaml
 
 from proxy.settings import parse_setting
 from tests.support.factories import make_settings, start_gateway
-from tests.support.nginx_process import NGINX, NGINX_CONF, REPO, SKIP_REASON, command, free_port, render_conf
+from tests.support.nginx_process import NGINX, NGINX_CONF, REPO, SKIP_REASON, command, render_conf
+from tests.support.ports import free_port
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]

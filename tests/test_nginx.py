@@ -13,9 +13,10 @@ import pytest
 
 from tests.support.factories import ADMIN_KEY, USER_KEY, RecordingSink, bearer, make_settings, start_gateway
 from tests.support.fake_ollama import FAKE_STATE
-from tests.support.nginx_process import NGINX, SKIP_REASON, free_port, running_nginx
+from tests.support.nginx_process import NGINX, SKIP_REASON, running_nginx
 from tests.support.pacing import assert_paced, line_arrivals
 from tests.support.polling import wait_until
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.skipif(NGINX is None, reason=SKIP_REASON)
 

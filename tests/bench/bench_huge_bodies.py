@@ -23,7 +23,7 @@ from tests.bench.gateway_process import (
     fresh_database,
     start_gateway,
 )
-from tests.bench.processes import free_port
+from tests.support.ports import free_port
 
 SIZE = 95 * 1024 * 1024
 ROUNDS = 3  # bodies of each kind, one after another

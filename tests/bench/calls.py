@@ -22,9 +22,10 @@ from pathlib import Path
 
 from tests.bench.canned import SCENARIOS, canned_conf, capture_replies
 from tests.bench.gateway_process import USER_KEY, drop_database, fresh_database, start_gateway
-from tests.bench.processes import REPO, free_port, wait_listening
+from tests.bench.processes import REPO, wait_listening
 from tests.bench.run import start_nginx
 from tests.bench.wrk import run_wrk, write_script
+from tests.support.ports import free_port
 
 # Run in the gateway's process before `serve`: SIGUSR1 starts the profiler, SIGUSR2 stops it and writes the stats.
 _PREAMBLE = """

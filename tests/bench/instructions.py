@@ -31,9 +31,10 @@ from pathlib import Path
 
 from tests.bench.canned import SCENARIOS, Scenario, canned_conf, capture_replies
 from tests.bench.gateway_process import USER_KEY, drop_database, fresh_database, start_gateway
-from tests.bench.processes import Service, free_port, python, start, wait_listening
+from tests.bench.processes import Service, python, start, wait_listening
 from tests.bench.run import start_nginx
 from tests.bench.wrk import run_wrk, write_script
+from tests.support.ports import free_port
 
 START_TIMEOUT = 600  # seconds: start-up under valgrind (migrations, imports) takes a minute or more
 # Run in the gateway's process before `serve`: full batches only, as at full speed (see above).

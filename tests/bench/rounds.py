@@ -18,9 +18,10 @@ from pathlib import Path
 
 from tests.bench.canned import SCENARIOS, canned_conf, capture_replies
 from tests.bench.gateway_process import USER_KEY, drop_database, fresh_database, start_gateway
-from tests.bench.processes import Service, free_port, python, start, wait_listening
+from tests.bench.processes import Service, python, start, wait_listening
 from tests.bench.run import start_nginx
 from tests.bench.wrk import run_wrk, write_script
+from tests.support.ports import free_port
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -24,8 +24,9 @@ from pathlib import Path
 from tests.bench import bench_log_writer, report
 from tests.bench.canned import SCENARIOS, canned_conf, capture_replies, proxy_conf
 from tests.bench.gateway_process import USER_KEY, drop_database, fresh_database, logged_rows, start_gateway
-from tests.bench.processes import REPO, PeakRss, Service, free_port, python, start, wait_listening
+from tests.bench.processes import REPO, PeakRss, Service, python, start, wait_listening
 from tests.bench.wrk import run_wrk, write_script
+from tests.support.ports import free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 TARGETS = ("direct", "nginx", "bare", "gateway")

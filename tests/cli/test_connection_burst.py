@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from proxy.cli.server import LISTEN_BACKLOG
-from tests.support.cli_runner import REPO, cli_env, free_port
+from tests.support.cli_runner import REPO, cli_env
 from tests.support.factories import SECRET
+from tests.support.ports import free_port
 
 BURST = 1000  # far past aiohttp's default listen backlog of 128
 

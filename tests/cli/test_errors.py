@@ -13,10 +13,11 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from tests.support.cli_runner import free_port, read_log_until, run_cli, start_serve
+from tests.support.cli_runner import read_log_until, run_cli, start_serve
 from tests.support.database import create_database, drop_database, server_dsn
 from tests.support.factories import SECRET
 from tests.support.fake_ollama import create_fake_ollama
+from tests.support.ports import free_port
 
 PASSWORD = "pw-never-printed"
 COMMANDS = [["serve"], ["migrate"], ["keys", "list"], ["keys", "create", "--name", "x"]]

@@ -16,9 +16,10 @@ import pytest
 
 from proxy.db.migrations import migrate
 from proxy.keys.format import generate_key, key_digest
-from tests.support.cli_runner import REPO, cli_env, free_port
+from tests.support.cli_runner import REPO, cli_env
 from tests.support.factories import SECRET, bearer
 from tests.support.fake_ollama import create_fake_ollama
+from tests.support.ports import free_port
 
 USER_KEY = generate_key()  # of the gateway's own format: only those are looked up
 REQUESTS = 120

@@ -23,13 +23,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.cli_runner import REPO, cli_env, free_port
+from tests.support.cli_runner import REPO, cli_env
 from tests.support.database import create_database, drop_database, server_dsn
 from tests.support.factories import ADMIN_KEY, SECRET, USER_KEY
 from tests.support.nginx_process import NGINX, scratch_paths
 from tests.support.nginx_process import SKIP_REASON as NGINX_SKIP
 from tests.support.nginx_process import command as nginx_command
 from tests.support.polling import wait_until_sync
+from tests.support.ports import free_port
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"

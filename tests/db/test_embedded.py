@@ -19,7 +19,8 @@ import psutil
 import pytest
 
 from proxy.db.embedded import HANDLES_FILE, forget_dead_users
-from tests.support.cli_runner import REPO, cli_env, free_port, start_serve
+from tests.support.cli_runner import REPO, cli_env, start_serve
+from tests.support.ports import free_port
 
 
 @pytest.fixture

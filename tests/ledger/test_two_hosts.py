@@ -17,10 +17,11 @@ import pytest
 from proxy.db.migrations import migrate
 from proxy.ledger.store import HEARTBEAT_SECONDS
 from proxy.limits.lease_size import LEASE_SECONDS
-from tests.support.cli_runner import REPO, cli_env, free_port
+from tests.support.cli_runner import REPO, cli_env
 from tests.support.factories import ADMIN_KEY, SECRET, bearer
 from tests.support.fake_ollama import FAKE_STATE, create_fake_ollama
 from tests.support.polling import eventually, wait_until
+from tests.support.ports import free_port
 from tests.support.tcp_proxy import TcpProxy
 
 PROCESSES = 5  # host A: one process; host B: four workers

@@ -11,9 +11,10 @@ import pytest
 
 from proxy.middlewares.plugins import load_plugins
 from proxy.settings import SettingsError
-from tests.support.cli_runner import REPO, cli_env, free_port, run_cli
+from tests.support.cli_runner import REPO, cli_env, run_cli
 from tests.support.factories import SECRET, USER_KEY, bearer, make_settings, start_gateway
 from tests.support.fake_ollama import create_fake_ollama
+from tests.support.ports import free_port
 
 TENANT_PLUGIN = "examples.tenant_tag:tenant_required"
 NOT_CALLABLE = 42

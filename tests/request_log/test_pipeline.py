@@ -13,9 +13,10 @@ from proxy.request_log.context import JOURNAL_DIR
 from proxy.request_log.journal import Journal
 from proxy.request_log.record import RECORD_SINK
 from proxy.request_log.writer import RequestLogWriter
-from tests.support.cli_runner import free_port, start_serve
+from tests.support.cli_runner import start_serve
 from tests.support.factories import ADMIN_KEY, SECRET, USER_KEY, bearer, make_settings, start_gateway
 from tests.support.fake_ollama import FAKE_STATE
+from tests.support.ports import free_port
 from tests.support.records import wait_until
 from tests.support.tcp_proxy import TcpProxy
 

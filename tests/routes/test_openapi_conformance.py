@@ -19,9 +19,9 @@ from proxy.app import create_app
 from proxy.cli.server import RUNNER_OPTIONS
 from proxy.keys.store import KEY_STORE
 from proxy.routes.openapi import build_document
-from tests.support.cli_runner import free_port
 from tests.support.factories import make_settings
 from tests.support.fake_ollama import create_fake_ollama
+from tests.support.ports import free_port
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15"))
 CHECKS = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -32,12 +31,6 @@ def run_cli(*args: str, env: Mapping[str, str], cwd: Path = REPO, timeout: float
         text=True,
         timeout=timeout,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def start_serve(env: Mapping[str, str], *, until: str = "listening on") -> tuple[asyncio.subprocess.Process, str]:

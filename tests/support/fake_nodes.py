@@ -10,9 +10,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.support.cli_runner import REPO, free_port
+from tests.support.cli_runner import REPO
 from tests.support.fake_ollama import FAKE_STATE, FakeOllamaState, create_fake_ollama
 from tests.support.polling import eventually
+from tests.support.ports import free_port
 
 
 class FakeNode:

@@ -11,10 +11,11 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX_CONF = REPO / "nginx.conf"
@@ -22,12 +23,6 @@ NGINX = shutil.which("nginx") or next(
     (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(path, os.X_OK)), None
 )
 SKIP_REASON = "nginx is not installed (.ci/run installs it: apt-get install nginx-light)"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def render_conf(tmp: Path, *, upstream: str, listen: str) -> Path:
