@@ -62,13 +62,17 @@ class StreamUsage:
             self._take_done(block[block.rfind(b"\n", 0, at) + 1 : end if end >= 0 else len(block)])
 
     def read_sse(self, block: bytes | bytearray) -> None:
-        for line in block.split(b"\n"):
-            if not line.startswith(b"data:"):  # event:, id:, comments and blank separators
-                continue
-            if (b'"usage"' in line or b'"error"' in line) and (_ZEROED not in line or b'"choices":[]' in line):
-                self._take_event(loads(line[5:]))  # and still counted below if it is a content chunk
-            if (b'delta"' in line or b'"text_completion"' in line) and b'"finish_reason":"' not in line:
-                self._chunks += 1  # chat/responses/anthropic deltas and completion text; not finish chunks
+        # Each search costs about as much to start as to scan a 200-byte event, so what most events
+        # lack (usage, an error, a finish) is looked for once in the block rather than once per line.
+        if b'"usage"' in block or b'"error"' in block:  # the last events of a stream, or a failure
+            for line in block.split(b"\n"):
+                if (
+                    line.startswith(b"data:")  # not event:, id:, comments or blank separators
+                    and (b'"usage"' in line or b'"error"' in line)
+                    and (_ZEROED not in line or b'"choices":[]' in line)
+                ):
+                    self._take_event(loads(line[5:]))  # and still counted below if it is a content chunk
+        self._chunks += _content_chunks(block)
 
     def finish_ndjson(self) -> None:
         """The stream ended: if no Go-compact `"done":true` was seen, parse the last complete line."""
@@ -143,3 +147,27 @@ class StreamUsage:
                     self._prompt = prompt
                 if completion is not None and has_completion:
                     self._completion = completion
+
+
+_FINISH = b'"finish_reason":"'
+
+
+def _content_chunks(block: bytes | bytearray) -> int:
+    """The `data:` lines with a chat, responses or anthropic delta or completion text, less finish chunks."""
+    count = 0
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:") and (b'delta"' in line or b'"text_completion"' in line):
+            count += 1
+    if not count:
+        return 0
+    at = block.find(_FINISH)
+    while at >= 0:  # rare: a choice's last chunk, which says why it ended and carries no token
+        start = block.rfind(b"\n", 0, at) + 1
+        end = block.find(b"\n", at)
+        line = block[start:] if end < 0 else block[start:end]
+        if line.startswith(b"data:") and (b'delta"' in line or b'"text_completion"' in line):
+            count -= 1
+        if end < 0:
+            break
+        at = block.find(_FINISH, end)  # from the next line: each line is taken off once
+    return count

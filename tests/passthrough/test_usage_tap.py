@@ -469,6 +469,59 @@ def test_sse_error_before_content_is_zero_usage():
     assert measure(SSE, [error], request_bytes=20) == Usage(0, 0, False, "boom")
 
 
+class LineByLineUsage(usage_stream.StreamUsage):
+    """The SSE reading as first written, every check on every line: the reference for the block checks."""
+
+    def read_sse(self, block):
+        for line in block.split(b"\n"):
+            if not line.startswith(b"data:"):
+                continue
+            if (b'"usage"' in line or b'"error"' in line) and (
+                usage_stream._ZEROED not in line or b'"choices":[]' in line
+            ):
+                self._take_event(usage_stream.loads(line[5:]))
+            if (b'delta"' in line or b'"text_completion"' in line) and b'"finish_reason":"' not in line:
+                self._chunks += 1
+
+
+def sse_events() -> list[bytes]:
+    """One of every kind of event the four SSE routes send, and odd lines besides."""
+    events = [chat_chunk("Hi"), chat_chunk("", "stop"), chat_chunk("", "length"), CHAT_USAGE, DONE]
+    events += [completion_chunk("Once", usage_json=ZEROED), completion_chunk("", "stop", ZEROED), completion_chunk("a")]
+    events += [completion_chunk("", usage_json=b'{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}')]
+    events += responses_stream(True) + anthropic_stream(True)
+    events += [
+        b'data: {"error":{"message":"boom","type":"api_error","param":null,"code":null}}\n\n',
+        b': keep-alive comment with delta" in it\n\n',
+        b'id: 7\nretry: 100\ndata:{"choices":[{"delta":{"content":"x"},"finish_reason":null}]}\n\n',
+        b'data: {"choices":[{"delta":{},"finish_reason":"stop"},{"delta":{"content":"y"},"finish_reason":null}]}\n\n',
+        b'data: {"note":"\\"finish_reason\\":\\"stop\\" and delta\\" inside a string"}\n\n',
+        b'data: {"choices":[{"delta":{},"finish_reason":"stop"},{"delta":{},"finish_reason":"length"}]}\n\n',
+        b'data: {"choices":[{"finish_reason":"stop"}]}\n\n',
+        b'data: not json at all, "usage"\n\n',
+    ]
+    return events
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_sse_block_checks_read_what_line_by_line_checks_read(seed):
+    rng = random.Random(seed)
+    pool = sse_events()
+    events = [rng.choice(pool) for _ in range(rng.randrange(1, 30))]
+    stream = b"".join(events)
+    if rng.random() < 0.3:
+        stream = stream.replace(b"\n", b"\r\n")
+    lines = stream.splitlines(keepends=True)
+    cuts = sorted(rng.sample(range(1, len(lines)), min(len(lines) - 1, rng.randrange(0, 6)))) if len(lines) > 1 else []
+    blocks = [b"".join(lines[a:b]) for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True)]
+    got, want = usage_stream.StreamUsage(), LineByLineUsage()
+    for block in blocks:
+        got.read_sse(block)
+        want.read_sse(bytearray(block) if rng.random() < 0.5 else block)
+    assert got.usage(100) == want.usage(100)
+    assert (got._chunks, got._prompt, got._completion) == (want._chunks, want._prompt, want._completion)
+
+
 # --- non-stream JSON bodies ------------------------------------------------------------------------
 
 CHAT_JSON = (
