@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from proxy.passthrough.usage import Usage, estimate_tokens
 from proxy.passthrough.usage_body import body_usage
 from proxy.passthrough.usage_fields import MODEL_CHARS
@@ -116,6 +118,7 @@ class UsageTap:
             self._stream.read_sse(block)
 
 
+@functools.lru_cache(maxsize=256)  # an upstream sends a handful of types; asked twice for a whole answer
 def _mode(content_type: str, status: int) -> str:
     mime = content_type.split(";", 1)[0].strip().lower()
     if status >= 400 or (mime.endswith("json") and "ndjson" not in mime):
