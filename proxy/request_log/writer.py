@@ -116,21 +116,37 @@ class RequestLogWriter:
         return await self._spill.probe()
 
     async def stop(self) -> None:
-        """Drain to the database for up to `drain_timeout` seconds, then journal what is left."""
+        """Drain to the database for up to `drain_timeout` seconds, then journal what is left.
+
+        Within the same time, a journal waiting for replay goes back to the database too: writes that were
+        merely slow under load spill to it as an outage does, and its rows should not wait for the next start.
+        """
         self._stopping = True
         if self._tasks:
             flush, spill = self._tasks
             flush.cancel()  # a write cut short puts its batch back in the queue
             self._spill_wake.set()
             await asyncio.gather(flush, spill, return_exceptions=True)
+            deadline = asyncio.get_running_loop().time() + self._drain_timeout
             try:
-                async with asyncio.timeout(self._drain_timeout):
+                async with asyncio.timeout_at(deadline):
                     await self._drain()
             except TimeoutError:
                 log.warning("request log: database unavailable at shutdown; journaling %d records", len(self._queue))
+            else:
+                await self._replay_before(deadline)
         while self._queue:  # requests finishing during the drain add more
             await self._spill.append(self._take(len(self._queue)))
         log.info("request log stopped: %s", self.snapshot())
+
+    async def _replay_before(self, deadline: float) -> None:
+        if not self._spill.replay_needed:
+            return
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._replay()
+        except DATABASE_ERRORS as exc:  # out of time (a TimeoutError) or the database left: the next start resumes it
+            log.warning("request log: journal left for the next start (%s)", type(exc).__name__)
 
     # --- background work ---------------------------------------------------------------------
 

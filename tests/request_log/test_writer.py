@@ -63,6 +63,47 @@ async def test_a_slow_write_is_journaled_too_and_its_replay_doubles_nothing(prox
     assert writer.counters.landed == 250 and writer.counters.dropped == 0
 
 
+async def test_stop_replays_what_slow_writes_journaled(proxied, db, tmp_path):
+    # Under load a write past the hang threshold spills to the journal as an outage does; stopping right
+    # then leaves its rows in the database, not in a journal waiting for the next start.
+    proxy, pool = proxied
+    writer = RequestLogWriter(Journal(tmp_path), batch_size=100, flush_interval=0.2)
+    await writer.start(pool)
+    proxy.hold()
+    records = [make_record() for _ in range(250)]
+    for record in records:
+        writer.enqueue(record)
+    await wait_until(lambda: writer.counters.journaled > 0, "a write past the hang threshold journaled")
+    assert Journal(tmp_path).pending()
+    stopping = asyncio.create_task(writer.stop())
+    await asyncio.sleep(0.3)
+    proxy.release()
+    await stopping
+    assert sorted(await _ids(db)) == sorted(r.id for r in records)
+    assert not Journal(tmp_path).pending()
+    assert writer.counters.landed == 250 and writer.counters.dropped == 0
+
+
+async def test_stop_leaves_the_journal_for_the_next_start_when_the_database_stays_away(proxied, db, tmp_path):
+    proxy, pool = proxied
+    writer = RequestLogWriter(Journal(tmp_path), batch_size=100, flush_interval=0.2, drain_timeout=1.0)
+    await writer.start(pool)
+    proxy.hold()
+    records = [make_record() for _ in range(250)]
+    for record in records:
+        writer.enqueue(record)
+    await wait_until(lambda: writer.counters.journaled > 0, "a write past the hang threshold journaled")
+    await proxy.cut()
+    await writer.stop()  # within its drain time, whatever the replay meets
+    assert Journal(tmp_path).pending()
+
+    await proxy.restore()
+    again = RequestLogWriter(Journal(tmp_path))
+    await again.start(pool)
+    await again.stop()
+    assert sorted(set(await _ids(db))) == sorted(r.id for r in records)
+
+
 async def test_an_outage_spills_to_the_journal_and_replays_when_the_database_returns(proxied, db, tmp_path):
     proxy, pool = proxied
     writer = RequestLogWriter(Journal(tmp_path), batch_size=100, max_queued=1_000)
