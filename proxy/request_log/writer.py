@@ -140,7 +140,7 @@ class RequestLogWriter:
         log.info("request log stopped: %s", self.snapshot())
 
     async def _replay_before(self, deadline: float) -> None:
-        if not self._spill.replay_needed:
+        if not self._spill.replay_needed or self._failures:  # nothing waits, or the database is away
             return
         try:
             async with asyncio.timeout_at(deadline):
@@ -221,6 +221,8 @@ class RequestLogWriter:
                 await self._write_queued(everything=True)
             except Exception as exc:
                 await self._back_off(exc)
+            else:
+                self._failures = 0
 
     async def _back_off(self, exc: BaseException) -> None:
         self._failures += 1
