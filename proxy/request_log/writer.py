@@ -147,6 +147,8 @@ class RequestLogWriter:
                 await self._replay()
         except DATABASE_ERRORS as exc:  # out of time (a TimeoutError) or the database left: the next start resumes it
             log.warning("request log: journal left for the next start (%s)", type(exc).__name__)
+        except Exception:  # a bug must not keep what is still queued from the journal
+            log.exception("request log: journal replay at shutdown failed; the next start resumes it")
 
     # --- background work ---------------------------------------------------------------------
 
