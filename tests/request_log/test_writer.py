@@ -31,6 +31,20 @@ async def _ids(db) -> list:
     return [row["id"] for row in await db.fetch("SELECT id FROM request_log")]
 
 
+async def _journaled_by_a_slow_write(proxied, tmp_path, **options) -> tuple[RequestLogWriter, list]:
+    """A writer whose database answers only after several flush intervals (the proxy holds it), once
+    its write past the hang threshold has spilled to the journal: the writer and its 250 records."""
+    proxy, pool = proxied
+    writer = RequestLogWriter(Journal(tmp_path), batch_size=100, flush_interval=0.2, **options)
+    await writer.start(pool)
+    proxy.hold()
+    records = [make_record() for _ in range(250)]
+    for record in records:
+        writer.enqueue(record)
+    await wait_until(lambda: writer.counters.journaled > 0, "a write past the hang threshold journaled")
+    return writer, records
+
+
 async def test_records_arrive_in_batches_exactly_once(proxied, db, tmp_path):
     _, pool = proxied
     writer = RequestLogWriter(Journal(tmp_path), batch_size=100)
@@ -47,14 +61,8 @@ async def test_records_arrive_in_batches_exactly_once(proxied, db, tmp_path):
 
 
 async def test_a_slow_write_is_journaled_too_and_its_replay_doubles_nothing(proxied, db, tmp_path):
-    proxy, pool = proxied
-    writer = RequestLogWriter(Journal(tmp_path), batch_size=100, flush_interval=0.2)
-    await writer.start(pool)
-    proxy.hold()  # the database answers, but only after several flush intervals
-    records = [make_record() for _ in range(250)]
-    for record in records:
-        writer.enqueue(record)
-    await wait_until(lambda: writer.counters.journaled > 0, "a write past the hang threshold journaled")
+    proxy, _ = proxied
+    writer, records = await _journaled_by_a_slow_write(proxied, tmp_path)
     proxy.release()
     await wait_until(lambda: writer.idle, "writer caught up")
     await writer.stop()
@@ -66,14 +74,8 @@ async def test_a_slow_write_is_journaled_too_and_its_replay_doubles_nothing(prox
 async def test_stop_replays_what_slow_writes_journaled(proxied, db, tmp_path):
     # Under load a write past the hang threshold spills to the journal as an outage does; stopping right
     # then leaves its rows in the database, not in a journal waiting for the next start.
-    proxy, pool = proxied
-    writer = RequestLogWriter(Journal(tmp_path), batch_size=100, flush_interval=0.2)
-    await writer.start(pool)
-    proxy.hold()
-    records = [make_record() for _ in range(250)]
-    for record in records:
-        writer.enqueue(record)
-    await wait_until(lambda: writer.counters.journaled > 0, "a write past the hang threshold journaled")
+    proxy, _ = proxied
+    writer, records = await _journaled_by_a_slow_write(proxied, tmp_path)
     assert Journal(tmp_path).pending()
     stopping = asyncio.create_task(writer.stop())
     await asyncio.sleep(0.3)
@@ -86,13 +88,7 @@ async def test_stop_replays_what_slow_writes_journaled(proxied, db, tmp_path):
 
 async def test_stop_leaves_the_journal_for_the_next_start_when_the_database_stays_away(proxied, db, tmp_path):
     proxy, pool = proxied
-    writer = RequestLogWriter(Journal(tmp_path), batch_size=100, flush_interval=0.2, drain_timeout=1.0)
-    await writer.start(pool)
-    proxy.hold()
-    records = [make_record() for _ in range(250)]
-    for record in records:
-        writer.enqueue(record)
-    await wait_until(lambda: writer.counters.journaled > 0, "a write past the hang threshold journaled")
+    writer, records = await _journaled_by_a_slow_write(proxied, tmp_path, drain_timeout=1.0)
     await proxy.cut()
     await writer.stop()  # within its drain time, whatever the replay meets
     assert Journal(tmp_path).pending()
