@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from tests.support.ports import free_port
+
 
 class TcpProxy:
     """Relays 127.0.0.1:<port> to a TCP target or a unix socket (the embedded server's).
@@ -19,7 +21,7 @@ class TcpProxy:
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        self.port = 0
+        self.port = free_port()  # bound again after every cut(): never one a client socket could take meanwhile
         self._server: asyncio.Server | None = None
         self._stalled = False
         self._writers: set[asyncio.StreamWriter] = set()
