@@ -1,4 +1,4 @@
-"""Loopback ports for the servers a test or a benchmark starts in another process.
+"""Loopback ports for servers that bind a number given beforehand: in another process, or again after a restart.
 
 The port the kernel picks for `bind(("127.0.0.1", 0))` comes from the ephemeral range
 (`net.ipv4.ip_local_port_range`), the same range it draws the source port of every outgoing connection from.
