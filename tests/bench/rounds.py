@@ -2,10 +2,12 @@
 
     python -m tests.bench.rounds [--scenario v1/chat] [--rounds 8] [--seconds 4] [--connections 32] [TREE...]
 
-Targets: the bare aiohttp proxy, this checkout's gateway and the gateway of each TREE (a `git worktree`
-of another commit). On a shared box one 5-second row of `tests.bench.run` can land on a quiet or a
-busy moment; here every target runs once per round, back to back, so each round's ratio compares like
-with like, and the medians over the rounds say what a single row cannot.
+Targets: the canned upstream itself (direct), the bare aiohttp proxy, this checkout's gateway and the
+gateway of each TREE (a `git worktree` of another commit). On a shared box one 5-second row of
+`tests.bench.run` can land on a quiet or a busy moment; here every target runs once per round, back to
+back, so each round's ratio compares like with like, and the medians over the rounds say what a single
+row cannot. At one connection (`--connections 1`) the table also gives each round's added latency: the
+target's p50 less direct's in the same round.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ogw-rounds-"))
     canned = start_nginx("canned", tmp, canned_conf(tmp, port := free_port(), await capture_replies()), port)
     argv = python("tests.bench.bare_proxy", "--port", str(p := free_port()), "--upstream", canned.url, "--uvloop")
-    targets: dict[str, Service] = {"bare aiohttp": start("bare", argv, tmp, p)}
+    targets: dict[str, Service] = {"direct": canned, "bare aiohttp": start("bare", argv, tmp, p)}
     dsn = await fresh_database()
     try:
         await wait_listening(canned)
@@ -42,7 +44,7 @@ async def main(args: argparse.Namespace) -> None:
         script = write_script(tmp / "s.lua", scenario.body, {**scenario.headers, "Authorization": f"Bearer {USER_KEY}"})
         for service in targets.values():
             await run_wrk(service.url + scenario.path, script, connections=8, seconds=1)  # warm-up
-        rounds: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
+        rounds: dict[str, list[tuple[float, float, float]]] = {name: [] for name in targets}
         for _ in range(args.rounds):
             for name, service in targets.items():
                 cpu = service.cpu_seconds()
@@ -50,23 +52,37 @@ async def main(args: argparse.Namespace) -> None:
                     service.url + scenario.path, script, connections=args.connections, seconds=args.seconds
                 )
                 cpu_us = (service.cpu_seconds() - cpu) / max(result.requests, 1) * 1e6
-                rounds[name].append((result.rps, cpu_us))
+                rounds[name].append((result.rps, cpu_us, result.p50_ms))
         print(f"{scenario.name}, {args.connections} connections, {args.rounds} rounds of {args.seconds:g} s\n")
-        print("| target | requests/s, median | CPU µs per request, median | target / bare per round (sorted) |")
-        print("|---|---|---|---|")
-        bare = rounds["bare aiohttp"]
-        for name, measured in rounds.items():
-            ratios = sorted(rps / bare_rps for (rps, _), (bare_rps, _) in zip(measured, bare, strict=True))
-            print(
-                f"| {name} | {statistics.median(r for r, _ in measured):,.0f} "
-                f"| {statistics.median(c for _, c in measured):.0f} "
-                f"| {' '.join(f'{r:.2f}' for r in ratios)} |"
-            )
+        print(table(rounds, added=args.connections == 1))
     finally:
-        for service in targets.values():
+        for service in reversed(targets.values()):
             service.stop()
-        canned.stop()
         await drop_database()
+
+
+def table(rounds: dict[str, list[tuple[float, float, float]]], *, added: bool) -> str:
+    """Medians, and each round's ratio to the bare proxy (and, with `added`, p50 over direct's), sorted."""
+    bare, direct = rounds["bare aiohttp"], rounds["direct"]
+    lines = [
+        "| target | requests/s, median | CPU µs per request, median | p50 ms, median "
+        "| target / bare per round (sorted) |" + (" added p50 ms per round (sorted), median |" if added else ""),
+        "|---|---|---|---|---|" + ("---|" if added else ""),
+    ]
+    for name, measured in rounds.items():
+        ratios = sorted(rps / bare_rps for (rps, *_), (bare_rps, *_) in zip(measured, bare, strict=True))
+        row = (
+            f"| {name} | {statistics.median(m[0] for m in measured):,.0f} "
+            f"| {statistics.median(m[1] for m in measured):.0f} | {statistics.median(m[2] for m in measured):.3f} "
+            f"| {' '.join(f'{r:.2f}' for r in ratios)} |"
+        )
+        if added and name == "direct":
+            row += " - |"
+        elif added:
+            over = sorted(m[2] - d[2] for m, d in zip(measured, direct, strict=True))
+            row += f" {' '.join(f'{a:+.2f}' for a in over)}; **{statistics.median(over):+.3f}** |"
+        lines.append(row)
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
