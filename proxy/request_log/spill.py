@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from uuid import UUID
 
 from proxy.request_log.counters import WriterCounters
 from proxy.request_log.journal import Journal
@@ -31,6 +32,10 @@ class JournalSpill:
         self.journal_error: str | None = None
         self.replay_needed = True  # an earlier run may have left a journal
         self.in_flight = 0  # records on their way to the disk
+        # Copies of slow writes that then landed (or were set aside): already settled, so a replay in
+        # this process skips them instead of asking PostgreSQL to find each one there. Another process
+        # sharing the directory, or the next start, replays them as duplicates, which is still exact.
+        self.settled: set[UUID] = set()
         self._disk = asyncio.Lock()  # one journal append or claim at a time
         self._replaying = asyncio.Lock()
 
@@ -101,12 +106,16 @@ class JournalSpill:
             except BaseException:
                 self.replay_needed = True
                 raise
+            # Every copy appended before the claim was in those files; one whose append failed never will be.
+            self.settled.clear()
 
     async def _replay_file(self, path: Path, commit: Commit, batch_size: int) -> None:
         log.info("request log: replaying journal %s", path.name)
         batches = Journal.read(path, batch_size)
         try:
             while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+                if self.settled and not (batch := [r for r in batch if r.id not in self.settled]):
+                    continue
                 inserted, rejected = await commit(batch)
                 # Per batch: a replay cut off and begun again counts its first batches once more as
                 # replayed and as duplicates, so `landed` stays exact.

@@ -192,7 +192,7 @@ class RequestLogWriter:
     def _write_hangs(self) -> bool:
         # A database cut off without a reset (a dead host, a partition) fails only after the
         # connect or command timeout: records must not wait in memory for that long. A write that
-        # is merely slow costs a journal append and a replay of rows already there, no more. A long
+        # is merely slow costs a journal append, no more: once it lands, a replay skips its copy. A long
         # replay (a big journal after an outage) holds the flush loop too: what is queued meanwhile
         # goes to the journal and is replayed next, rather than waiting in memory for the replay.
         now = asyncio.get_running_loop().time()
@@ -202,7 +202,8 @@ class RequestLogWriter:
 
     async def _spill_writing(self) -> None:
         """A copy of the batch on its way to the database into the journal. If its write then
-        succeeds, the replay finds those rows already there and skips them (idempotent writes)."""
+        succeeds, this process's replay skips the copy (`settled`); any other replay finds those rows
+        already there and leaves them (idempotent writes)."""
         batch = self._writing
         if batch is None or self._writing_on_disk or self._copying is batch:
             return
@@ -264,6 +265,8 @@ class RequestLogWriter:
             finally:
                 self._in_flight -= len(batch)
                 self._writing = None
+            if self._writing_on_disk or self._copying is batch:  # its copy in the journal need not be replayed
+                self._spill.settled.update(record.id for record in batch)
             self.counters.written += len(batch) - rejected
             self.counters.duplicates += len(batch) - rejected - inserted
 
