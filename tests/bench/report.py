@@ -39,6 +39,36 @@ def _added(row: dict | None, direct: dict | None) -> str:
     return f"{row['p50_ms'] - direct['p50_ms']:+.2f} / {row['p99_ms'] - direct['p99_ms']:+.2f}"
 
 
+def _cores(row: dict) -> float:
+    return row["rps"] * row["cpu_us_per_request"] / 1e6
+
+
+def _workers(cell: dict, scenarios: list, loads: list, many: list) -> list[str]:
+    """`serve --workers N` against one worker: throughput, and the CPU each had. On a box whose cores
+    also run wrk, the upstream and PostgreSQL, N workers cannot have N cores; requests per CPU-second
+    say whether they would scale on cores of their own."""
+    out = []
+    for target in many:
+        out += [
+            "",
+            f"**{target} against one worker** (cores = requests/s × CPU per request: the CPU the "
+            "gateway's processes had; per CPU-second = requests per second of their CPU)",
+            "",
+            "| request | conns | one worker | cores | ×N | cores | ×N / one worker | per CPU-second, ×N / one |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for s in scenarios:
+            for c in [c for c in loads if c > 1]:
+                one, n = cell.get((s, c, "gateway")), cell.get((s, c, target))
+                if one and n:
+                    out.append(
+                        f"| {s} | {c} | {one['rps']} | {_cores(one):.2f} | {n['rps']} | {_cores(n):.2f} "
+                        f"| **{_ratio(n['rps'], one['rps'])}** "
+                        f"| {_ratio(one['cpu_us_per_request'], n['cpu_us_per_request'])} |"
+                    )
+    return out
+
+
 def markdown(results: dict) -> str:
     m = results["machine"]
     out = [
@@ -96,6 +126,7 @@ def markdown(results: dict) -> str:
                         for m in more
                     )
                 )
+        out += _workers(cell, scenarios, loads, [t for t in extra if t.startswith("gateway ×")])
         errors = [r for r in http if r["status_errors"] or r["socket_errors"]]
         if errors:
             out.append(
