@@ -11,6 +11,7 @@ class WriterCounters:
     written: int = 0  # from memory into the database
     journaled: int = 0  # from memory to the journal on disk
     replayed: int = 0  # from the journal into the database (a batch replayed twice counts twice)
+    skipped: int = 0  # journaled copies of slow writes that landed after all: not replayed (JournalSpill.settled)
     duplicates: int = 0  # written or replayed records the table already had: a retried batch
     rejected: int = 0  # refused by PostgreSQL as malformed (commit.is_bad_record); kept in rejected.jsonl
     dropped: int = 0  # lost: the journal could not be written (a disk failure). Alert on > 0.

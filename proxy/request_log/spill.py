@@ -114,8 +114,11 @@ class JournalSpill:
         batches = Journal.read(path, batch_size)
         try:
             while (batch := await asyncio.to_thread(next, batches, None)) is not None:
-                if self.settled and not (batch := [r for r in batch if r.id not in self.settled]):
-                    continue
+                if self.settled:
+                    unsettled = [r for r in batch if r.id not in self.settled]
+                    self.counters.skipped += len(batch) - len(unsettled)
+                    if not (batch := unsettled):
+                        continue
                 inserted, rejected = await commit(batch)
                 # Per batch: a replay cut off and begun again counts its first batches once more as
                 # replayed and as duplicates, so `landed` stays exact.

@@ -135,7 +135,8 @@ async def test_a_database_outage_mid_load_loses_and_doubles_nothing(
     await _settled(writer, 3_000)
     assert await db.fetchval("SELECT count(*) FROM request_log") == 3_000
     assert await db.fetchval("SELECT count(DISTINCT id) FROM request_log") == 3_000
-    assert writer.counters.journaled > 0 and writer.counters.replayed == writer.counters.journaled
+    counters = writer.counters  # a write slow at the cut may have landed after all: its copy is skipped
+    assert counters.journaled > 0 and counters.replayed + counters.skipped == counters.journaled
     assert writer.counters.dropped == 0 and not writer.journal.pending()
     tokens = await db.fetchval("SELECT sum(tokens_used) FROM request_log")
     async with http.get(gateway.u("/api/stats"), headers=bearer(ADMIN_KEY)) as r:

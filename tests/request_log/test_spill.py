@@ -27,7 +27,7 @@ async def test_a_replay_skips_settled_copies_and_then_forgets_them(tmp_path):
 
     await spill.replay(commit, batch_size=3)
     assert [r.id for r in committed] == [r.id for r in records[:2] + records[6:]]
-    assert (spill.counters.replayed, spill.counters.duplicates) == (6, 0)
+    assert (spill.counters.replayed, spill.counters.skipped, spill.counters.duplicates) == (6, 4, 0)
     assert not spill.settled and not spill.replay_needed and not spill.journal.pending()
 
 
@@ -44,7 +44,8 @@ async def test_a_batch_of_nothing_but_settled_copies_asks_the_database_nothing(t
         return len(batch), 0
 
     await spill.replay(commit, batch_size=2)
-    assert calls == 0 and spill.counters.replayed == 0 and not spill.journal.pending()
+    assert calls == 0 and (spill.counters.replayed, spill.counters.skipped) == (0, 4)
+    assert not spill.journal.pending()
 
 
 async def test_a_replay_cut_short_keeps_what_it_knows_for_the_next_one(tmp_path):
